@@ -1,0 +1,3 @@
+from cgankd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""``cgankd``: one subcommand per stage, plus run / repro / data preview / models / config."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from cgankd.config import Config, load_config
+from cgankd.errors import CgankdError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--params", default="params.yaml", help="params file (default: params.yaml)")
+    p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a param, e.g. -S filter.rho=0.7 (repeatable)")
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
+    return load_config(path, args.overrides)
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    from cgankd.stages import STAGES
+    from cgankd.tracking import stage_run
+
+    cfg = _config(args)
+    kwargs = {"method": args.method} if args.stage == "train-student" else {}
+    name = args.stage + (f"[{args.method}]" if kwargs else "")
+    with stage_run(cfg, name) as tracker:
+        STAGES.get(args.stage)(cfg, tracker, **kwargs)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from cgankd.pipeline import run_pipeline
+
+    cfg = _config(args)
+    run_pipeline(cfg)
+    return 0
+
+
+def cmd_repro(args: argparse.Namespace) -> int:
+    """``dvc repro`` under one MLflow parent run: each stage process nests its run under it."""
+    from cgankd.tracking import pipeline_run, quiet_telemetry
+
+    quiet_telemetry()
+    cfg = _config(args)
+    with pipeline_run(cfg, "dvc-repro"):
+        rc = subprocess.call(["dvc", "repro", *args.dvc_args])
+    if rc != 0:
+        raise CgankdError("dvc repro", f"failed with exit code {rc}")
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from cgankd.data.prepared import load_prepared
+    from cgankd.data.preview import save_grid
+    from cgankd.stages.prepare import build
+
+    cfg = _config(args)
+    folder = cfg.path("prepared")
+    data = load_prepared(folder) if (folder / "meta.json").is_file() and not args.overrides else build(cfg)
+    split = data[args.split]
+    out = Path(args.out or cfg.path("plots", f"preview_{data.meta.source}_{args.split}.png"))
+    save_grid(out, split.images, split.labels, data.meta.task, data.meta.classes, per_row=args.per_row)
+    print(f"wrote {out} ({len(split)} {args.split} images of {data.meta.source})")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from cgankd.models import MODELS, build_model, count_params
+
+    print(f"{'name':<12} {'params (3x32x32, 10 outputs)':>30}")
+    for name in MODELS.names():
+        print(f"{name:<12} {count_params(build_model(name, 3, 10, 32)):>30,}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    print(yaml.safe_dump(_config(args).to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    from cgankd.stages.registry import STAGE_ORDER
+
+    ap = argparse.ArgumentParser(prog="cgankd", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    for stage in STAGE_ORDER:
+        p = sub.add_parser(stage, help=f"run the {stage} stage")
+        _common(p)
+        if stage == "train-student":
+            p.add_argument("--method", default="nokd", choices=["nokd", "cgankd"])
+        p.set_defaults(func=cmd_stage, stage=stage)
+    p = sub.add_parser("run", help="every stage in order, in this process, under one MLflow run")
+    _common(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("repro", help="`dvc repro` under one MLflow parent run (what `make demo` runs)")
+    _common(p)
+    p.add_argument("dvc_args", nargs="*", help="extra arguments for dvc repro")
+    p.set_defaults(func=cmd_repro)
+    data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
+    p = data.add_parser("preview", help="write a PNG grid per class / label range")
+    _common(p)
+    p.add_argument("--split", default="train", choices=["train", "val", "test"])
+    p.add_argument("--out", default=None)
+    p.add_argument("--per-row", type=int, default=12)
+    p.set_defaults(func=cmd_preview)
+    p = sub.add_parser("models", help="list the model zoo with parameter counts")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("config", help="print the resolved config")
+    _common(p)
+    p.set_defaults(func=cmd_config)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from cgankd.tracking import quiet_telemetry
+
+    quiet_telemetry()
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CgankdError as exc:
+        print(f"cgankd: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cgankd: interrupted (checkpoints kept; re-run to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(main())

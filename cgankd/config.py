@@ -1,0 +1,329 @@
+"""One typed, validated config built from params.yaml and ``-S dotted.key=value`` overrides.
+
+Every error names the offending key. The dataclass defaults mirror params.yaml, so a key left
+out of the file falls back to the documented default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cgankd.errors import CgankdError
+
+TASKS = ("classification", "regression")
+
+
+@dataclass
+class RenderCfg:
+    resolution: int = 32
+    supersample: int = 2
+    models_per_class: int = 4
+    model_seed: int = 1234
+    yaw_range: list[float] = field(default_factory=lambda: [0.0, 360.0])
+    elevation_range: list[float] = field(default_factory=lambda: [5.0, 45.0])
+    scale_range: list[float] = field(default_factory=lambda: [0.7, 1.0])
+    shift: float = 0.08
+    clutter: int = 3
+    color_jitter: float = 1.0
+    ambient_range: list[float] = field(default_factory=lambda: [0.25, 0.55])
+    noise: float = 0.02
+
+
+@dataclass
+class RcCfg:
+    n_models: int = 49
+    angle_step: float = 0.1
+    train_every: int = 2
+    n_per_angle: int = 2
+    n_val: int = 500
+    n_test_per_angle: int = 5
+    elevation_range: list[float] = field(default_factory=lambda: [20.0, 40.0])
+
+
+@dataclass
+class DataCfg:
+    source: str = "auto"
+    root: str | None = None
+    seed: int = 0
+    n_per_class: int | None = 100
+    n_val_per_class: int = 20
+    n_test: int = 5000
+    resolution: int | None = None
+    channels: int | None = None
+    render: RenderCfg = field(default_factory=RenderCfg)
+    rc: RcCfg = field(default_factory=RcCfg)
+
+
+@dataclass
+class TrainCfg:
+    arch: str = "resnet20"
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = True
+    eval_every: int = 250
+    width: float = 1.0
+    grad_clip: float = 5.0
+
+
+@dataclass
+class StudentCfg(TrainCfg):
+    arch: str = "convnet_s"
+    steps: int = 1500
+    fake_ratio: float = 2.0
+    mode: str = "scratch"
+    finetune_lr: float = 0.01
+    finetune_steps: int = 1000
+    methods: list[str] = field(default_factory=lambda: ["nokd", "cgankd"])
+
+
+@dataclass
+class GanCfg:
+    iterations: int = 1000
+    batch_size: int = 64
+    z_dim: int = 64
+    g_ch: int = 24
+    d_ch: int = 24
+    embed_dim: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: list[float] = field(default_factory=lambda: [0.0, 0.999])
+    d_steps: int = 1
+    ema_decay: float = 0.999
+    ema_start: int = 200
+    diffaug: str = "color,translation,cutout"
+    checkpoint_every: int = 250
+    sample_every: int = 500
+
+
+@dataclass
+class FakesCfg:
+    n_per_class: int = 1000
+    batch_size: int = 500
+    truncation: float | None = None
+
+
+@dataclass
+class FilterCfg:
+    enabled: bool = True
+    rho: float = 0.9
+    burn_in: int = 1000
+    max_rounds: int = 50
+
+
+@dataclass
+class AdjustCfg:
+    enabled: bool = False
+
+
+@dataclass
+class ExportCfg:
+    opset: int = 18
+    atol: float = 1e-4
+    dynamo: bool = False
+
+
+@dataclass
+class TrackingCfg:
+    experiment: str = "cgankd"
+    model_name: str = "cgankd-student"
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    task: str = "classification"
+    out_dir: str = "artifacts"
+    threads: int | None = None
+    data: DataCfg = field(default_factory=DataCfg)
+    teacher: TrainCfg = field(default_factory=lambda: TrainCfg(arch="resnet20", steps=1000))
+    student: StudentCfg = field(default_factory=StudentCfg)
+    gan: GanCfg = field(default_factory=GanCfg)
+    fakes: FakesCfg = field(default_factory=FakesCfg)
+    filter: FilterCfg = field(default_factory=FilterCfg)
+    adjust: AdjustCfg = field(default_factory=AdjustCfg)
+    export: ExportCfg = field(default_factory=ExportCfg)
+    tracking: TrackingCfg = field(default_factory=TrackingCfg)
+
+    @property
+    def source(self) -> str:
+        """The data source, with ``auto`` resolved from the task."""
+        if self.data.source != "auto":
+            return self.data.source
+        return "objects" if self.task == "classification" else "rc"
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.out_dir).joinpath(*parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys -> values, for MLflow params."""
+        return dict(_flatten(self.to_dict()))
+
+
+def _flatten(d: dict[str, Any], prefix: str = ""):
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            yield from _flatten(v, key + ".")
+        else:
+            yield key, v
+
+
+def _check_type(key: str, value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(key, value, arg)
+            except CgankdError as exc:
+                errors.append(exc.problem)
+        raise CgankdError(f"param {key}", errors[0] if errors else f"bad value {value!r}")
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise CgankdError(f"param {key}", f"expected a list, got {value!r}")
+        return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise CgankdError(f"param {key}", f"expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CgankdError(f"param {key}", f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CgankdError(f"param {key}", f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise CgankdError(f"param {key}", f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp} for {key}")
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:
+    if not isinstance(data, dict):
+        raise CgankdError(f"param {prefix.rstrip('.') or '<root>'}", "expected a mapping")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            raise CgankdError(f"param {prefix}{key}", f"unknown key; known: {', '.join(sorted(names))}")
+    obj = base if base is not None else cls()
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        tp = hints[f.name]
+        value = data[f.name]
+        if dataclasses.is_dataclass(tp):
+            setattr(obj, f.name, _build(tp, value, f"{prefix}{f.name}.", getattr(obj, f.name)))
+        else:
+            setattr(obj, f.name, _check_type(f"{prefix}{f.name}", value, tp))
+    return obj
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise CgankdError(f"override {key}", f"{p} is not a section")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"filter.rho=0.7"`` -> ``("filter.rho", 0.7)``; values are parsed as YAML scalars."""
+    if "=" not in text:
+        raise CgankdError(f"override {text!r}", "expected key=value")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise CgankdError(f"override {text!r}", "empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _validate(cfg: Config) -> None:
+    def bad(key: str, problem: str) -> None:
+        raise CgankdError(f"param {key}", problem)
+
+    if cfg.task not in TASKS:
+        bad("task", f"must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    if not 0.0 < cfg.filter.rho <= 1.0:
+        bad("filter.rho", f"must be in (0, 1], got {cfg.filter.rho}")
+    if cfg.student.mode not in ("scratch", "finetune"):
+        bad("student.mode", f"must be scratch or finetune, got {cfg.student.mode!r}")
+    if cfg.student.fake_ratio < 0:
+        bad("student.fake_ratio", f"must be >= 0, got {cfg.student.fake_ratio}")
+    for m in cfg.student.methods:
+        if m not in ("nokd", "cgankd"):
+            bad("student.methods", f"unknown method {m!r}; known: nokd, cgankd")
+    if "nokd" not in cfg.student.methods:
+        bad("student.methods", "must include nokd (the baseline every comparison needs)")
+    if cfg.data.n_per_class is not None and cfg.data.n_per_class < 1:
+        bad("data.n_per_class", f"must be >= 1 or null, got {cfg.data.n_per_class}")
+    if cfg.data.render.resolution not in (16, 32, 64):
+        bad("data.render.resolution", f"must be 16, 32 or 64, got {cfg.data.render.resolution}")
+    for key, sect in (("teacher", cfg.teacher), ("student", cfg.student)):
+        if sect.steps < 1:
+            bad(f"{key}.steps", f"must be >= 1, got {sect.steps}")
+        if sect.batch_size < 2:
+            bad(f"{key}.batch_size", f"must be >= 2, got {sect.batch_size}")
+        if sect.lr <= 0:
+            bad(f"{key}.lr", f"must be > 0, got {sect.lr}")
+    for key, rng in (("data.render.yaw_range", cfg.data.render.yaw_range),
+                     ("data.render.elevation_range", cfg.data.render.elevation_range),
+                     ("data.render.scale_range", cfg.data.render.scale_range),
+                     ("data.render.ambient_range", cfg.data.render.ambient_range),
+                     ("data.rc.elevation_range", cfg.data.rc.elevation_range)):
+        if len(rng) != 2 or rng[0] > rng[1]:
+            bad(key, f"must be [low, high] with low <= high, got {rng}")
+    if cfg.fakes.n_per_class < 1:
+        bad("fakes.n_per_class", f"must be >= 1, got {cfg.fakes.n_per_class}")
+    if cfg.gan.iterations < 1:
+        bad("gan.iterations", f"must be >= 1, got {cfg.gan.iterations}")
+
+
+def load_config(path: str | Path | None = "params.yaml",
+                overrides: list[str] | None = None) -> Config:
+    """Read ``path`` (missing file = all defaults only when path is None), apply overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise CgankdError(str(p), "params file not found")
+        try:
+            tree = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise CgankdError(str(p), f"not valid YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(tree, dict):
+            raise CgankdError(str(p), "top level must be a mapping")
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value)
+    cfg = _build(Config, tree, "")
+    _validate(cfg)
+    return cfg

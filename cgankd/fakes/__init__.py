@@ -1,0 +1,1 @@
+"""Fake-sample processing: generate, filter with the teacher, adjust labels."""

@@ -1,0 +1,1 @@
+"""Conditional GANs: class-conditional (BigGAN-style) for classification."""

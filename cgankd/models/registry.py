@@ -1,0 +1,41 @@
+"""Model registry and the wrapper that fixes the input contract for every model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from cgankd.registry import Registry
+
+Backbone = Callable[..., nn.Module]
+MODELS: Registry[Backbone] = Registry("model")
+
+
+class ImageModel(nn.Module):
+    """Input: float32 N x C x H x W in [0, 1] (the serving contract); output: logits or values.
+
+    The backbone sees inputs scaled to [-1, 1]; doing it here means the ONNX graph carries the
+    preprocessing, so serving never re-types it.
+    """
+
+    def __init__(self, backbone: nn.Module, meta: dict) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.meta = meta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x * 2.0 - 1.0)
+
+
+def build_model(name: str, in_channels: int, num_outputs: int, resolution: int,
+                width: float = 1.0) -> ImageModel:
+    backbone = MODELS.get(name)(in_channels=in_channels, num_outputs=num_outputs, width=width)
+    meta = {"arch": name, "in_channels": in_channels, "num_outputs": num_outputs,
+            "resolution": resolution, "width": width}
+    return ImageModel(backbone, meta)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

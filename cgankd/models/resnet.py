@@ -1,0 +1,68 @@
+"""CIFAR-style ResNets with the names RepDistiller uses (resnet8 ... resnet110, resnet8x4, resnet32x4)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cgankd.models.registry import MODELS
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = None
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.short is None else self.short(x)))
+
+
+class CifarResNet(nn.Module):
+    def __init__(self, depth: int, filters: list[int], in_channels: int, num_outputs: int) -> None:
+        super().__init__()
+        if (depth - 2) % 6:
+            raise ValueError("depth must be 6n + 2")
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(in_channels, filters[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(filters[0])
+        layers, cin = [], filters[0]
+        for i, cout in enumerate(filters[1:]):
+            for j in range(n):
+                layers.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
+                cin = cout
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, num_outputs)
+        self.feat_dim = cin
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.bn1(self.conv1(x)))
+        return F.adaptive_avg_pool2d(self.layers(x), 1).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+def _scaled(filters: list[int], width: float) -> list[int]:
+    return [max(4, int(round(f * width))) for f in filters]
+
+
+def _register(name: str, depth: int, filters: list[int]) -> None:
+    def build(in_channels: int, num_outputs: int, width: float = 1.0) -> CifarResNet:
+        return CifarResNet(depth, _scaled(filters, width), in_channels, num_outputs)
+
+    MODELS.register(name)(build)
+
+
+for _depth in (8, 14, 20, 32, 44, 56, 110):
+    _register(f"resnet{_depth}", _depth, [16, 16, 32, 64])
+_register("resnet8x4", 8, [32, 64, 128, 256])
+_register("resnet32x4", 32, [32, 64, 128, 256])

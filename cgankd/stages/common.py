@@ -1,0 +1,70 @@
+"""Helpers the stages share: data loading, model files, histories and metrics files."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cgankd.config import Config
+from cgankd.data.prepared import Prepared, load_prepared
+from cgankd.errors import CgankdError
+from cgankd.io import atomic_path, write_text
+from cgankd.models import ImageModel, build_model
+from cgankd.train.loop import seed_everything, set_threads
+
+
+def setup(cfg: Config, offset: int = 0) -> None:
+    set_threads(cfg.threads)
+    seed_everything(cfg.seed + offset)
+
+
+def prepared(cfg: Config) -> Prepared:
+    return load_prepared(cfg.path("prepared"))
+
+
+def num_outputs(data: Prepared) -> int:
+    return data.meta.num_classes if data.meta.task == "classification" else 1
+
+
+def new_model(arch: str, data: Prepared, width: float = 1.0) -> ImageModel:
+    m = data.meta
+    model = build_model(arch, m.channels, num_outputs(data), m.resolution, width)
+    model.meta.update({"task": m.task, "classes": m.classes, "label_range": m.label_range,
+                       "label_unit": m.label_unit})
+    return model
+
+
+def save_model(model: ImageModel, path: Path, extra: dict[str, Any] | None = None) -> None:
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "meta": model.meta, **(extra or {})}, tmp)
+
+
+def load_model(path: Path) -> ImageModel:
+    if not path.is_file():
+        raise CgankdError(str(path), "model file not found (run the stage that makes it first)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    meta = state["meta"]
+    model = build_model(meta["arch"], meta["in_channels"], meta["num_outputs"], meta["resolution"],
+                        meta.get("width", 1.0))
+    model.meta = meta
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def write_history(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    buf = io.StringIO()
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def metric_key(task: str) -> str:
+    return "acc" if task == "classification" else "mae"

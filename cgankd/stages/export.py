@@ -1,0 +1,46 @@
+"""export: the selected student (best validation metric) to ONNX, with the parity check."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cgankd.config import Config
+from cgankd.io import read_json, write_json
+from cgankd.stages.common import load_model, metric_key, prepared
+from cgankd.stages.registry import STAGES
+from cgankd.tracking import NullTracker
+from cgankd.train.evaluate import better
+
+
+def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
+    """The method whose student has the best *validation* metric (never the test split)."""
+    key = f"val_{metric_key(task)}"
+    best, best_m = None, None
+    for method in cfg.student.methods:
+        m = read_json(cfg.path("metrics", f"student_{method}.json"))
+        if best_m is None or better(m[key], best_m[key], task):
+            best, best_m = method, m
+    return best, best_m
+
+
+@STAGES.register("export")
+def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
+    from cgankd.export import export_onnx, parity
+
+    tracker = tracker or NullTracker()
+    data = prepared(cfg)
+    method, m = select_student(cfg, data.meta.task)
+    model = load_model(cfg.path("students", method, "model.pt"))
+    out = cfg.path("export")
+    c, r = data.meta.channels, data.meta.resolution
+    export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo)
+    report = parity(model, out / "student.onnx", c, r, cfg.export.atol)
+    report.update({"method": method, "selected_by": f"val_{metric_key(data.meta.task)}",
+                   "opset": cfg.export.opset, "dynamo": cfg.export.dynamo})
+    write_json(out / "parity.json", report)
+    tracker.log_metrics({k: v for k, v in report.items() if k.startswith("max_abs")})
+    tracker.set_tags({"cgankd.selected": method})
+    tracker.log_artifact(out / "parity.json")
+    print("export:", json.dumps(report))
+    return report

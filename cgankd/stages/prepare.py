@@ -1,0 +1,66 @@
+"""prepare: a data source -> the canonical prepared format (+ a preview grid)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from cgankd.config import Config
+from cgankd.data.budget import split_budget
+from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepared
+from cgankd.data.preview import save_grid
+from cgankd.data.sources import SOURCES
+from cgankd.errors import CgankdError
+from cgankd.stages.registry import STAGES
+from cgankd.tracking import NullTracker
+
+
+def build(cfg: Config) -> Prepared:
+    source = cfg.source
+    pool = SOURCES.get(source)(cfg)
+    subject = f"data.source={source}" + (f" ({cfg.data.root})" if cfg.data.root else "")
+    check_images(pool.train_x, pool.train_y, subject, pool.task)
+    check_images(pool.test_x, pool.test_y, subject, pool.task)
+    if pool.val_x is None:
+        tr, va = split_budget(pool.train_y, pool.task, cfg.data.n_per_class, cfg.data.n_val_per_class,
+                              cfg.data.seed, subject)
+        train, val = Split(pool.train_x[tr], pool.train_y[tr]), Split(pool.train_x[va], pool.train_y[va])
+    else:
+        train, val = Split(pool.train_x, pool.train_y), Split(pool.val_x, pool.val_y)
+    test = Split(pool.test_x, pool.test_y)
+    if pool.task == "regression":
+        lo, hi = float(train.labels.min()), float(train.labels.max())
+        if source == "rc":
+            lo, hi = 0.0, 90.0
+        if hi - lo <= 0:
+            raise CgankdError(subject, f"label range has zero width ({lo} to {hi})")
+    else:
+        lo, hi = 0.0, 1.0
+    _, c, h, w = train.images.shape
+    if h != w:
+        raise CgankdError(subject, f"images must be square, got {h}x{w}")
+    meta = Meta(task=pool.task, source=source, channels=int(c), resolution=int(h),
+                classes=list(pool.classes), label_range=[lo, hi], label_unit=pool.label_unit,
+                provenance={**pool.provenance, "source": source, "data_seed": cfg.data.seed,
+                            "n_per_class": cfg.data.n_per_class})
+    return Prepared(meta, {"train": train, "val": val, "test": test})
+
+
+@STAGES.register("prepare")
+def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
+    tracker = tracker or NullTracker()
+    data = build(cfg)
+    out = cfg.path("prepared")
+    save_prepared(data, out)
+    grid = save_grid(cfg.path("plots", "data_grid.png"), data["train"].images, data["train"].labels,
+                     data.meta.task, data.meta.classes)
+    counts = {f"n_{k}": len(v) for k, v in data.splits.items()}
+    tracker.log_metrics(counts)
+    tracker.log_artifact(out / "meta.json")
+    tracker.log_artifact(grid, "plots")
+    labels = data["train"].labels
+    print(f"prepare: {data.meta.source} {data.meta.task}, train {counts['n_train']} / val "
+          f"{counts['n_val']} / test {counts['n_test']}, {data.meta.channels}x{data.meta.resolution}"
+          f"x{data.meta.resolution}, labels {np.unique(labels).size} distinct -> {out}")
+    return {"prepared": str(out), **counts}

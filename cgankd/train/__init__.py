@@ -1,0 +1,1 @@
+"""Supervised training of teachers and students (classification and regression)."""

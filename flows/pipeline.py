@@ -1,0 +1,44 @@
+"""Prefect flow over the pipeline stages. Tasks call the same stage functions as the CLI and
+dvc.yaml, and pass only paths, overrides and run ids - never tensors.
+
+    python flows/pipeline.py                      # runs locally, no server needed
+    python flows/pipeline.py -S filter.rho=0.7    # any params.yaml override
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from cgankd.config import load_config
+from cgankd.pipeline import run_stage
+from cgankd.stages.registry import stage_calls
+from cgankd.tracking import pipeline_run
+
+
+@task(cache_policy=NO_CACHE, retries=0)  # training is not retried: a failure needs a look
+def stage_task(params: str, overrides: list[str], name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    cfg = load_config(params, overrides)
+    return run_stage(cfg, name, **kwargs)
+
+
+@flow(name="cgankd-pipeline", log_prints=True)
+def pipeline(params: str = "params.yaml", overrides: list[str] | None = None) -> str | None:
+    """Every stage in order under one MLflow parent run; returns its run id."""
+    overrides = list(overrides or [])
+    cfg = load_config(params, overrides)
+    with pipeline_run(cfg, "prefect-pipeline") as run_id:
+        for name, kwargs in stage_calls(cfg):
+            result = stage_task.with_options(name=name)(params, overrides, name, kwargs)
+            get_run_logger().info("%s done: %s", name, {k: v for k, v in result.items()
+                                                        if isinstance(v, (int, float, str))})
+    return run_id
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    sets = [args[i + 1] for i, a in enumerate(args) if a in ("-S", "--set") and i + 1 < len(args)]
+    print("mlflow parent run:", pipeline(overrides=sets))

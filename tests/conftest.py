@@ -1,0 +1,63 @@
+"""Tests compose the *real* params.yaml and shrink it: tiny data, few steps, temp dirs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cgankd.config import Config, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A pipeline small enough for seconds per stage, wired exactly like the default one.
+SHRINK = [
+    "data.n_per_class=12",
+    "data.n_val_per_class=4",
+    "data.n_test=200",
+    "data.render.resolution=16",
+    "teacher.arch=resnet8",
+    "teacher.steps=40",
+    "teacher.eval_every=20",
+    "student.steps=40",
+    "student.eval_every=20",
+    "student.finetune_steps=20",
+    "gan.iterations=12",
+    "gan.g_ch=8",
+    "gan.d_ch=8",
+    "gan.checkpoint_every=4",
+    "gan.ema_start=4",
+    "fakes.n_per_class=16",
+    "fakes.batch_size=100",
+    "filter.burn_in=100",
+    "threads=2",
+]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
+    monkeypatch.delenv("CGANKD_PARENT_RUN_ID", raising=False)
+
+
+def shrunk(out_dir: Path, *extra: str) -> Config:
+    return load_config(ROOT / "params.yaml", [*SHRINK, f"out_dir={out_dir}", *extra])
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> Config:
+    return shrunk(tmp_path / "artifacts")
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+    import subprocess
+    import sys
+
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "cgankd", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=full_env, timeout=900)

@@ -1,0 +1,45 @@
+import pytest
+from conftest import ROOT
+
+from cgankd.cli import main
+from cgankd.config import Config, load_config, parse_override
+from cgankd.errors import CgankdError
+
+
+def test_params_yaml_matches_the_documented_defaults():
+    assert load_config(ROOT / "params.yaml").to_dict() == Config().to_dict()
+
+
+def test_overrides_are_typed():
+    cfg = load_config(ROOT / "params.yaml", ["filter.rho=0.7", "data.source=mnist", "data.root=/d",
+                                             "student.methods=[nokd]", "data.n_per_class=null"])
+    assert cfg.filter.rho == 0.7 and cfg.data.source == "mnist" and cfg.data.root == "/d"
+    assert cfg.student.methods == ["nokd"] and cfg.data.n_per_class is None
+    assert parse_override("a.b=1") == ("a.b", 1)
+
+
+@pytest.mark.parametrize("override, key", [
+    ("filter.rho=1.5", "filter.rho"),
+    ("filter.rho=0", "filter.rho"),
+    ("filter.rhoo=0.5", "filter.rhoo"),
+    ("nosuch=1", "nosuch"),
+    ("teacher.steps=ten", "teacher.steps"),
+    ("task=ranking", "task"),
+    ("student.mode=sometimes", "student.mode"),
+    ("filter.enabled=3", "filter.enabled"),
+])
+def test_bad_params_name_the_key(override, key):
+    with pytest.raises(CgankdError) as err:
+        load_config(ROOT / "params.yaml", [override])
+    assert key in str(err.value)
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(capsys):
+    assert main(["config", "-S", "filter.rho=2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "filter.rho" in err and err.startswith("cgankd: error:")
+
+
+def test_missing_params_file(capsys, tmp_path):
+    assert main(["config", "-p", str(tmp_path / "nope.yaml")]) == 2
+    assert "params file not found" in capsys.readouterr().err

@@ -1,0 +1,42 @@
+import numpy as np
+import pytest
+
+from cgankd.fakes.adjust import adjust_labels
+from cgankd.fakes.filter import class_cutoffs, cross_entropy, keep_mask, regression_cutoff
+
+
+def test_cross_entropy_by_hand():
+    logits = np.array([[0.0, 0.0], [np.log(3.0), 0.0]])
+    ce = cross_entropy(logits, np.array([0, 0]))
+    assert ce == pytest.approx([np.log(2.0), -np.log(0.75)])
+
+
+def test_filter_keeps_below_per_class_rho_quantile():
+    # class 0: CE 0.1 .. 1.0; class 1: CE 1 .. 10 -> separate cut-offs per class
+    ce = np.concatenate([np.linspace(0.1, 1.0, 10), np.linspace(1, 10, 10)])
+    labels = np.repeat([0, 1], 10)
+    cut = class_cutoffs(ce, labels, 2, rho=0.5)
+    assert cut == pytest.approx([0.55, 5.5])
+    keep = keep_mask(ce, labels, cut, rho=0.5)
+    assert keep.tolist() == [True] * 5 + [False] * 5 + [True] * 5 + [False] * 5
+    assert keep_mask(ce, labels, cut, rho=1.0).all()
+
+
+def test_filter_on_hand_made_logits():
+    # teacher confident and right, unsure, confident and wrong: rho keeps the best two-thirds
+    logits = np.array([[5.0, 0.0], [0.1, 0.0], [0.0, 5.0]])
+    labels = np.zeros(3, np.int64)
+    ce = cross_entropy(logits, labels)
+    cut = class_cutoffs(ce, labels, 2, rho=0.7)
+    assert keep_mask(ce, labels, cut, 0.7).tolist() == [True, True, False]
+    assert np.isinf(cut[1])  # a class with no burn-in fakes never filters
+
+
+def test_label_adjustment():
+    logits = np.array([[0.1, 2.0, 0.3], [3.0, 0.0, 0.0]])
+    assert adjust_labels(logits, "classification").tolist() == [1, 0]
+    assert adjust_labels(np.array([[0.25], [0.75]]), "regression").tolist() == [0.25, 0.75]
+
+
+def test_regression_cutoff():
+    assert regression_cutoff(np.arange(11.0), 0.7) == pytest.approx(7.0)

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+
+from cgankd.config import GanCfg
+from cgankd.gan.biggan import Discriminator, Generator
+from cgankd.gan.diffaug import AUGMENTS, diff_augment, parse_policy
+from cgankd.gan.losses import d_hinge, g_hinge
+from cgankd.gan.train import sample, train_gan
+
+
+@pytest.mark.parametrize("res, ch", [(16, 1), (32, 3)])
+def test_shapes(res, ch):
+    g, d = Generator(5, res, ch, z_dim=8, ch=4, embed_dim=8), Discriminator(5, res, ch, ch=4)
+    y = torch.tensor([0, 4, 2])
+    x = g(torch.randn(3, 8), y)
+    assert x.shape == (3, ch, res, res) and x.abs().max() <= 1
+    assert d(x, y).shape == (3,)
+
+
+def test_hinge_by_hand():
+    real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.0])
+    assert d_hinge(real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
+    assert g_hinge(fake).item() == pytest.approx(1.0)
+
+
+def test_diffaug_keeps_shape_and_gradients():
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    out = diff_augment(x, parse_policy("color,translation,cutout"))
+    out.sum().backward()
+    assert out.shape == x.shape and x.grad is not None
+    assert set(AUGMENTS.names()) == {"color", "translation", "cutout"}
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 255, (20, 3, 16, 16)).astype(np.uint8), np.arange(20) % 4
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    cfg = GanCfg(iterations=6, batch_size=8, z_dim=8, g_ch=4, d_ch=4, embed_dim=8,
+                 checkpoint_every=3, ema_start=2)
+    x, y = _data()
+    g_full, hist_full = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "a.pt")
+    with pytest.raises(KeyboardInterrupt):
+        train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "b.pt", stop_after=3)
+    g_res, hist_res = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "b.pt")
+    assert [h["step"] for h in hist_res] == list(range(1, 7))
+    for a, b in zip(g_full.state_dict().values(), g_res.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_changed_config_starts_fresh(tmp_path):
+    cfg = GanCfg(iterations=2, batch_size=8, z_dim=8, g_ch=4, d_ch=4, embed_dim=8, checkpoint_every=1)
+    x, y = _data()
+    train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "c.pt")
+    cfg.iterations, cfg.lr_g = 3, 1e-3
+    _, hist = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "c.pt")
+    assert len(hist) == 3  # did not resume from a checkpoint of another config
+
+
+def test_sample_is_uint8_per_label():
+    g = Generator(3, 16, 3, z_dim=8, ch=4, embed_dim=8)
+    imgs = sample(g, np.array([0, 1, 2, 2]), 8, torch.Generator().manual_seed(0), batch_size=3)
+    assert imgs.dtype == np.uint8 and imgs.shape == (4, 3, 16, 16)

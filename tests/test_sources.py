@@ -1,0 +1,197 @@
+"""Each loader reads a tiny fixture built here in its standard layout; bad input gets its error."""
+
+import csv
+import gzip
+import pickle
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from conftest import shrunk
+from PIL import Image
+
+from cgankd.cli import main
+from cgankd.data.prepared import load_prepared
+from cgankd.errors import CgankdError
+from cgankd.stages import prepare
+
+RNG = np.random.default_rng(0)
+
+
+def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    (gzip.open(str(path) + ".gz", "wb") if gz else open(path, "wb")).write(data)
+
+
+def make_mnist(root: Path, folder: str = "MNIST", n: int = 60, gz: bool = True) -> Path:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix, k in (("train", n), ("t10k", n // 2)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", RNG.integers(0, 255, (k, 28, 28)), gz)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(k) % 10, gz)
+    return root
+
+
+def make_cifar(root: Path, hundred: bool = False) -> Path:
+    base = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    base.mkdir(parents=True)
+    key = "fine_labels" if hundred else "labels"
+    batches = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
+    for name in batches + ["test" if hundred else "test_batch"]:
+        d = {"data": RNG.integers(0, 255, (40, 3072)).astype(np.uint8), key: list(np.arange(40) % 10)}
+        pickle.dump(d, open(base / name, "wb"))
+    return root
+
+
+def make_folder(root: Path, n: int = 8) -> Path:
+    for c in ("cat", "dog"):
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(RNG.integers(0, 255, (20, 24, 3)).astype(np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def make_h5(path: Path, regression: bool = True, drop: str | None = None, n: int = 30) -> Path:
+    with h5py.File(path, "w") as f:
+        arrays = {"images_train": RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8),
+                  "labels_train": (np.arange(n) % 6 * 10.0) if regression else np.arange(n) % 3,
+                  "images_test": RNG.integers(0, 255, (10, 3, 16, 16)).astype(np.uint8),
+                  "labels_test": np.linspace(0, 50, 10) if regression else np.arange(10) % 3}
+        for k, v in arrays.items():
+            if k != drop:
+                f[k] = v
+    return path
+
+
+def make_csv(root: Path, labels: list[str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["filename", "label"])
+        for i, y in enumerate(labels):
+            Image.fromarray(RNG.integers(0, 255, (16, 16, 3)).astype(np.uint8)).save(root / f"{i}.png")
+            w.writerow([f"{i}.png", y])
+    return root
+
+
+def prep(tmp_path: Path, *overrides: str):
+    cfg = shrunk(tmp_path / "out", *overrides)
+    prepare.run(cfg)
+    return load_prepared(cfg.path("prepared"))
+
+
+@pytest.mark.parametrize("folder, source, gz", [("MNIST", "mnist", True), ("FashionMNIST", "fashionmnist", False)])
+def test_mnist_layout(tmp_path, folder, source, gz):
+    root = make_mnist(tmp_path / "data", folder, gz=gz)
+    d = prep(tmp_path, f"data.source={source}", f"data.root={root}", "data.n_per_class=3",
+             "data.n_val_per_class=2")
+    assert d["train"].images.shape == (30, 1, 28, 28) and len(d["val"]) == 20 and len(d["test"]) == 30
+    assert d.meta.num_classes == 10 and d.meta.task == "classification"
+
+
+@pytest.mark.parametrize("hundred", [False, True])
+def test_cifar(tmp_path, hundred):
+    root = make_cifar(tmp_path / "data", hundred)
+    d = prep(tmp_path, f"data.source={'cifar100' if hundred else 'cifar10'}", f"data.root={root}",
+             "data.n_per_class=2", "data.n_val_per_class=1")
+    assert d["train"].images.shape == (20, 3, 32, 32) and len(d["test"]) == 40
+
+
+def test_imagefolder_resizes_and_holds_out(tmp_path):
+    root = make_folder(tmp_path / "imgs")
+    d = prep(tmp_path, "data.source=imagefolder", f"data.root={root}", "data.n_per_class=4",
+             "data.n_val_per_class=1", "data.resolution=16")
+    assert d.meta.classes == ["cat", "dog"] and d["train"].images.shape == (8, 3, 16, 16)
+
+
+def test_h5_regression_reads_size_and_range_from_file(tmp_path):
+    path = make_h5(tmp_path / "rc.h5")
+    d = prep(tmp_path, "task=regression", "data.source=h5", f"data.root={path}", "data.n_per_class=null")
+    assert d.meta.task == "regression" and d.meta.resolution == 16 and d.meta.label_range == [0.0, 50.0]
+    assert len(d["train"]) + len(d["val"]) == 30
+
+
+def test_csv_regression(tmp_path):
+    root = make_csv(tmp_path / "c", [str(v) for v in np.linspace(0, 90, 20)])
+    d = prep(tmp_path, "task=regression", "data.source=csv", f"data.root={root}", "data.n_per_class=null",
+             "data.resolution=16")
+    assert d["train"].labels.dtype == np.float32 and len(d["test"]) == 4
+
+
+def test_digits_embedded(tmp_path):
+    d = prep(tmp_path, "data.source=digits", "data.n_per_class=10", "data.n_val_per_class=5")
+    assert d["train"].images.shape == (100, 1, 16, 16) and len(d["test"]) == 599
+
+
+def test_prepared_objects_and_rc(tmp_path):
+    d = prep(tmp_path)
+    assert d["train"].images.shape == (120, 3, 16, 16) and len(d["test"]) == 200
+    r = prep(tmp_path / "rc", "task=regression", "data.rc.angle_step=1.0", "data.rc.n_test_per_angle=1",
+             "data.rc.n_val=10", "data.rc.n_per_angle=1")
+    assert r.meta.label_range == [0.0, 90.0] and len(r["train"]) == 45 and len(r["test"]) == 90
+    assert set(np.unique(r["train"].labels)) < set(np.unique(r["test"].labels))  # unseen test angles
+
+
+BAD = [
+    (["data.source=mnist", "data.root={tmp}/missing"], "no such file or folder"),
+    (["data.source=mnist"], "needs data.root"),
+    (["data.source=nosuch"], "unknown; choose one of"),
+    (["data.source=imagefolder", "data.root={tmp}/empty"], "no class sub-folders"),
+    (["data.source=imagefolder", "data.root={folder}", "data.n_per_class=50"],
+     "class 0 has 7 images; the budget needs 70"),
+    (["task=regression", "data.source=h5", "data.root={h5_missing}"], "missing keys labels_test"),
+    (["task=regression", "data.source=h5", "data.root={h5_mismatch}"], "but labels_train has"),
+    (["task=regression", "data.source=h5", "data.root={h5_nan}"], "NaN or infinite"),
+    (["task=regression", "data.source=csv", "data.root={csv_nan}"], "NaN or infinite"),
+    (["task=regression", "data.source=h5", "data.root={h5_flat}"], "zero width"),
+    (["data.source=mnist", "data.root={mnist_trunc}"], "truncated"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD)
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, overrides, message):
+    (tmp_path / "empty").mkdir()
+    folder = make_folder(tmp_path / "folder")
+    make_h5(tmp_path / "missing.h5", drop="labels_test")
+    with h5py.File(tmp_path / "mismatch.h5", "w") as f:
+        f["images_train"] = np.zeros((5, 3, 8, 8), np.uint8)
+        f["labels_train"] = np.zeros(4)
+        f["images_test"] = np.zeros((2, 3, 8, 8), np.uint8)
+        f["labels_test"] = np.zeros(2)
+    with h5py.File(tmp_path / "nan.h5", "w") as f:
+        f["images_train"] = np.zeros((3, 3, 8, 8), np.uint8)
+        f["labels_train"] = np.array([1.0, np.nan, 2.0])
+        f["images_test"] = np.zeros((2, 3, 8, 8), np.uint8)
+        f["labels_test"] = np.zeros(2)
+    with h5py.File(tmp_path / "flat.h5", "w") as f:
+        f["images_train"] = np.zeros((3, 3, 8, 8), np.uint8)
+        f["labels_train"] = np.full(3, 7.0)
+        f["images_test"] = np.zeros((2, 3, 8, 8), np.uint8)
+        f["labels_test"] = np.zeros(2)
+    make_csv(tmp_path / "csvnan", ["1.0", "nan"])
+    mroot = make_mnist(tmp_path / "m", gz=False)
+    p = mroot / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    p.write_bytes(p.read_bytes()[:-100])
+    subs = {"tmp": tmp_path, "folder": folder, "h5_missing": tmp_path / "missing.h5",
+            "h5_mismatch": tmp_path / "mismatch.h5", "h5_nan": tmp_path / "nan.h5",
+            "h5_flat": tmp_path / "flat.h5", "csv_nan": tmp_path / "csvnan", "mnist_trunc": mroot}
+    out = tmp_path / "out"
+    args = ["prepare", "-S", f"out_dir={out}"]
+    for o in overrides:
+        args += ["-S", o.format(**subs)]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and message in err, err
+    assert not (out / "prepared").exists()  # nothing half-written
+
+
+def test_prepare_replaces_output_atomically(tmp_path):
+    cfg = shrunk(tmp_path / "out")
+    prepare.run(cfg)
+    first = (cfg.path("prepared") / "data.npz").read_bytes()
+    with pytest.raises(CgankdError):
+        prepare.run(shrunk(tmp_path / "out", "data.source=mnist"))
+    assert (cfg.path("prepared") / "data.npz").read_bytes() == first  # old output intact
+    assert [p.name for p in cfg.path().iterdir() if p.name.startswith(".")] == []  # no temp litter
