@@ -35,8 +35,8 @@ test: setup lint
 
 bench: setup
 	$(PY) bench/render_speed.py
-	$(PY) bench/gap.py
-	$(PY) bench/compare.py
+	$(PY) bench/compare.py --task classification
+	$(PY) bench/compare.py --task regression --methods nokd
 
 clean:
 	rm -rf artifacts mlflow.db mlruns mlartifacts .prefect

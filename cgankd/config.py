@@ -78,7 +78,7 @@ class TrainCfg:
 @dataclass
 class StudentCfg(TrainCfg):
     arch: str = "convnet_s"
-    steps: int = 1500
+    steps: int = 1200
     fake_ratio: float = 2.0
     mode: str = "scratch"
     finetune_lr: float = 0.01
@@ -88,7 +88,7 @@ class StudentCfg(TrainCfg):
 
 @dataclass
 class GanCfg:
-    iterations: int = 1000
+    iterations: int = 800
     batch_size: int = 64
     z_dim: int = 64
     g_ch: int = 24

@@ -21,13 +21,16 @@ class Progress:
         self.min_interval = min_interval
         self.start = time.perf_counter()
         self._last = 0.0
+        self._decile = -1
         self.info: dict[str, float] = {}
 
     def update(self, n: int = 1, **info: float) -> None:
         self.n += n
         self.info.update(info)
         now = time.perf_counter()
-        if now - self._last >= self.min_interval or self.n >= self.total:
+        tty = self.stream.isatty()
+        if (tty and now - self._last >= self.min_interval) or self.n >= self.total or (
+                not tty and int(self.n / self.total * 10) != self._decile):
             self._last = now
             self._draw(now)
 
@@ -44,7 +47,8 @@ class Progress:
         )
         if self.stream.isatty():
             self.stream.write(line)
-        elif self.n >= self.total or int(frac * 10) != int((self.n - 1) / self.total * 10):
+        elif int(frac * 10) != self._decile:  # logs and CI: one line per 10%
+            self._decile = int(frac * 10)
             self.stream.write(line.lstrip("\r") + "\n")
         self.stream.flush()
 

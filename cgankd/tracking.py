@@ -157,7 +157,7 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
                                       signature=signature, registered_model_name=name,
                                       input_example=sample.numpy()[:1])
     mlflow.pytorch.log_model(torch_model, name="student_pytorch", signature=signature,
-                             registered_model_name=f"{name}-pytorch")
+                             registered_model_name=f"{name}-pytorch", input_example=sample)
     client = MlflowClient()
     version = onnx_info.registered_model_version
     for k, v in tags.items():

@@ -63,3 +63,20 @@ def test_sample_is_uint8_per_label():
     g = Generator(3, 16, 3, z_dim=8, ch=4, embed_dim=8)
     imgs = sample(g, np.array([0, 1, 2, 2]), 8, torch.Generator().manual_seed(0), batch_size=3)
     assert imgs.dtype == np.uint8 and imgs.shape == (4, 3, 16, 16)
+
+
+def test_ema_warms_up_and_tracks_before_start():
+    from cgankd.gan.ema import EMA
+
+    src = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        src.weight.fill_(0.0)
+    ema = EMA(src, decay=0.999, start=2)
+    with torch.no_grad():
+        src.weight.fill_(1.0)
+    ema.update(src, step=1)  # before start: a copy
+    assert ema.model.weight.item() == 1.0
+    with torch.no_grad():
+        src.weight.fill_(2.0)
+    ema.update(src, step=2)  # k = 0: decay 0.1
+    assert ema.model.weight.item() == pytest.approx(0.1 * 1.0 + 0.9 * 2.0)

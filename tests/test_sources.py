@@ -87,7 +87,7 @@ def test_mnist_layout(tmp_path, folder, source, gz):
     root = make_mnist(tmp_path / "data", folder, gz=gz)
     d = prep(tmp_path, f"data.source={source}", f"data.root={root}", "data.n_per_class=3",
              "data.n_val_per_class=2")
-    assert d["train"].images.shape == (30, 1, 28, 28) and len(d["val"]) == 20 and len(d["test"]) == 30
+    assert d["train"].images.shape == (30, 1, 32, 32) and len(d["val"]) == 20 and len(d["test"]) == 30
     assert d.meta.num_classes == 10 and d.meta.task == "classification"
 
 
@@ -166,9 +166,9 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, overrides, 
         f["images_test"] = np.zeros((2, 3, 8, 8), np.uint8)
         f["labels_test"] = np.zeros(2)
     with h5py.File(tmp_path / "flat.h5", "w") as f:
-        f["images_train"] = np.zeros((3, 3, 8, 8), np.uint8)
+        f["images_train"] = np.zeros((3, 3, 16, 16), np.uint8)
         f["labels_train"] = np.full(3, 7.0)
-        f["images_test"] = np.zeros((2, 3, 8, 8), np.uint8)
+        f["images_test"] = np.zeros((2, 3, 16, 16), np.uint8)
         f["labels_test"] = np.zeros(2)
     make_csv(tmp_path / "csvnan", ["1.0", "nan"])
     mroot = make_mnist(tmp_path / "m", gz=False)

@@ -1,4 +1,9 @@
-"""Exponential moving average of the generator's weights (the copy used for sampling)."""
+"""Exponential moving average of the generator's weights (the copy used for sampling).
+
+Before ``start`` the copy tracks the generator exactly; after it the decay warms up as
+``min(decay, (1 + k) / (10 + k))`` (k = updates since start), so a short run's average is not
+dominated by the first, untrained weights.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +23,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, source: nn.Module, step: int) -> None:
-        d = self.decay if step >= self.start else 0.0
+        k = step - self.start
+        d = min(self.decay, (1 + k) / (10 + k)) if k >= 0 else 0.0
         for e, s in zip(self.model.parameters(), source.parameters(), strict=True):
             e.lerp_(s, 1.0 - d)
         for e, s in zip(self.model.buffers(), source.buffers(), strict=True):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from cgankd.config import Config
 from cgankd.data.budget import split_budget
@@ -14,6 +15,26 @@ from cgankd.data.sources import SOURCES
 from cgankd.errors import CgankdError
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
+
+
+def target_resolution(native: int, wanted: int | None) -> int:
+    """``data.resolution`` when set, else the native size rounded up to a power of two
+    (the GANs up-sample from 4x4 by factors of two: MNIST's 28 becomes 32)."""
+    if wanted is not None:
+        return wanted
+    return 1 << max(2, (native - 1).bit_length())
+
+
+def resize(images: np.ndarray, res: int) -> np.ndarray:
+    if images.shape[-1] == res and images.shape[-2] == res:
+        return images
+    mode = "L" if images.shape[1] == 1 else "RGB"
+    out = np.empty((len(images), images.shape[1], res, res), np.uint8)
+    for i, img in enumerate(images):
+        arr = img[0] if mode == "L" else img.transpose(1, 2, 0)
+        small = np.asarray(Image.fromarray(arr, mode).resize((res, res), Image.BILINEAR))
+        out[i] = small[None] if mode == "L" else small.transpose(2, 0, 1)
+    return out
 
 
 def build(cfg: Config) -> Prepared:
@@ -29,6 +50,12 @@ def build(cfg: Config) -> Prepared:
     else:
         train, val = Split(pool.train_x, pool.train_y), Split(pool.val_x, pool.val_y)
     test = Split(pool.test_x, pool.test_y)
+    if train.images.shape[2] != train.images.shape[3]:
+        raise CgankdError(subject, f"images must be square, got {train.images.shape[2]}x{train.images.shape[3]}")
+    res = target_resolution(train.images.shape[-1], cfg.data.resolution)
+    if res not in (16, 32, 64):
+        raise CgankdError("data.resolution", f"must be 16, 32 or 64, got {res}")
+    train, val, test = (Split(resize(s.images, res), s.labels) for s in (train, val, test))
     if pool.task == "regression":
         lo, hi = float(train.labels.min()), float(train.labels.max())
         if source == "rc":
@@ -37,9 +64,7 @@ def build(cfg: Config) -> Prepared:
             raise CgankdError(subject, f"label range has zero width ({lo} to {hi})")
     else:
         lo, hi = 0.0, 1.0
-    _, c, h, w = train.images.shape
-    if h != w:
-        raise CgankdError(subject, f"images must be square, got {h}x{w}")
+    _, c, h, _ = train.images.shape
     meta = Meta(task=pool.task, source=source, channels=int(c), resolution=int(h),
                 classes=list(pool.classes), label_range=[lo, hi], label_unit=pool.label_unit,
                 provenance={**pool.provenance, "source": source, "data_seed": cfg.data.seed,

@@ -1,0 +1,136 @@
+"""End to end through `dvc repro` on the embedded data with a shrunken config, in a scratch repo."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, SHRINK, shrunk
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def sh(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+def ran(res: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", res.stdout))
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    repo = tmp_path_factory.mktemp("repo")
+    shutil.copytree(ROOT / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    params = shrunk(Path("artifacts")).to_dict()
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "init", "-q", cwd=repo)
+    sh("dvc", "init", "-q", cwd=repo)
+    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
+    return repo
+
+
+def check_registry_champion(repo: Path, db: Path) -> None:
+    import mlflow
+    import onnxruntime as ort
+    import torch
+    from mlflow.tracking import MlflowClient
+
+    from cgankd.stages.common import load_model
+
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    name = "cgankd-student"
+    champ = MlflowClient().get_model_version_by_alias(name, "champion")
+    local = mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(repo / "dl"))
+    sess = ort.InferenceSession(str(Path(local) / "model.onnx"), providers=["CPUExecutionProvider"])
+    model = load_model(repo / "artifacts" / "students" / champ.tags["method"] / "model.pt")
+    x = torch.rand(5, 3, 16, 16)
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
+    out = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(x.numpy())
+    assert out["outputs"].shape == (5, 10)
+
+
+def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, monkeypatch):
+    db = repo / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    first = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo)
+    stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    assert ran(first) == stages
+    metrics = json.loads((repo / "artifacts" / "metrics.json").read_text())
+    for key in ("nokd_test_acc", "cgankd_test_acc", "teacher_test_acc"):
+        assert 0 <= metrics[key] <= 100
+    shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
+    assert "cgankd_test_acc" in shown
+    fakes = np.load(repo / "artifacts" / "fakes" / "fakes.npz")
+    assert fakes["fake_images"].shape == (160, 3, 16, 16) and fakes["fake_images"].dtype == np.uint8
+    counts = json.loads((repo / "artifacts" / "fakes" / "counts.json").read_text())
+    assert all(c["kept"] == 16 and c["generated"] >= 16 for c in counts.values())
+
+    # the ONNX champion from the registry runs in onnxruntime and agrees with PyTorch
+    check_registry_champion(repo, db)
+
+    second = sh("dvc", "repro", cwd=repo)
+    assert ran(second) == set()
+
+    p = yaml.safe_load((repo / "params.yaml").read_text())
+    p["filter"]["rho"] = 0.7
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    third = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo)
+    assert ran(third) == {"make-fakes", "train-student-cgankd", "export", "evaluate", "register"}
+
+    # MLflow: a parent run per repro with a child per stage; the student is registered
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(f"sqlite:///{db}")
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("cgankd")
+    runs = client.search_runs([exp.experiment_id], max_results=200)
+    parents = sorted((r for r in runs if r.data.tags.get("cgankd.kind") == "pipeline"),
+                     key=lambda r: r.info.start_time)
+    assert len(parents) == 2
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert {r.data.tags["cgankd.stage"] for r in children} == {
+        "prepare", "train-teacher", "train-gan", "make-fakes", "train-student[nokd]",
+        "train-student[cgankd]", "export", "evaluate", "register"}
+    assert all(r.data.tags.get("mlflow.source.git.commit") for r in children)
+    info = json.loads((repo / "artifacts" / "registry.json").read_text())
+    assert info["version"] == 2 and info["alias"] in ("champion", "challenger")
+
+    # dvc push / pull against the default local remote
+    sh("dvc", "push", "-q", cwd=repo)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(repo / "artifacts" / "teacher")
+    sh("dvc", "pull", "-q", cwd=repo)
+    assert (repo / "artifacts" / "teacher" / "model.pt").is_file()
+
+
+def test_run_on_an_mnist_folder_without_network(tmp_path):
+    from test_sources import make_mnist
+
+    from cgankd.cli import main
+
+    root = make_mnist(tmp_path / "data", n=120)
+    out = tmp_path / "out"
+    args = ["run"] + [a for s in SHRINK for a in ("-S", s)]
+    args += ["-S", "data.source=mnist", "-S", f"data.root={root}", "-S", "data.n_per_class=6",
+             "-S", "data.n_val_per_class=2", "-S", f"out_dir={out}", "-S", "data.resolution=16"]
+    assert main(args) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert "nokd_test_acc" in m and "cgankd_test_acc" in m
+    assert (out / "export" / "student.onnx").is_file()

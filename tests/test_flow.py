@@ -1,0 +1,40 @@
+"""The Prefect flow runs the same stages (shrunken config); the deployment carries its cron."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+import yaml
+from conftest import ROOT, shrunk
+
+sys.path.insert(0, str(ROOT / "flows"))
+
+
+@pytest.mark.slow
+def test_flow_runs_the_pipeline_under_one_parent_run(tmp_path):
+    from pipeline import pipeline
+    from prefect.testing.utilities import prefect_test_harness
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
+    with prefect_test_harness(server_startup_timeout=120):
+        run_id = pipeline(params=str(params), overrides=["student.methods=[nokd, cgankd]"])
+    metrics = json.loads((tmp_path / "artifacts" / "metrics.json").read_text())
+    assert {"nokd_test_acc", "cgankd_test_acc"} <= set(metrics)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    exp = client.get_experiment_by_name("cgankd")
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
+    assert len(children) == 9
+
+
+def test_deployment_has_a_cron_schedule_and_parameters():
+    from deploy import NAME, build_deployment
+
+    dep = build_deployment(cron="15 2 * * 1", overrides=["filter.rho=0.8"])
+    assert dep.name == NAME
+    assert dep.schedules[0].schedule.cron == "15 2 * * 1"
+    assert dep.parameters == {"params": "params.yaml", "overrides": ["filter.rho=0.8"]}

@@ -1,0 +1,25 @@
+import io
+
+import pytest
+
+from cgankd.io import atomic_path, write_json
+from cgankd.progress import Progress
+
+
+def test_progress_logs_one_line_per_decile_when_not_a_tty():
+    out = io.StringIO()
+    with Progress(1000, "work", stream=out) as bar:
+        for _ in range(1000):
+            bar.update(1, loss=0.5)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 11 and lines[-1].startswith("work [####################] 1000/1000")
+
+
+def test_atomic_path_leaves_old_file_on_failure(tmp_path):
+    target = tmp_path / "m.json"
+    write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert target.read_text().strip().startswith("{") and list(tmp_path.iterdir()) == [target]
