@@ -102,7 +102,6 @@ class GanCfg:
     ema_start: int = 200
     diffaug: str = "color,translation,cutout"
     checkpoint_every: int = 250
-    sample_every: int = 500
 
 
 @dataclass

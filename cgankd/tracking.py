@@ -145,6 +145,7 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
     import mlflow.onnx
     import mlflow.pytorch
     import onnx
+    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
@@ -166,7 +167,7 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
     try:
         champ = client.get_model_version_by_alias(name, "champion")
         champ_metric = float(champ.tags.get("test_metric", "nan"))
-    except Exception:  # no champion yet
+    except MlflowException:  # no champion yet
         champ, champ_metric = None, None
     if champ is None or (metric > champ_metric if higher else metric < champ_metric):
         client.set_registered_model_alias(name, "champion", str(version))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -48,16 +47,3 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def shrunk(out_dir: Path, *extra: str) -> Config:
     return load_config(ROOT / "params.yaml", [*SHRINK, f"out_dir={out_dir}", *extra])
 
-
-@pytest.fixture
-def tiny_cfg(tmp_path: Path) -> Config:
-    return shrunk(tmp_path / "artifacts")
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
-    import subprocess
-    import sys
-
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "cgankd", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=full_env, timeout=900)

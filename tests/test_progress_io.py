@@ -23,3 +23,12 @@ def test_atomic_path_leaves_old_file_on_failure(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("crash")
     assert target.read_text().strip().startswith("{") and list(tmp_path.iterdir()) == [target]
+
+
+def test_atomic_outputs_get_the_usual_file_mode(tmp_path):
+    import os
+
+    write_json(tmp_path / "a.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
