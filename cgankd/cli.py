@@ -26,14 +26,11 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
-    from cgankd.stages import STAGES
-    from cgankd.tracking import stage_run
+    from cgankd.pipeline import run_stage
 
     cfg = _config(args)
     kwargs = {"method": args.method} if args.stage == "train-student" else {}
-    name = args.stage + (f"[{args.method}]" if kwargs else "")
-    with stage_run(cfg, name) as tracker:
-        STAGES.get(args.stage)(cfg, tracker, **kwargs)
+    run_stage(cfg, args.stage, **kwargs)
     return 0
 
 

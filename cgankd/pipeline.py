@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from cgankd.config import Config
-from cgankd.stages.registry import STAGES, stage_calls
+from cgankd.stages.registry import STAGES, stage_calls, stage_label
 from cgankd.tracking import pipeline_run, stage_run
 
 
 def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
-    label = name + (f"[{kwargs['method']}]" if "method" in kwargs else "")
-    with stage_run(cfg, label) as tracker:
+    with stage_run(cfg, stage_label(name, kwargs)) as tracker:
         return STAGES.get(name)(cfg, tracker, **kwargs)
 
 
@@ -19,7 +18,6 @@ def run_pipeline(cfg: Config) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with pipeline_run(cfg) as run_id:
         for name, kwargs in stage_calls(cfg):
-            label = name + (f"[{kwargs['method']}]" if kwargs else "")
-            results[label] = run_stage(cfg, name, **kwargs)
+            results[stage_label(name, kwargs)] = run_stage(cfg, name, **kwargs)
     results["parent_run_id"] = run_id
     return results

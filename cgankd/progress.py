@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
-
-T = TypeVar("T")
 
 
 class Progress:
     """``with Progress(total, "train-gan") as p: p.update(1, loss=0.3)``; redraws at most 5x/s."""
 
-    def __init__(self, total: int, desc: str, stream=None, min_interval: float = 0.2) -> None:
+    def __init__(self, total: int, desc: str, stream=None, min_interval: float = 0.2, initial: int = 0) -> None:
         self.total = max(int(total), 1)
         self.desc = desc
-        self.n = 0
+        self.n = self.initial = initial  # initial: work already done (a resumed run)
         self.stream = stream or sys.stderr
         self.min_interval = min_interval
         self.start = time.perf_counter()
@@ -36,7 +32,7 @@ class Progress:
 
     def _draw(self, now: float) -> None:
         elapsed = now - self.start
-        rate = self.n / elapsed if elapsed > 0 else 0.0
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.n) / rate if rate > 0 else 0.0
         frac = min(self.n / self.total, 1.0)
         bar = "#" * int(frac * 20)
@@ -60,9 +56,3 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
-
-def track(items: Iterable[T], total: int, desc: str) -> Iterator[T]:
-    with Progress(total, desc) as bar:
-        for item in items:
-            yield item
-            bar.update(1)

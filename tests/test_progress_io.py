@@ -32,3 +32,11 @@ def test_atomic_outputs_get_the_usual_file_mode(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_progress_eta_counts_only_new_work_after_a_resume():
+    out = io.StringIO()
+    bar = Progress(100, "gan", stream=out, initial=50)
+    bar.start -= 10.0  # 10 s for the first 10 new steps -> 40 s left, not 4 s
+    bar.update(10)
+    assert "eta   40s" in out.getvalue().splitlines()[-1]

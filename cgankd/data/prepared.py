@@ -6,6 +6,7 @@ float32 in the label's own unit, with ``label_range`` in the metadata used to sc
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,6 @@ def save_prepared(data: Prepared, out: str | Path) -> None:
     data.meta.counts = {name: len(data.splits[name]) for name in SPLITS}
     with atomic_dir(out) as tmp:
         np.savez(tmp / "data.npz", **arrays)
-        import json
-
         (tmp / "meta.json").write_text(json.dumps(asdict(data.meta), indent=2, sort_keys=True) + "\n")
 
 

@@ -71,8 +71,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         with atomic_path(ckpt_path) as tmp:
             torch.save(state, tmp)
 
-    with Progress(cfg.iterations, "train-gan") as bar:
-        bar.n = start
+    with Progress(cfg.iterations, "train-gan", initial=start) as bar:
         for step in range(start + 1, cfg.iterations + 1):
             for _ in range(cfg.d_steps):
                 idx = torch.randint(0, len(y_all), (bs,), generator=gen)

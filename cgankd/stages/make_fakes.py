@@ -20,7 +20,7 @@ from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
 
 
-def load_generator(path: Path, cfg: Config) -> Generator:
+def load_generator(path: Path) -> Generator:
     state = torch.load(path, map_location="cpu", weights_only=False)
     gan = state["gan"]
     g = Generator(state["num_classes"], state["resolution"], state["channels"], gan["z_dim"],
@@ -47,7 +47,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     setup(cfg, 2)
     data = prepared(cfg)
-    g = load_generator(cfg.path("gan", "generator.pt"), cfg)
+    g = load_generator(cfg.path("gan", "generator.pt"))
     teacher = load_model(cfg.path("teacher", "model.pt"))
     n_cls = data.meta.num_classes
     fs = make_class_fakes(cfg, g, teacher, n_cls, cfg.seed + 2)

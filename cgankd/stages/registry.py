@@ -15,6 +15,11 @@ STAGE_ORDER = ("prepare", "train-teacher", "train-gan", "make-fakes", "train-stu
                "export", "evaluate", "register")
 
 
+def stage_label(name: str, kwargs: dict[str, Any]) -> str:
+    """The run name of a stage call: ``train-student[cgankd]`` for a per-method stage."""
+    return name + (f"[{kwargs['method']}]" if "method" in kwargs else "")
+
+
 def stage_calls(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
     """(stage, kwargs) in pipeline order; train-student runs once per method."""
     calls: list[tuple[str, dict[str, Any]]] = []
