@@ -20,13 +20,17 @@ import numpy as np
 
 from cgankd.config import load_config
 from cgankd.io import write_json, write_text
-from cgankd.stages.registry import STAGES
+from cgankd.stages.common import metric_key
+from cgankd.stages.registry import STAGES, stage_calls
+
+TRAINING = {"prepare", "train-teacher", "train-gan", "make-fakes", "train-student"}  # no export/registry
+ROW_KEY = {"train-teacher": "teacher", "make-fakes": "fakes"}  # train-student rows go by method
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def summarize(rows: list[dict], task: str) -> dict:
-    k = "acc" if task == "classification" else "mae"
+    k = metric_key(task)
     names = [n for n in ("teacher", "nokd", "cgankd") if n in rows[0]]
     out = {}
     for n in names:
@@ -39,7 +43,7 @@ def summarize(rows: list[dict], task: str) -> dict:
 
 
 def markdown(summary: dict, task: str, source: str, seeds: list[int], minutes: float, cfg) -> str:
-    k = "acc" if task == "classification" else "mae"
+    k = metric_key(task)
     unit = "%" if task == "classification" else " deg"
     arch = {"teacher": cfg.teacher.arch, "nokd": cfg.student.arch, "cgankd": cfg.student.arch}
     label = {"teacher": "teacher", "nokd": "NOKD student", "cgankd": "cGAN-KD student"}
@@ -77,13 +81,11 @@ def main() -> None:
         cfg = load_config(ROOT / "params.yaml", [f"task={args.task}", f"seed={seed}",
                                                  f"out_dir={args.out}/{args.task}/seed{seed}",
                                                  f"student.methods=[{', '.join(methods)}]", *args.overrides])
-        STAGES.get("prepare")(cfg)
-        row = {"seed": seed, "teacher": STAGES.get("train-teacher")(cfg)}
-        if "cgankd" in methods:
-            STAGES.get("train-gan")(cfg)
-            row["fakes"] = STAGES.get("make-fakes")(cfg)
-        for m in methods:
-            row[m] = STAGES.get("train-student")(cfg, method=m)
+        row = {"seed": seed}
+        for name, kwargs in stage_calls(cfg):  # the pipeline's own order and per-method calls
+            if name in TRAINING:
+                result = STAGES.get(name)(cfg, **kwargs)
+                row[kwargs.get("method", ROW_KEY.get(name, name))] = result
         rows.append(row)
         print(json.dumps({"seed": seed, **{k: v for k, v in row.items() if k != "seed"}}))
     minutes = (time.perf_counter() - t0) / 60

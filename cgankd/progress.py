@@ -21,32 +21,29 @@ class Progress:
         self.info: dict[str, float] = {}
 
     def update(self, n: int = 1, **info: float) -> None:
+        """Terminals redraw one line at most every ``min_interval`` s; logs get a line per 10%."""
         self.n += n
         self.info.update(info)
         now = time.perf_counter()
-        tty = self.stream.isatty()
-        if (tty and now - self._last >= self.min_interval) or self.n >= self.total or (
-                not tty and int(self.n / self.total * 10) != self._decile):
-            self._last = now
-            self._draw(now)
+        if self.stream.isatty():
+            if now - self._last >= self.min_interval or self.n >= self.total:
+                self._last = now
+                self.stream.write("\r" + self._line(now))
+                self.stream.flush()
+        else:
+            decile = int(min(self.n / self.total, 1.0) * 10)
+            if decile != self._decile:
+                self._decile = decile
+                self.stream.write(self._line(now) + "\n")
+                self.stream.flush()
 
-    def _draw(self, now: float) -> None:
+    def _line(self, now: float) -> str:
         elapsed = now - self.start
         rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.n) / rate if rate > 0 else 0.0
-        frac = min(self.n / self.total, 1.0)
-        bar = "#" * int(frac * 20)
+        bar = "#" * int(min(self.n / self.total, 1.0) * 20)
         extra = " ".join(f"{k}={v:.4g}" for k, v in self.info.items())
-        line = (
-            f"\r{self.desc} [{bar:<20}] {self.n}/{self.total} "
-            f"{elapsed:5.0f}s eta {eta:4.0f}s {extra}"
-        )
-        if self.stream.isatty():
-            self.stream.write(line)
-        elif int(frac * 10) != self._decile:  # logs and CI: one line per 10%
-            self._decile = int(frac * 10)
-            self.stream.write(line.lstrip("\r") + "\n")
-        self.stream.flush()
+        return f"{self.desc} [{bar:<20}] {self.n}/{self.total} {elapsed:5.0f}s eta {eta:4.0f}s {extra}"
 
     def __enter__(self) -> Progress:
         return self
