@@ -80,10 +80,19 @@ class StudentCfg(TrainCfg):
     arch: str = "convnet_s"
     steps: int = 1200
     fake_ratio: float = 2.0
-    mode: str = "scratch"
+    mode: str = "finetune"
     finetune_lr: float = 0.01
     finetune_steps: int = 1000
     methods: list[str] = field(default_factory=lambda: ["nokd", "cgankd"])
+
+
+@dataclass
+class CcganCfg:
+    vicinity: str = "soft"
+    sigma: float | None = None
+    kappa: float | None = None
+    kappa_k: float = 1.0
+    threshold: float = 1e-3
 
 
 @dataclass
@@ -102,11 +111,14 @@ class GanCfg:
     ema_start: int = 200
     diffaug: str = "color,translation,cutout"
     checkpoint_every: int = 250
+    ccgan: CcganCfg = field(default_factory=CcganCfg)
 
 
 @dataclass
 class FakesCfg:
     n_per_class: int = 1000
+    n_labels: int = 900
+    n_per_label: int = 10
     batch_size: int = 500
     truncation: float | None = None
 
@@ -114,14 +126,14 @@ class FakesCfg:
 @dataclass
 class FilterCfg:
     enabled: bool = True
-    rho: float = 0.9
+    rho: float | None = None
     burn_in: int = 1000
     max_rounds: int = 50
 
 
 @dataclass
 class AdjustCfg:
-    enabled: bool = False
+    enabled: bool | None = None
 
 
 @dataclass
@@ -134,7 +146,7 @@ class ExportCfg:
 @dataclass
 class TrackingCfg:
     experiment: str = "cgankd"
-    model_name: str = "cgankd-student"
+    model_name: str | None = None
 
 
 @dataclass
@@ -159,6 +171,28 @@ class Config:
         if self.data.source != "auto":
             return self.data.source
         return "objects" if self.task == "classification" else "rc"
+
+    @property
+    def rho(self) -> float:
+        """The filter quantile: ``filter.rho``, or the published default (0.9 / 0.7 by task);
+        1.0 when filtering is off."""
+        if not self.filter.enabled:
+            return 1.0
+        if self.filter.rho is not None:
+            return self.filter.rho
+        return 0.9 if self.task == "classification" else 0.7
+
+    @property
+    def adjust_labels(self) -> bool:
+        """``adjust.enabled``, or the published default: on for regression, off for classification."""
+        if self.adjust.enabled is not None:
+            return self.adjust.enabled
+        return self.task == "regression"
+
+    @property
+    def model_name(self) -> str:
+        """The registered model: ``tracking.model_name``, or ``cgankd-<source>``."""
+        return self.tracking.model_name or f"cgankd-{self.source}"
 
     def path(self, *parts: str) -> Path:
         return Path(self.out_dir).joinpath(*parts)
@@ -271,8 +305,18 @@ def _validate(cfg: Config) -> None:
 
     if cfg.task not in TASKS:
         bad("task", f"must be one of {', '.join(TASKS)}, got {cfg.task!r}")
-    if not 0.0 < cfg.filter.rho <= 1.0:
+    if cfg.filter.rho is not None and not 0.0 < cfg.filter.rho <= 1.0:
         bad("filter.rho", f"must be in (0, 1], got {cfg.filter.rho}")
+    if cfg.gan.ccgan.vicinity not in ("hard", "soft"):
+        bad("gan.ccgan.vicinity", f"must be hard or soft, got {cfg.gan.ccgan.vicinity!r}")
+    for key, v in (("gan.ccgan.sigma", cfg.gan.ccgan.sigma), ("gan.ccgan.kappa", cfg.gan.ccgan.kappa)):
+        if v is not None and v <= 0:
+            bad(key, f"must be > 0 or null (rule of thumb), got {v}")
+    if not 0.0 < cfg.gan.ccgan.threshold < 1.0:
+        bad("gan.ccgan.threshold", f"must be in (0, 1), got {cfg.gan.ccgan.threshold}")
+    if cfg.fakes.n_labels < 2 or cfg.fakes.n_per_label < 1:
+        bad("fakes.n_labels" if cfg.fakes.n_labels < 2 else "fakes.n_per_label",
+            f"must be >= 2 and >= 1, got {cfg.fakes.n_labels} and {cfg.fakes.n_per_label}")
     if cfg.student.mode not in ("scratch", "finetune"):
         bad("student.mode", f"must be scratch or finetune, got {cfg.student.mode!r}")
     if cfg.student.fake_ratio < 0:

@@ -16,7 +16,11 @@ INPUT, OUTPUT = "images", "outputs"
 
 
 def export_onnx(model: torch.nn.Module, path: Path, channels: int, resolution: int,
-                opset: int, dynamo: bool) -> None:
+                opset: int, dynamo: bool, metadata: dict[str, Any] | None = None) -> None:
+    """``metadata`` (JSON-encoded values) goes into the model's ``metadata_props``: what a server
+    needs to turn outputs into classes or values in the label's unit."""
+    import json
+
     import onnx
 
     model = model.eval()
@@ -33,7 +37,11 @@ def export_onnx(model: torch.nn.Module, path: Path, channels: int, resolution: i
             torch.onnx.export(model, (example,), str(tmp), dynamo=False, input_names=[INPUT],
                               output_names=[OUTPUT], opset_version=opset,
                               dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
-        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
+        proto = onnx.load(str(tmp))
+        for key, value in (metadata or {}).items():
+            proto.metadata_props.add(key=key, value=json.dumps(value))
+        onnx.checker.check_model(proto, full_check=True)
+        onnx.save(proto, str(tmp))
 
 
 def session(path: Path, providers: list[str] | None = None):

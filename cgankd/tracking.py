@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.config import Config
+from cgankd.errors import CgankdError
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
 TELEMETRY_OFF = {
@@ -149,7 +150,14 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
-    name = cfg.tracking.model_name
+    name = cfg.model_name
+    client = MlflowClient()
+    with contextlib.suppress(MlflowException):  # a champion scored differently: refuse to mix them
+        champ = client.get_model_version_by_alias(name, "champion")
+        if champ.tags.get("metric_name") != info["metric_name"]:
+            raise CgankdError(f"registered model {name}", f"its champion v{champ.version} is scored by "
+                              f"{champ.tags.get('metric_name')}, this student by {info['metric_name']}; "
+                              "set tracking.model_name to keep them apart")
     out = torch_model(sample).detach().numpy()
     signature = infer_signature(sample.numpy(), out)
     tags = {"test_metric": f"{metric:.6g}", "metric_name": info["metric_name"], "task": cfg.task,
@@ -159,7 +167,6 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
                                       input_example=sample.numpy()[:1])
     mlflow.pytorch.log_model(torch_model, name="student_pytorch", signature=signature,
                              registered_model_name=f"{name}-pytorch", input_example=sample)
-    client = MlflowClient()
     version = onnx_info.registered_model_version
     for k, v in tags.items():
         client.set_model_version_tag(name, str(version), k, v)

@@ -30,6 +30,11 @@ SHRINK = [
     "fakes.n_per_class=16",
     "fakes.batch_size=100",
     "filter.burn_in=100",
+    "data.rc.angle_step=1.0",
+    "data.rc.n_val=40",
+    "data.rc.n_test_per_angle=1",
+    "fakes.n_labels=20",
+    "fakes.n_per_label=4",
     "threads=2",
 ]
 

@@ -53,7 +53,7 @@ def check_registry_champion(repo: Path, db: Path) -> None:
     from cgankd.stages.common import load_model
 
     mlflow.set_tracking_uri(f"sqlite:///{db}")
-    name = "cgankd-student"
+    name = "cgankd-objects"  # tracking.model_name null -> cgankd-<source>
     champ = MlflowClient().get_model_version_by_alias(name, "champion")
     local = mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(repo / "dl"))
     sess = ort.InferenceSession(str(Path(local) / "model.onnx"), providers=["CPUExecutionProvider"])

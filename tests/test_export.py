@@ -30,3 +30,19 @@ def test_parity_failure_is_reported(tmp_path):
             p.add_(0.5)
     with pytest.raises(CgankdError, match="parity failed"):
         parity(model, path, 3, 16, atol=1e-4)
+
+
+def test_regressor_export_carries_its_label_range(tmp_path):
+    import json
+
+    import onnx
+
+    torch.manual_seed(0)
+    model = build_model("convnet_xs", 3, 1, 16).eval()
+    path = tmp_path / "r.onnx"
+    export_onnx(model, path, 3, 16, opset=18, dynamo=False,
+                metadata={"task": "regression", "label_range": [0.0, 90.0], "label_unit": "degrees"})
+    props = {p.key: json.loads(p.value) for p in onnx.load(str(path)).metadata_props}
+    assert props == {"task": "regression", "label_range": [0.0, 90.0], "label_unit": "degrees"}
+    assert parity(model, path, 3, 16, atol=1e-4)["ok"]
+    assert session(path).run([OUTPUT], {INPUT: np.zeros((2, 3, 16, 16), np.float32)})[0].shape == (2, 1)

@@ -21,8 +21,11 @@ def test_flow_runs_the_pipeline_under_one_parent_run(tmp_path):
     params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
     with prefect_test_harness(server_startup_timeout=120):
         run_id = pipeline(params=str(params), overrides=["student.methods=[nokd, cgankd]"])
+        pipeline(params=str(params), overrides=["task=regression", f"out_dir={tmp_path / 'reg'}"])
     metrics = json.loads((tmp_path / "artifacts" / "metrics.json").read_text())
     assert {"nokd_test_acc", "cgankd_test_acc"} <= set(metrics)
+    metrics = json.loads((tmp_path / "reg" / "metrics.json").read_text())
+    assert {"nokd_test_mae", "cgankd_test_mae"} <= set(metrics)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()

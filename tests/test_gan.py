@@ -37,14 +37,18 @@ def _data():
     return rng.integers(0, 255, (20, 3, 16, 16)).astype(np.uint8), np.arange(20) % 4
 
 
-def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+@pytest.mark.parametrize("vicinity", [None, "hard", "soft"])  # None: class-conditional
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path, vicinity):
     cfg = GanCfg(iterations=6, batch_size=8, z_dim=8, g_ch=4, d_ch=4, embed_dim=8,
                  checkpoint_every=3, ema_start=2)
     x, y = _data()
-    g_full, hist_full = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "a.pt")
+    n = 4
+    if vicinity is not None:  # CcGAN on labels in [0, 1]
+        cfg.ccgan.vicinity, y, n = vicinity, (np.arange(20) % 10 / 9.0).astype(np.float32), None
+    g_full, hist_full = train_gan(cfg, x, y, n, seed=0, ckpt_path=tmp_path / "a.pt")
     with pytest.raises(KeyboardInterrupt):
-        train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "b.pt", stop_after=3)
-    g_res, hist_res = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "b.pt")
+        train_gan(cfg, x, y, n, seed=0, ckpt_path=tmp_path / "b.pt", stop_after=3)
+    g_res, hist_res = train_gan(cfg, x, y, n, seed=0, ckpt_path=tmp_path / "b.pt")
     assert [h["step"] for h in hist_res] == list(range(1, 7))
     for a, b in zip(g_full.state_dict().values(), g_res.state_dict().values(), strict=True):
         assert torch.equal(a, b)
@@ -63,6 +67,9 @@ def test_sample_is_uint8_per_label():
     g = Generator(3, 16, 3, z_dim=8, ch=4, embed_dim=8)
     imgs = sample(g, np.array([0, 1, 2, 2]), 8, torch.Generator().manual_seed(0), batch_size=3)
     assert imgs.dtype == np.uint8 and imgs.shape == (4, 3, 16, 16)
+    cc = Generator(None, 16, 1, z_dim=8, ch=4, embed_dim=8)
+    imgs = sample(cc, np.array([0.0, 0.37, 1.0]), 8, torch.Generator().manual_seed(0))
+    assert imgs.dtype == np.uint8 and imgs.shape == (3, 1, 16, 16)
 
 
 def test_ema_warms_up_and_tracks_before_start():

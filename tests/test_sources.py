@@ -147,6 +147,10 @@ BAD = [
     (["task=regression", "data.source=csv", "data.root={csv_nan}"], "NaN or infinite"),
     (["task=regression", "data.source=h5", "data.root={h5_flat}"], "zero width"),
     (["data.source=mnist", "data.root={mnist_trunc}"], "truncated"),
+    (["task=regression", "data.source=h5", "data.root={h5_sizes}"], "differ in size"),
+    (["task=regression", "data.source=h5", "data.root={pool_mismatch}"], "images has 5 images but labels has 4"),
+    (["task=regression", "data.source=h5", "data.root={pool_inf}"], "NaN or infinite"),
+    (["data.source=h5", "data.root={pool_inf}"], "set task=regression"),
 ]
 
 
@@ -170,13 +174,26 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, overrides, 
         f["labels_train"] = np.full(3, 7.0)
         f["images_test"] = np.zeros((2, 3, 16, 16), np.uint8)
         f["labels_test"] = np.zeros(2)
+    with h5py.File(tmp_path / "sizes.h5", "w") as f:
+        f["images_train"] = np.zeros((3, 3, 16, 16), np.uint8)
+        f["labels_train"] = np.arange(3.0)
+        f["images_test"] = np.zeros((2, 3, 32, 32), np.uint8)
+        f["labels_test"] = np.zeros(2)
+    with h5py.File(tmp_path / "pool_mismatch.h5", "w") as f:  # RC-49 layout
+        f["images"] = np.zeros((5, 3, 16, 16), np.uint8)
+        f["labels"] = np.arange(4.0)
+    with h5py.File(tmp_path / "pool_inf.h5", "w") as f:
+        f["images"] = np.zeros((3, 3, 16, 16), np.uint8)
+        f["labels"] = np.array([0.0, np.inf, 1.0])
     make_csv(tmp_path / "csvnan", ["1.0", "nan"])
     mroot = make_mnist(tmp_path / "m", gz=False)
     p = mroot / "MNIST" / "raw" / "train-images-idx3-ubyte"
     p.write_bytes(p.read_bytes()[:-100])
     subs = {"tmp": tmp_path, "folder": folder, "h5_missing": tmp_path / "missing.h5",
             "h5_mismatch": tmp_path / "mismatch.h5", "h5_nan": tmp_path / "nan.h5",
-            "h5_flat": tmp_path / "flat.h5", "csv_nan": tmp_path / "csvnan", "mnist_trunc": mroot}
+            "h5_flat": tmp_path / "flat.h5", "csv_nan": tmp_path / "csvnan", "mnist_trunc": mroot,
+            "h5_sizes": tmp_path / "sizes.h5", "pool_mismatch": tmp_path / "pool_mismatch.h5",
+            "pool_inf": tmp_path / "pool_inf.h5"}
     out = tmp_path / "out"
     args = ["prepare", "-S", f"out_dir={out}"]
     for o in overrides:

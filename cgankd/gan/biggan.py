@@ -1,6 +1,8 @@
-"""A small BigGAN-style class-conditional G and a projection D, both spectrally normalised.
+"""A small BigGAN-style conditional G and a projection D, both spectrally normalised.
 
-G: z and a shared class embedding are concatenated and feed every conditional batch norm;
+The condition is a class (``num_classes`` an int) or a continuous label in [0, 1]
+(``num_classes`` None, the CcGAN case); see ``embed.py``.
+G: z and a shared label embedding are concatenated and feed every conditional batch norm;
 residual up-blocks from 4x4 to the output size. D: residual down-blocks, ReLU, global sum pool,
 a linear output plus the projection term <embed(y), h>.
 """
@@ -13,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm as SN
+
+from cgankd.gan.embed import label_embedding
 
 
 class CondBN(nn.Module):
@@ -41,13 +45,13 @@ class GBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    def __init__(self, num_classes: int, resolution: int, channels: int, z_dim: int = 64,
+    def __init__(self, num_classes: int | None, resolution: int, channels: int, z_dim: int = 64,
                  ch: int = 32, embed_dim: int = 64) -> None:
         super().__init__()
         n_up = int(math.log2(resolution // 4))
         widths = [ch * min(2 ** (n_up - i), 4) for i in range(n_up + 1)]  # e.g. 128, 128, 64, 32
         self.z_dim, self.num_classes = z_dim, num_classes
-        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.embed = label_embedding(num_classes, embed_dim)
         cond = z_dim + embed_dim
         self.fc = SN(nn.Linear(z_dim, widths[0] * 16))
         self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], cond) for i in range(n_up))
@@ -79,13 +83,13 @@ class DBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, num_classes: int, resolution: int, channels: int, ch: int = 32) -> None:
+    def __init__(self, num_classes: int | None, resolution: int, channels: int, ch: int = 32) -> None:
         super().__init__()
         n_down = int(math.log2(resolution // 4))
         widths = [channels] + [ch * min(2**i, 4) for i in range(n_down)]
         self.blocks = nn.Sequential(*(DBlock(widths[i], widths[i + 1], i == 0) for i in range(n_down)))
         self.fc = SN(nn.Linear(widths[-1], 1))
-        self.embed = SN(nn.Embedding(num_classes, widths[-1]))
+        self.embed = label_embedding(num_classes, widths[-1], sn=True)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x)).sum(dim=[2, 3])

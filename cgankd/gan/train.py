@@ -1,4 +1,5 @@
-"""Train the class-conditional GAN, checkpointing atomically so an interrupted run resumes."""
+"""Train the conditional GAN (class-conditional, or CcGAN for a continuous label), checkpointing
+atomically so an interrupted run resumes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import torch
 
 from cgankd.config import GanCfg
 from cgankd.gan.biggan import Discriminator, Generator
+from cgankd.gan.conditions import make_condition
 from cgankd.gan.diffaug import diff_augment, parse_policy
 from cgankd.gan.ema import EMA
 from cgankd.gan.losses import d_hinge, g_hinge
@@ -20,7 +22,7 @@ from cgankd.io import atomic_path
 from cgankd.progress import Progress
 
 
-def build_gan(cfg: GanCfg, num_classes: int, resolution: int, channels: int):
+def build_gan(cfg: GanCfg, num_classes: int | None, resolution: int, channels: int):
     g = Generator(num_classes, resolution, channels, cfg.z_dim, cfg.g_ch, cfg.embed_dim)
     d = Discriminator(num_classes, resolution, channels, cfg.d_ch)
     return g, d
@@ -34,11 +36,12 @@ def fingerprint(cfg: GanCfg, seed: int, images: np.ndarray, labels: np.ndarray) 
     return h.hexdigest()[:16]
 
 
-def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: int, seed: int,
+def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: int | None, seed: int,
               ckpt_path: Path, log: Callable[[int, dict[str, float]], None] | None = None,
               stop_after: int | None = None) -> tuple[Generator, list[dict[str, float]]]:
-    """Returns the EMA generator and the loss history. Resumes from ``ckpt_path`` when it
-    holds a checkpoint of the same config, seed and data; ``stop_after`` simulates a crash."""
+    """Returns the EMA generator and the loss history. ``num_classes`` None trains a CcGAN on
+    ``labels`` scaled to [0, 1]. Resumes from ``ckpt_path`` when it holds a checkpoint of the
+    same config, seed and data; ``stop_after`` simulates a crash."""
     torch.manual_seed(seed)
     _, c, res, _ = images.shape
     g, d = build_gan(cfg, num_classes, res, c)
@@ -60,7 +63,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
             torch.set_rng_state(state["torch_rng"])
             start, history = state["step"], state["history"]
     x_all = torch.as_tensor(images).float().div_(127.5).sub_(1.0)
-    y_all = torch.as_tensor(labels, dtype=torch.long)
+    cond = make_condition(cfg, labels, num_classes)
     augs = parse_policy(cfg.diffaug)
     bs = cfg.batch_size
 
@@ -74,16 +77,16 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     with Progress(cfg.iterations, "train-gan", initial=start) as bar:
         for step in range(start + 1, cfg.iterations + 1):
             for _ in range(cfg.d_steps):
-                idx = torch.randint(0, len(y_all), (bs,), generator=gen)
-                xr, yr = x_all[idx], y_all[idx]
+                b = cond.d_batch(bs, gen)
                 z = torch.randn(bs, cfg.z_dim, generator=gen)
                 with torch.no_grad():
-                    xf = g(z, yr)
-                loss_d = d_hinge(d(diff_augment(xr, augs), yr), d(diff_augment(xf, augs), yr))
+                    xf = g(z, b.fake_labels)
+                loss_d = d_hinge(d(diff_augment(x_all[b.real_idx], augs), b.target),
+                                 d(diff_augment(xf, augs), b.target), b.real_w, b.fake_w)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
-            yf = torch.randint(0, num_classes, (bs,), generator=gen)
+            yf = cond.g_labels(bs, gen)
             z = torch.randn(bs, cfg.z_dim, generator=gen)
             loss_g = g_hinge(d(diff_augment(g(z, yf), augs), yf))
             opt_g.zero_grad(set_to_none=True)
@@ -105,11 +108,12 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
 @torch.no_grad()
 def sample(g: Generator, labels: np.ndarray, z_dim: int, gen: torch.Generator,
            batch_size: int = 500, truncation: float | None = None) -> np.ndarray:
-    """uint8 images for the given class labels."""
+    """uint8 images for the given labels: class indices, or labels scaled to [0, 1] for a CcGAN."""
     g.eval()
     out = []
+    dtype = torch.float32 if g.num_classes is None else torch.long
     for i in range(0, len(labels), batch_size):
-        y = torch.as_tensor(labels[i:i + batch_size], dtype=torch.long)
+        y = torch.as_tensor(labels[i:i + batch_size], dtype=dtype)
         z = torch.randn(len(y), z_dim, generator=gen)
         if truncation is not None:
             z = torch.clamp(z, -truncation, truncation)

@@ -14,7 +14,8 @@ from cgankd.data.prepared import Prepared, load_prepared
 from cgankd.errors import CgankdError
 from cgankd.io import atomic_path, write_text
 from cgankd.models import ImageModel, build_model
-from cgankd.train.loop import seed_everything, set_threads
+from cgankd.train.evaluate import metrics, predict, seen_unseen
+from cgankd.train.loop import FitResult, seed_everything, set_threads
 
 
 def setup(cfg: Config, offset: int = 0) -> None:
@@ -68,3 +69,16 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
 
 def metric_key(task: str) -> str:
     return "acc" if task == "classification" else "mae"
+
+
+def fit_metrics(res: FitResult, data: Prepared) -> dict[str, float]:
+    """Validation and test metrics of the best-validation model, test of the last one, and for
+    regression the test MAE on labels seen vs unseen in training."""
+    val, test = data["val"], data["test"]
+    out = metrics(predict(res.best, val.images), val.labels, data.meta, "val")
+    best_test = predict(res.best, test.images)
+    out.update(metrics(best_test, test.labels, data.meta, "test"))
+    out.update(metrics(predict(res.last, test.images), test.labels, data.meta, "test_last"))
+    if data.meta.task == "regression":
+        out.update(seen_unseen(best_test, test.labels, data["train"].labels, data.meta, "test"))
+    return out

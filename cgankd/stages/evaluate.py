@@ -1,5 +1,6 @@
-"""evaluate: the teacher / NOKD / cGAN-KD comparison as metrics JSON and markdown, and a
-confusion matrix of the exported student."""
+"""evaluate: the teacher / NOKD / cGAN-KD comparison as metrics JSON and markdown, a per-class
+(accuracy) or per-label (MAE) CSV of every model, and a picture: the exported student's
+confusion matrix, or every model's MAE across the label range."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cgankd.config import Config
+from cgankd.data.prepared import Meta, Prepared
 from cgankd.io import atomic_path, read_json, write_json, write_text
 from cgankd.stages.common import load_model, metric_key, prepared
 from cgankd.stages.registry import STAGES
@@ -41,6 +43,58 @@ def confusion_png(cm: np.ndarray, classes: list[str], path) -> None:
         img.save(tmp, format="PNG")
 
 
+COLORS = {"teacher": (80, 80, 80), "nokd": (30, 90, 200), "cgankd": (210, 60, 40)}
+
+
+def per_label(preds: dict[str, np.ndarray], data: Prepared, bins: int = 30) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Rows: classes (accuracy %) or label bins (MAE in the label's unit); one column per model.
+    Returns the row names, their x positions and the table."""
+    meta, labels = data.meta, data["test"].labels
+    if meta.task == "classification":
+        rows = [np.flatnonzero(labels == c) for c in range(meta.num_classes)]
+        score = {k: (v.argmax(1) == labels) * 100.0 for k, v in preds.items()}
+        names, xs = list(meta.classes), np.arange(meta.num_classes, dtype=float)
+    else:
+        lo, hi = meta.label_range
+        edges = np.linspace(lo, hi, bins + 1)
+        which = np.clip(np.digitize(labels, edges) - 1, 0, bins - 1)
+        rows = [np.flatnonzero(which == b) for b in range(bins)]
+        score = {k: np.abs(meta.unscale(v.reshape(-1)) - labels) for k, v in preds.items()}
+        xs = (edges[:-1] + edges[1:]) / 2
+        names = [f"{x:.4g}" for x in xs]
+    table = np.array([[score[k][r].mean() if len(r) else np.nan for k in preds] for r in rows])
+    return names, xs, table
+
+
+def per_label_csv(names: list[str], table: np.ndarray, models: list[str], task: str) -> str:
+    head = ("class" if task == "classification" else "label") + "," + ",".join(models)
+    lines = [head] + [f"{n}," + ",".join(f"{v:.4f}" for v in row) for n, row in zip(names, table, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def mae_png(xs: np.ndarray, table: np.ndarray, models: list[str], meta: Meta, path) -> None:
+    """Test MAE across the label range, one line per model."""
+    w, h, left, top, bottom = 640, 360, 60, 30, 40
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    ymax = float(np.nanmax(table)) * 1.1 or 1.0
+    lo, hi = meta.label_range
+    px = lambda x: left + (x - lo) / (hi - lo) * (w - left - 20)  # noqa: E731
+    py = lambda y: h - bottom - y / ymax * (h - top - bottom)  # noqa: E731
+    d.line([left, top, left, h - bottom, w - 20, h - bottom], fill="black")
+    for t in np.linspace(0, ymax, 5):
+        d.text((4, py(t) - 6), f"{t:.3g}", fill="black")
+    for t in np.linspace(lo, hi, 7):
+        d.text((px(t) - 10, h - bottom + 6), f"{t:.3g}", fill="black")
+    d.text((left, 6), f"test MAE ({meta.label_unit or 'label units'}) by label", fill="black")
+    for j, m in enumerate(models):
+        pts = [(px(x), py(y)) for x, y in zip(xs, table[:, j], strict=True) if np.isfinite(y)]
+        d.line(pts, fill=COLORS.get(m, (0, 150, 0)), width=2)
+        d.text((w - 120, top + 14 * j), m, fill=COLORS.get(m, (0, 150, 0)))
+    with atomic_path(path) as tmp:
+        img.save(tmp, format="PNG")
+
+
 def verdict(task: str, nokd: float, cgankd: float | None) -> str:
     if cgankd is None:
         return "cGAN-KD was not run (student.methods has no cgankd)."
@@ -61,33 +115,43 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     rows.update({m: read_json(cfg.path("metrics", f"student_{m}.json")) for m in cfg.student.methods})
     parity = read_json(cfg.path("export", "parity.json"))
     out: dict[str, Any] = {}
+    extra = ("test_mae_seen", "test_mae_unseen") if task == "regression" else ()
     for name, m in rows.items():
-        for split in ("val", "test", "test_last"):
-            out[f"{name}_{split}_{k}"] = m[f"{split}_{k}"]
+        for key in (f"val_{k}", f"test_{k}", f"test_last_{k}", *extra):
+            if key in m:
+                out[f"{name}_{key}"] = m[key]
         out[f"{name}_params"] = m["params"]
     if "cgankd" in rows:
         out[f"cgankd_minus_nokd_test_{k}"] = rows["cgankd"][f"test_{k}"] - rows["nokd"][f"test_{k}"]
     out["selected"] = parity["method"]
     write_json(cfg.path("metrics.json"), out)
     unit = "%" if task == "classification" else f" {data.meta.label_unit}".rstrip()
+    cols = [f"val {k}", f"test {k} (best val)", f"test {k} (last)"]
+    cols += ["test mae, seen labels", "test mae, unseen labels"] if extra else []
     lines = [f"# cgankd: {data.meta.source} ({task}), seed {cfg.seed}", "",
-             f"| model | params | val {k} | test {k} (best val) | test {k} (last) |",
-             "|---|---:|---:|---:|---:|"]
+             "| model | params | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for name, m in rows.items():
         label = {"teacher": f"teacher {cfg.teacher.arch}", "nokd": f"NOKD {cfg.student.arch}",
                  "cgankd": f"cGAN-KD {cfg.student.arch}"}[name]
-        lines.append(f"| {label} | {m['params']:,} | {m[f'val_{k}']:.2f}{unit} | "
-                     f"{m[f'test_{k}']:.2f}{unit} | {m[f'test_last_{k}']:.2f}{unit} |")
+        vals = [m.get(key, float("nan")) for key in (f"val_{k}", f"test_{k}", f"test_last_{k}", *extra)]
+        lines.append(f"| {label} | {m['params']:,} | " + " | ".join(f"{v:.2f}{unit}" for v in vals) + " |")
     cg = rows["cgankd"][f"test_{k}"] if "cgankd" in rows else None
     lines += ["", verdict(task, rows["nokd"][f"test_{k}"], cg),
               f"Exported and registered: the {parity['method']} student (best validation {k}).", ""]
     write_text(cfg.path("report.md"), "\n".join(lines))
+    paths = {"teacher": cfg.path("teacher", "model.pt")}
+    paths.update({m: cfg.path("students", m, "model.pt") for m in cfg.student.methods})
+    preds = {name: predict(load_model(p), data["test"].images) for name, p in paths.items()}
+    names, xs, table = per_label(preds, data)
+    write_text(cfg.path("plots", "per_label.csv"), per_label_csv(names, table, list(preds), task))
+    picture = cfg.path("plots", "evaluation.png")
     if task == "classification":
-        student = load_model(cfg.path("students", parity["method"], "model.pt"))
-        pred = predict(student, data["test"].images).argmax(1)
-        cm = confusion(pred, data["test"].labels, data.meta.num_classes)
-        confusion_png(cm, data.meta.classes, cfg.path("plots", "confusion.png"))
-        tracker.log_artifact(cfg.path("plots", "confusion.png"), "plots")
+        cm = confusion(preds[parity["method"]].argmax(1), data["test"].labels, data.meta.num_classes)
+        confusion_png(cm, data.meta.classes, picture)
+    else:
+        mae_png(xs, table, list(preds), data.meta, picture)
+    tracker.log_artifact(picture, "plots")
+    tracker.log_artifact(cfg.path("plots", "per_label.csv"), "plots")
     tracker.log_metrics({k2: v for k2, v in out.items() if isinstance(v, (int, float))})
     tracker.log_artifact(cfg.path("report.md"))
     print("\n".join(lines))

@@ -34,7 +34,12 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     model = load_model(cfg.path("students", method, "model.pt"))
     out = cfg.path("export")
     c, r = data.meta.channels, data.meta.resolution
-    export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo)
+    m = data.meta
+    metadata = {"task": m.task, "source": m.source, "classes": m.classes, "label_range": m.label_range,
+                "label_unit": m.label_unit, "input": f"float32 N x {c} x {r} x {r} in [0, 1]",
+                "output": "logits" if m.task == "classification" else "label scaled to [0, 1]",
+                "method": method}
+    export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo, metadata)
     report = parity(model, out / "student.onnx", c, r, cfg.export.atol)
     report.update({"method": method, "selected_by": f"val_{metric_key(data.meta.task)}",
                    "opset": cfg.export.opset, "dynamo": cfg.export.dynamo})

@@ -57,7 +57,8 @@ def build(cfg: Config) -> Prepared:
         raise CgankdError("data.resolution", f"must be 16, 32 or 64, got {res}")
     train, val, test = (Split(resize(s.images, res), s.labels) for s in (train, val, test))
     if pool.task == "regression":
-        lo, hi = float(train.labels.min()), float(train.labels.max())
+        labelled = np.concatenate([train.labels, val.labels])  # the range of all labelled data
+        lo, hi = float(labelled.min()), float(labelled.max())
         if source == "rc":
             lo, hi = 0.0, 90.0
         if hi - lo <= 0:

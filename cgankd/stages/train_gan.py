@@ -1,7 +1,9 @@
-"""train-gan: the class-conditional GAN on the real training set; resumes after a crash."""
+"""train-gan: the class-conditional GAN (classification) or the CcGAN (regression) on the real
+training set; resumes after a crash."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -9,7 +11,7 @@ import torch
 
 from cgankd.config import Config
 from cgankd.data.preview import save_grid
-from cgankd.errors import CgankdError
+from cgankd.gan.conditions import make_condition
 from cgankd.gan.train import sample, train_gan
 from cgankd.io import atomic_path
 from cgankd.stages.common import prepared, setup, write_history
@@ -26,22 +28,28 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     tracker = tracker or NullTracker()
     setup(cfg, 1)
     data = prepared(cfg)
-    if data.meta.task != "classification":
-        raise CgankdError("task=regression", "the continuous CcGAN is not built yet (issue 4); "
-                                             "train-gan supports classification only")
-    train = data["train"]
-    g, history = train_gan(cfg.gan, train.images, train.labels, data.meta.num_classes, cfg.seed + 1,
+    meta, train = data.meta, data["train"]
+    regression = meta.task == "regression"
+    num_classes = None if regression else meta.num_classes
+    labels = meta.scale(train.labels) if regression else train.labels
+    tracker.log_params({f"gan.{k}": v for k, v in make_condition(cfg.gan, labels, num_classes).describe().items()})
+    g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
                            checkpoint_path(cfg), log=lambda s, row: tracker.log_metrics(row, step=s),
                            stop_after=stop_after)
     out = cfg.path("gan")
     with atomic_path(out / "generator.pt") as tmp:
-        torch.save({"state_dict": g.state_dict(), "num_classes": data.meta.num_classes,
-                    "resolution": data.meta.resolution, "channels": data.meta.channels,
-                    "gan": cfg.gan.__dict__}, tmp)
+        torch.save({"state_dict": g.state_dict(), "num_classes": num_classes, "task": meta.task,
+                    "resolution": meta.resolution, "channels": meta.channels,
+                    "label_range": meta.label_range, "gan": asdict(cfg.gan)}, tmp)
     write_history(out / "history.csv", history)
-    labels = np.repeat(np.arange(data.meta.num_classes), 12)
-    imgs = sample(g, labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
-    grid = save_grid(out / "samples.png", imgs, labels, "classification", data.meta.classes)
+    if regression:  # 10 rows across the label range, 12 samples each
+        scaled = np.repeat(np.linspace(0.0, 1.0, 10), 12).astype(np.float32)
+        imgs = sample(g, scaled, cfg.gan.z_dim, torch.Generator().manual_seed(0))
+        shown = meta.unscale(scaled)
+    else:
+        shown = np.repeat(np.arange(meta.num_classes), 12)
+        imgs = sample(g, shown, cfg.gan.z_dim, torch.Generator().manual_seed(0))
+    grid = save_grid(out / "samples.png", imgs, shown, meta.task, meta.classes)
     tracker.log_artifact(grid, "plots")
     last = history[-1] if history else {}
     print(f"train-gan: {cfg.gan.iterations} iterations, last loss_d {last.get('loss_d', float('nan')):.3f} "

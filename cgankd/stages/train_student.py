@@ -16,10 +16,9 @@ from cgankd.data.prepared import Split
 from cgankd.errors import CgankdError
 from cgankd.io import write_json
 from cgankd.models import count_params
-from cgankd.stages.common import load_model, new_model, prepared, save_model, setup, write_history
+from cgankd.stages.common import fit_metrics, load_model, new_model, prepared, save_model, setup, write_history
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
-from cgankd.train.evaluate import metrics, predict
 from cgankd.train.loop import fit
 
 METHODS = ("nokd", "cgankd")
@@ -58,9 +57,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     write_history(out / "history.csv", res.history)
     m: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,
                          "n_fakes": 0 if fakes is None else len(fakes)}
-    m.update(metrics(predict(res.best, data["val"].images), data["val"].labels, data.meta, "val"))
-    m.update(metrics(predict(res.best, data["test"].images), data["test"].labels, data.meta, "test"))
-    m.update(metrics(predict(res.last, data["test"].images), data["test"].labels, data.meta, "test_last"))
+    m.update(fit_metrics(res, data))
     write_json(cfg.path("metrics", f"student_{method}.json"), m)
     tracker.log_metrics(m)
     print(f"train-student[{method}]:", json.dumps(m))

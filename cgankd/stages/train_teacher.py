@@ -8,10 +8,9 @@ from typing import Any
 from cgankd.config import Config
 from cgankd.io import write_json
 from cgankd.models import count_params
-from cgankd.stages.common import new_model, prepared, save_model, setup, write_history
+from cgankd.stages.common import fit_metrics, new_model, prepared, save_model, setup, write_history
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
-from cgankd.train.evaluate import metrics, predict
 from cgankd.train.loop import fit
 
 
@@ -27,9 +26,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     save_model(res.best, out / "model.pt", {"best_step": res.best_step})
     write_history(out / "history.csv", res.history)
     m = {"params": count_params(model), "best_step": res.best_step}
-    m.update(metrics(predict(res.best, data["val"].images), data["val"].labels, data.meta, "val"))
-    m.update(metrics(predict(res.best, data["test"].images), data["test"].labels, data.meta, "test"))
-    m.update(metrics(predict(res.last, data["test"].images), data["test"].labels, data.meta, "test_last"))
+    m.update(fit_metrics(res, data))
     write_json(cfg.path("metrics", "teacher.json"), m)
     tracker.log_metrics(m)
     print("train-teacher:", json.dumps(m))

@@ -31,6 +31,19 @@ def metrics(outputs: np.ndarray, labels: np.ndarray, meta: Meta, prefix: str) ->
     return {f"{prefix}_mae": float(np.abs(err).mean()), f"{prefix}_rmse": float(np.sqrt((err**2).mean()))}
 
 
+def seen_unseen(outputs: np.ndarray, labels: np.ndarray, train_labels: np.ndarray, meta: Meta,
+                prefix: str) -> dict[str, float]:
+    """Regression MAE on test labels that occur in the training set vs those that do not
+    (the RC-49 protocol: the GAN and the student must interpolate the unseen ones)."""
+    seen = np.isin(np.round(labels.astype(np.float64), 4), np.round(train_labels.astype(np.float64), 4))
+    err = np.abs(meta.unscale(outputs.reshape(-1)) - labels.astype(np.float64))
+    out = {}
+    for name, mask in (("seen", seen), ("unseen", ~seen)):
+        if mask.any():
+            out[f"{prefix}_mae_{name}"] = float(err[mask].mean())
+    return out
+
+
 def better(a: float, b: float | None, task: str) -> bool:
     """Is metric value ``a`` better than ``b`` (accuracy up, MAE down)?"""
     if b is None:

@@ -1,0 +1,113 @@
+"""Regression end to end on the embedded `rc` set and on an h5 file in the authors' layouts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import yaml
+from conftest import ROOT, SHRINK, shrunk
+from test_e2e_dvc import ran, sh
+
+from cgankd.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def run(out: Path, *extra: str) -> dict:
+    args = ["run"] + [a for s in [*SHRINK, f"out_dir={out}", *extra] for a in ("-S", s)]
+    assert main(args) == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_embedded_regression_registers_an_onnx_regressor(tmp_path):
+    import mlflow
+    import onnxruntime as ort
+    from mlflow.tracking import MlflowClient
+
+    from cgankd.stages.common import load_model
+
+    out = tmp_path / "out"
+    m = run(out, "task=regression")
+    for key in ("teacher_test_mae", "nokd_test_mae", "cgankd_test_mae", "nokd_test_mae_seen",
+                "nokd_test_mae_unseen", "cgankd_minus_nokd_test_mae"):
+        assert np.isfinite(m[key]), key
+    assert 0 < m["nokd_test_mae"] < 90
+    fakes = np.load(out / "fakes" / "fakes.npz")
+    assert fakes["fake_images"].shape[1:] == (3, 16, 16)
+    assert fakes["fake_labels"].min() >= 0 and fakes["fake_labels"].max() <= 90
+    stats = json.loads((out / "metrics" / "fakes.json").read_text())
+    assert stats["rho"] == 0.7 and stats["mean_label_shift"] > 0  # published regression defaults
+    assert (out / "plots" / "evaluation.png").is_file() and (out / "gan" / "samples.png").is_file()
+
+    champ = MlflowClient().get_model_version_by_alias("cgankd-rc", "champion")
+    assert champ.tags["metric_name"] == "test_mae" and champ.tags["task"] == "regression"
+    local = mlflow.artifacts.download_artifacts("models:/cgankd-rc@champion", dst_path=str(tmp_path / "dl"))
+    sess = ort.InferenceSession(str(Path(local) / "model.onnx"), providers=["CPUExecutionProvider"])
+    model = load_model(out / "students" / champ.tags["method"] / "model.pt")
+    x = torch.rand(7, 3, 16, 16)
+    got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
+    assert got.shape == (7, 1)
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
+
+    # a regressor is never compared with a classifier's champion: one line, exit 2, nothing moved
+    client = MlflowClient()
+    client.create_registered_model("mixed")
+    v = client.create_model_version("mixed", champ.source, champ.run_id)
+    client.set_model_version_tag("mixed", v.version, "metric_name", "test_acc")
+    client.set_registered_model_alias("mixed", "champion", v.version)
+    args = ["register"] + [a for s in [*SHRINK, f"out_dir={out}", "task=regression",
+                                       "tracking.model_name=mixed"] for a in ("-S", s)]
+    assert main(args) == 2
+    assert len(client.search_model_versions("name='mixed'")) == 1
+
+
+@pytest.mark.parametrize("layout", ["split", "rc49-pool"])
+def test_h5_file_runs_through_every_regression_stage(tmp_path, layout):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "angles.h5"
+    with h5py.File(path, "w") as f:
+        if layout == "split":  # 1-channel 16x16, labels 10..70 years: size and range read from the file
+            f["images_train"] = rng.integers(0, 255, (120, 1, 16, 16)).astype(np.uint8)
+            f["labels_train"] = np.repeat(np.linspace(10.0, 70.0, 30), 4)
+            f["images_test"] = rng.integers(0, 255, (30, 1, 16, 16)).astype(np.uint8)
+            f["labels_test"] = np.linspace(10, 70, 30)
+        else:
+            f["images"] = rng.integers(0, 255, (800, 3, 16, 16)).astype(np.uint8)
+            f["labels"] = np.repeat(np.arange(0.0, 90.0, 1.8), 16)
+            f["types"] = np.tile(np.arange(16), 50)
+    out = tmp_path / "out"
+    m = run(out, "task=regression", "data.source=h5", f"data.root={path}")
+    assert "nokd_test_mae" in m and "cgankd_test_mae" in m
+    meta = json.loads((out / "prepared" / "meta.json").read_text())
+    assert meta["resolution"] == 16
+    if layout == "split":
+        assert meta["channels"] == 1 and meta["label_range"] == [10.0, 70.0]
+    else:  # every 2nd distinct angle for training; unseen angles in the test split
+        assert meta["provenance"]["train_labels"] == 25
+        assert "nokd_test_mae_unseen" in m and "nokd_test_mae_seen" in m
+
+
+def test_dvc_repro_with_task_regression_in_params(tmp_path):
+    """The dvc path: the same dvc.yaml, `task: regression` in params.yaml."""
+    import shutil
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copytree(ROOT / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(ROOT / name, repo / name)
+    params = shrunk(Path("artifacts"), "task=regression").to_dict()
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "init", "-q", cwd=repo)
+    sh("dvc", "init", "-q", cwd=repo)
+    res = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo)
+    assert ran(res) == set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
+    assert "nokd_test_mae" in shown and "cgankd_test_mae" in shown
+    assert json.loads((repo / "artifacts" / "registry.json").read_text())["model_name"] == "cgankd-rc"

@@ -1,0 +1,75 @@
+"""Regression make-fakes with hand-made modules: a 'generator' that paints its label (plus
+noise of known size) and a 'teacher' that reads it back, so filter and relabelling are exact."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import shrunk
+from torch import nn
+
+from cgankd.data.prepared import Meta
+from cgankd.fakes.make import label_grid, make_regression_fakes
+
+
+class PaintLabel(nn.Module):
+    """G(z, y): a flat image of brightness y + 0.2 * z[0], in [-1, 1]."""
+
+    num_classes = None
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        v = (y + 0.2 * z[:, 0]).clamp(0, 1) * 2 - 1
+        return v[:, None, None, None].expand(-1, 1, 4, 4).contiguous()
+
+
+class ReadBrightness(nn.Module):
+    """Teacher: the mean pixel value (input in [0, 1]) is its scaled prediction."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=[1, 2, 3])[:, None] + 0 * self.dummy
+
+
+META = Meta(task="regression", source="hand", channels=1, resolution=4, label_range=[0.0, 90.0])
+
+
+def make(tmp_path, *extra):
+    cfg = shrunk(tmp_path, "task=regression", "fakes.n_labels=5", "fakes.n_per_label=40",
+                 "filter.burn_in=2000", *extra)
+    return cfg, make_regression_fakes(cfg, PaintLabel(), ReadBrightness(), META, seed=0)
+
+
+def test_label_scaling_round_trip():
+    y = np.array([0.0, 12.5, 45.0, 89.9], np.float32)
+    assert META.scale(y) == pytest.approx(y / 90)
+    assert META.unscale(META.scale(y)) == pytest.approx(y, abs=1e-4)
+    assert label_grid(5).tolist() == pytest.approx([0, 0.25, 0.5, 0.75, 1])
+
+
+def test_global_filter_keeps_the_rho_share_with_the_smallest_error(tmp_path):
+    cfg, fs = make(tmp_path)  # rho null -> 0.7 for regression; adjust null -> on
+    assert cfg.rho == 0.7 and cfg.adjust_labels
+    assert len(fs.images) == 5 * 40 and np.bincount(fs.group).tolist() == [40] * 5
+    cut = fs.cutoffs[0]
+    assert np.all(fs.cutoffs == cut)  # one global cut-off
+    assert cut == pytest.approx(np.quantile(fs.burn_in_score, 0.7))
+    assert fs.score.max() < cut
+    # |noise| is 0.2|z|, clipped at the range ends: the cut-off sits near the 0.7-quantile of it
+    assert 0.1 < cut < 0.3
+    assert fs.generated.sum() > len(fs.images)
+
+
+def test_labels_replaced_by_the_teacher(tmp_path):
+    _, fs = make(tmp_path)
+    pixels = (fs.images.reshape(len(fs.images), -1).mean(1) / 255.0) * 90
+    assert fs.labels == pytest.approx(pixels, abs=1e-3)
+    assert fs.assigned == pytest.approx(META.unscale(label_grid(5)[fs.group]))
+    assert np.abs(fs.labels - fs.assigned).max() > 1.0  # replacement changed them
+
+
+def test_relabelling_off_and_filter_off(tmp_path):
+    _, fs = make(tmp_path, "adjust.enabled=false", "filter.enabled=false")
+    assert np.array_equal(fs.labels, fs.assigned)
+    assert fs.generated.sum() == len(fs.images) == 200  # nothing dropped, nothing wasted
