@@ -61,14 +61,15 @@ def summarize(rows: list[dict], task: str) -> dict:
 
 
 def markdown(summary: dict, task: str, source: str, seeds: list[int], minutes: float, cfg,
-             variants: dict[str, str]) -> str:
+             variants: dict[str, str], reuse: bool = False) -> str:
     k = metric_key(task)
     unit = "%" if task == "classification" else " deg"
     arch = {"teacher": cfg.teacher.arch, "nokd": cfg.student.arch, "cgankd": cfg.student.arch}
     label = {"teacher": "teacher", "nokd": "NOKD student", "cgankd": "cGAN-KD student"}
     heads = [f"test {k}, best-val checkpoint (mean ± std)", f"test {k}, last step"]
     heads += ["test mae, seen angles", "test mae, unseen angles"] if task == "regression" else []
-    lines = [f"`{source}` ({task}), seeds {seeds}, {minutes:.0f} min in all",
+    how = "prepare/teacher/GAN/fakes reused from the work folder, students trained" if reuse else "in all"
+    lines = [f"`{source}` ({task}), seeds {seeds}, {minutes:.0f} min {how}",
              "", "| model | params | " + " | ".join(heads) + " |", "|---|---:|" + "---:|" * len(heads)]
     for n in [key[: -len(f"_test_{k}")] for key in summary if key.endswith(f"_test_{k}")]:
         if n not in label:
@@ -147,7 +148,7 @@ def main() -> None:
               "machine": f"{platform.machine()}, {os.cpu_count()} cores (CPU)"}
     name = f"compare_{source}" + (f"_{args.name}" if args.name else "")
     write_json(ROOT / "bench" / "results" / f"{name}.json", result)
-    md = markdown(summary, args.task, source, args.seeds, minutes, cfg, variants)
+    md = markdown(summary, args.task, source, args.seeds, minutes, cfg, variants, args.reuse)
     write_text(ROOT / "bench" / "results" / f"{name}.md", md)
     print(md)
 

@@ -3,6 +3,7 @@ dvc.yaml, and pass only paths, overrides and run ids - never tensors.
 
     python flows/pipeline.py                      # runs locally, no server needed
     python flows/pipeline.py -S filter.rho=0.7    # any params.yaml override
+    python flows/pipeline.py -S task=regression -S out_dir=artifacts/regression   # rc + CcGAN
 """
 
 from __future__ import annotations

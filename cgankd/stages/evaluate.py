@@ -136,7 +136,11 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         vals = [m.get(key, float("nan")) for key in (f"val_{k}", f"test_{k}", f"test_last_{k}", *extra)]
         lines.append(f"| {label} | {m['params']:,} | " + " | ".join(f"{v:.2f}{unit}" for v in vals) + " |")
     cg = rows["cgankd"][f"test_{k}"] if "cgankd" in rows else None
-    lines += ["", verdict(task, rows["nokd"][f"test_{k}"], cg),
+    caveat = ([f"cGAN-KD was fine-tuned from the NOKD student for {cfg.student.finetune_steps} more steps; "
+               "`-S student.fake_ratio=0` trains the same fine-tuning on real data alone, the control "
+               "that separates the fakes' effect from the extra steps."]
+              if cg is not None and cfg.student.mode == "finetune" else [])
+    lines += ["", verdict(task, rows["nokd"][f"test_{k}"], cg), *caveat,
               f"Exported and registered: the {parity['method']} student (best validation {k}).", ""]
     write_text(cfg.path("report.md"), "\n".join(lines))
     paths = {"teacher": cfg.path("teacher", "model.pt")}
