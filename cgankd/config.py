@@ -314,9 +314,10 @@ def _validate(cfg: Config) -> None:
             bad(key, f"must be > 0 or null (rule of thumb), got {v}")
     if not 0.0 < cfg.gan.ccgan.threshold < 1.0:
         bad("gan.ccgan.threshold", f"must be in (0, 1), got {cfg.gan.ccgan.threshold}")
-    if cfg.fakes.n_labels < 2 or cfg.fakes.n_per_label < 1:
-        bad("fakes.n_labels" if cfg.fakes.n_labels < 2 else "fakes.n_per_label",
-            f"must be >= 2 and >= 1, got {cfg.fakes.n_labels} and {cfg.fakes.n_per_label}")
+    if cfg.fakes.n_labels < 2:
+        bad("fakes.n_labels", f"must be >= 2 (a grid over the label range), got {cfg.fakes.n_labels}")
+    if cfg.fakes.n_per_label < 1:
+        bad("fakes.n_per_label", f"must be >= 1, got {cfg.fakes.n_per_label}")
     if cfg.student.mode not in ("scratch", "finetune"):
         bad("student.mode", f"must be scratch or finetune, got {cfg.student.mode!r}")
     if cfg.student.fake_ratio < 0:

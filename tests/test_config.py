@@ -27,6 +27,12 @@ def test_overrides_are_typed():
     ("task=ranking", "task"),
     ("student.mode=sometimes", "student.mode"),
     ("filter.enabled=3", "filter.enabled"),
+    ("gan.ccgan.vicinity=wide", "gan.ccgan.vicinity"),
+    ("gan.ccgan.kappa=-1", "gan.ccgan.kappa"),
+    ("gan.ccgan.threshold=1", "gan.ccgan.threshold"),
+    ("fakes.n_labels=1", "fakes.n_labels"),
+    ("fakes.n_per_label=0", "fakes.n_per_label"),
+    ("adjust.enabled=maybe", "adjust.enabled"),
 ])
 def test_bad_params_name_the_key(override, key):
     with pytest.raises(CgankdError) as err:
@@ -43,3 +49,12 @@ def test_cli_errors_are_one_line_with_exit_code_2(capsys):
 def test_missing_params_file(capsys, tmp_path):
     assert main(["config", "-p", str(tmp_path / "nope.yaml")]) == 2
     assert "params file not found" in capsys.readouterr().err
+
+
+def test_per_task_defaults():
+    cls, reg = load_config(ROOT / "params.yaml"), load_config(ROOT / "params.yaml", ["task=regression"])
+    assert (cls.rho, cls.adjust_labels, cls.model_name) == (0.9, False, "cgankd-objects")
+    assert (reg.rho, reg.adjust_labels, reg.model_name) == (0.7, True, "cgankd-rc")
+    off = load_config(ROOT / "params.yaml", ["task=regression", "filter.enabled=false", "adjust.enabled=false",
+                                             "tracking.model_name=mine"])
+    assert (off.rho, off.adjust_labels, off.model_name) == (1.0, False, "mine")
