@@ -31,14 +31,14 @@ def test_rules_of_thumb_by_hand():
 
 
 def test_hard_weights_by_hand():
-    w = hard_weights(np.array([0.0, 0.1, 0.25, 0.35, 0.5]), target=0.2, kappa=0.1)
+    w = hard_weights(torch.tensor([0.0, 0.1, 0.25, 0.35, 0.5], dtype=torch.float64), target=0.2, kappa=0.1)
     assert w.tolist() == [0.0, 1.0, 1.0, 0.0, 0.0]
 
 
 def test_soft_weights_by_hand():
     nu = 1 / 0.1**2
-    w = soft_weights(np.array([0.2, 0.3, 0.0]), target=0.2, nu=nu)
-    assert w == pytest.approx([1.0, math.exp(-1.0), math.exp(-4.0)])
+    w = soft_weights(torch.tensor([0.2, 0.3, 0.0], dtype=torch.float64), target=0.2, nu=nu)
+    assert w.tolist() == pytest.approx([1.0, math.exp(-1.0), math.exp(-4.0)])
 
 
 @pytest.mark.parametrize("kind", ["hard", "soft"])

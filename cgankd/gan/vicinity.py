@@ -35,12 +35,14 @@ def rule_of_thumb_kappa(labels: np.ndarray, k: float = 1.0) -> float:
     return float(abs(k) * np.diff(u).max())
 
 
-def hard_weights(real: np.ndarray, target: float, kappa: float) -> np.ndarray:
-    return (np.abs(np.asarray(real, np.float64) - target) <= kappa).astype(np.float64)
+def hard_weights(real: torch.Tensor, target: torch.Tensor | float, kappa: float) -> torch.Tensor:
+    """HVDL: 1 where |y - y'| <= kappa, else 0."""
+    return ((real - target).abs() <= kappa).to(real.dtype)
 
 
-def soft_weights(real: np.ndarray, target: float, nu: float) -> np.ndarray:
-    return np.exp(-nu * (np.asarray(real, np.float64) - target) ** 2)
+def soft_weights(real: torch.Tensor, target: torch.Tensor | float, nu: float) -> torch.Tensor:
+    """SVDL: exp(-nu (y - y')^2)."""
+    return torch.exp(-nu * (real - target) ** 2)
 
 
 @dataclass
@@ -77,8 +79,8 @@ class Vicinity:
 
     def weight(self, real: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.kind == "hard":
-            return ((real - target).abs() <= self.radius).double()
-        return torch.exp(-self.nu * (real - target) ** 2)
+            return hard_weights(real, target, self.kappa)
+        return soft_weights(real, target, self.nu)
 
     def _targets(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         base = self.unique[torch.randint(0, len(self.unique), (n,), generator=gen)]

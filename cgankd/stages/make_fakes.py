@@ -14,7 +14,7 @@ from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
 from cgankd.errors import CgankdError
-from cgankd.fakes.make import FakeSet, make_class_fakes, make_regression_fakes
+from cgankd.fakes.make import FakeSet, label_grid, make_class_fakes, make_regression_fakes
 from cgankd.gan.biggan import Generator
 from cgankd.io import atomic_path, write_json, write_text
 from cgankd.stages.common import load_model, prepared, setup
@@ -74,7 +74,7 @@ def group_counts(fs: FakeSet, meta: Meta, n_bins: int = 10) -> dict[str, dict[st
                        "ce_cutoff": float(fs.cutoffs[c])} for c, name in enumerate(meta.classes)}
     n = len(fs.generated)
     edges = np.linspace(0, n, n_bins + 1).round().astype(int)
-    lab = meta.unscale(np.linspace(0.0, 1.0, n))
+    lab = meta.unscale(label_grid(n))
     out = {}
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         kept = int(((fs.group >= a) & (fs.group < b)).sum())
