@@ -70,8 +70,8 @@ def rc49_pool(cfg: Config, path, images: np.ndarray, labels: np.ndarray) -> Pool
     if not np.all(np.isfinite(y)):
         raise CgankdError(str(path), "labels holds NaN or infinite values")
     y = y.astype(np.float32)
-    distinct = np.unique(y)
-    seen = np.isin(y, distinct[:: cfg.data.rc.train_every])
+    train_labels = np.unique(y)[:: cfg.data.rc.train_every]
+    seen = np.isin(y, train_labels)
     idx_seen = np.flatnonzero(seen)
     tr, va = split_budget(y[idx_seen], "regression", cfg.data.n_per_class, cfg.data.n_val_per_class,
                           cfg.data.seed, str(path))
@@ -82,5 +82,5 @@ def rc49_pool(cfg: Config, path, images: np.ndarray, labels: np.ndarray) -> Pool
     te = np.sort(rng.permutation(rest)[: cfg.data.n_test])
     return Pool("regression", x[idx_seen[tr]], y[idx_seen[tr]], x[te], y[te], val_x=x[idx_seen[va]],
                 val_y=y[idx_seen[va]], provenance={"file": str(path), "layout": "rc49-pool",
-                                                   "train_labels": int(len(distinct[:: cfg.data.rc.train_every])),
+                                                   "train_labels": len(train_labels),
                                                    "test_from": int(len(rest))})
