@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cgankd.ablation import done
 from cgankd.config import load_config
-from cgankd.io import read_json, write_json, write_text
+from cgankd.io import write_json, write_text
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES, stage_calls
 
-TRAINING = {"prepare", "train-teacher", "train-gan", "make-fakes", "train-student"}  # no export/registry
-ROW_KEY = {"train-teacher": "teacher", "make-fakes": "fakes"}  # train-student rows go by method
+TRAINING = {"prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student"}
+ROW_KEY = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes"}  # students: method
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +48,7 @@ def columns(task: str) -> list[str]:
 
 
 def summarize(rows: list[dict], task: str) -> dict:
-    names = [n for n, v in rows[0].items() if isinstance(v, dict) and "params" in v]
+    names = [n for n, v in rows[0].items() if isinstance(v, dict) and "params" in v and n != "extractor"]
     out = {}
     for n in names:
         for col in columns(task):
@@ -100,15 +101,6 @@ def base_overrides(args: argparse.Namespace, seed: int, methods: list[str]) -> l
             f"student.methods=[{', '.join(methods)}]", *args.overrides]
 
 
-def reused(cfg, stage: str, key: str) -> dict | None:
-    """A stage's recorded result in the work folder, or None when it has not run there."""
-    done = {"prepare": cfg.path("prepared", "meta.json"), "train-gan": cfg.path("gan", "generator.pt")}
-    if stage in done:
-        return {"reused": True} if done[stage].is_file() else None
-    path = cfg.path("metrics", f"{key}.json")  # teacher.json, fakes.json
-    return read_json(path) if path.is_file() else None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="classification", choices=["classification", "regression"])
@@ -132,7 +124,7 @@ def main() -> None:
         for name, kwargs in stage_calls(cfg):  # the pipeline's own order and per-method calls
             if name in TRAINING:
                 key = kwargs.get("method", ROW_KEY.get(name, name))
-                row[key] = reused(cfg, name, key) if args.reuse and name != "train-student" else None
+                row[key] = done(cfg, name) if args.reuse and name != "train-student" else None
                 if row[key] is None:
                     row[key] = STAGES.get(name)(cfg, **kwargs)
         for vname, extra in variants.items():  # last: they overwrite the cgankd student's files

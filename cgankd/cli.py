@@ -55,6 +55,16 @@ def cmd_repro(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from cgankd.ablation import parse_extra, run_ablation
+
+    path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
+    work = args.work or str(load_config(path, args.overrides).path("ablation"))
+    run_ablation(path, args.overrides, args.seeds, args.variants, work, args.reuse, args.resume,
+                 parse_extra(args.extra))
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     from cgankd.data.prepared import load_prepared
     from cgankd.data.preview import save_grid
@@ -102,6 +112,19 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("dvc_args", nargs="*", help="extra arguments for dvc repro")
     p.set_defaults(func=cmd_repro)
+    from cgankd.ablation import VARIANTS
+
+    p = sub.add_parser("ablate", help="student on real + fakes processed with none / subsample / filter / both / "
+                       "+ adjust, over seeds; an MLflow parent run with a child per (seed, variant)")
+    _common(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--work", default=None, help="folder for per-seed outputs and results (default: <out_dir>/ablation)")
+    p.add_argument("--reuse", action="store_true", help="keep upstream stage results already in the work folder")
+    p.add_argument("--resume", action="store_true", help="skip (seed, variant) pairs already in the results file")
+    p.add_argument("--extra", action="append", default=[], metavar='NAME="KEY=VALUE ..."',
+                   help="another variant: these overrides on top of every processing step off")
+    p.set_defaults(func=cmd_ablate)
     data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("preview", help="write a PNG grid per class / label range")
     _common(p)

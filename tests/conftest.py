@@ -35,6 +35,15 @@ SHRINK = [
     "data.rc.n_test_per_angle=1",
     "fakes.n_labels=20",
     "fakes.n_per_label=4",
+    "extractor.steps=20",
+    "extractor.eval_every=10",
+    "extractor.feat_dim=16",
+    "subsample.dre_steps=40",
+    "subsample.n_fake_train=200",
+    "subsample.max_draw_factor=4",
+    "quality.n_fakes=100",
+    "quality.n_windows=5",
+    "quality.window=0.2",
     "threads=2",
 ]
 

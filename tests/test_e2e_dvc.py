@@ -76,10 +76,21 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
         assert 0 <= metrics[key] <= 100
     shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
     assert "cgankd_test_acc" in shown
+    # the classification default subsamples (cDR-RS) within a draw budget: up to 16 per class
     fakes = np.load(repo / "artifacts" / "fakes" / "fakes.npz")
-    assert fakes["fake_images"].shape == (160, 3, 16, 16) and fakes["fake_images"].dtype == np.uint8
+    n = len(fakes["fake_images"])
+    assert n <= 160 and fakes["fake_images"].shape[1:] == (3, 16, 16) and fakes["fake_images"].dtype == np.uint8
     counts = json.loads((repo / "artifacts" / "fakes" / "counts.json").read_text())
-    assert all(c["kept"] == 16 and c["generated"] >= 16 for c in counts.values())
+    assert all(c["kept"] <= 16 and c["generated"] >= c["kept"] for c in counts.values())
+    fk = json.loads((repo / "artifacts" / "metrics" / "fakes.json").read_text())
+    assert 0 < fk["acceptance_rate"] < 1 and sum(c["generated"] for c in counts.values()) <= 4 * 160
+    # quality in the extractor's feature space, before and after each step; real stats cached
+    for step in ("raw", "subsampled", "filtered", "subsampled_filtered", "final"):
+        assert f"quality_{step}_fid" in fk and f"quality_{step}_n" in fk
+    assert 0 <= fk["quality_raw_fid"] and 0 <= fk["quality_raw_label_score"] <= 100
+    assert fk["quality_raw_n"] == 100 and fk["quality_final_n"] == n
+    assert len(list((repo / "artifacts" / "extractor").glob("real_stats_objects_*.npz"))) == 1
+    assert (repo / "artifacts" / "plots" / "fakes_quality.png").is_file()
 
     # the ONNX champion from the registry runs in onnxruntime and agrees with PyTorch
     check_registry_champion(repo, db)
@@ -109,7 +120,7 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     assert len(parents) == 2
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert {r.data.tags["cgankd.stage"] for r in children} == {
-        "prepare", "train-teacher", "train-gan", "make-fakes", "train-student[nokd]",
+        "prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student[nokd]",
         "train-student[cgankd]", "export", "evaluate", "register"}
     assert all(r.data.tags.get("mlflow.source.git.commit") for r in children)
     info = json.loads((repo / "artifacts" / "registry.json").read_text())

@@ -22,6 +22,13 @@ def test_flow_runs_the_pipeline_under_one_parent_run(tmp_path):
     with prefect_test_harness(server_startup_timeout=120):
         run_id = pipeline(params=str(params), overrides=["student.methods=[nokd, cgankd]"])
         pipeline(params=str(params), overrides=["task=regression", f"out_dir={tmp_path / 'reg'}"])
+        from ablation import ablation
+
+        abl = ablation(params=str(params), overrides=["task=regression"], seeds=[0],
+                       variants=["none", "subsample+filter+adjust"], work=str(tmp_path / "abl"))
+    assert [r["variant"] for r in abl["rows"]] == ["none", "subsample+filter+adjust"]
+    assert abl["rows"][1]["fakes"]["acceptance_rate"] < 1.0
+    assert (tmp_path / "abl" / "ablation_rc.md").is_file()
     metrics = json.loads((tmp_path / "artifacts" / "metrics.json").read_text())
     assert {"nokd_test_acc", "cgankd_test_acc"} <= set(metrics)
     metrics = json.loads((tmp_path / "reg" / "metrics.json").read_text())
@@ -31,7 +38,7 @@ def test_flow_runs_the_pipeline_under_one_parent_run(tmp_path):
     client = MlflowClient()
     exp = client.get_experiment_by_name("cgankd")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
-    assert len(children) == 9
+    assert len(children) == 10
 
 
 def test_deployment_has_a_cron_schedule_and_parameters():

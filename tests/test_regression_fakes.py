@@ -8,7 +8,7 @@ from conftest import shrunk
 from torch import nn
 
 from cgankd.data.prepared import Meta
-from cgankd.fakes.make import label_grid, make_regression_fakes
+from cgankd.fakes.make import label_grid, make_fakes
 
 
 class PaintLabel(nn.Module):
@@ -38,7 +38,7 @@ META = Meta(task="regression", source="hand", channels=1, resolution=4, label_ra
 def make(tmp_path, *extra):
     cfg = shrunk(tmp_path, "task=regression", "fakes.n_labels=5", "fakes.n_per_label=40",
                  "filter.burn_in=2000", *extra)
-    return cfg, make_regression_fakes(cfg, PaintLabel(), ReadBrightness(), META, seed=0)
+    return cfg, make_fakes(cfg, PaintLabel(), ReadBrightness(), META, seed=0)
 
 
 def test_label_scaling_round_trip():
@@ -73,3 +73,30 @@ def test_relabelling_off_and_filter_off(tmp_path):
     _, fs = make(tmp_path, "adjust.enabled=false", "filter.enabled=false")
     assert np.array_equal(fs.labels, fs.assigned)
     assert fs.generated.sum() == len(fs.images) == 200  # nothing dropped, nothing wasted
+
+
+def test_subsampling_keeps_what_the_ratio_accepts(tmp_path):
+    """A hand-made 'density ratio' of 2 where the painted brightness is at least the label and 0
+    below: rejection sampling accepts about half (M = 2), and only fakes with non-negative noise."""
+
+    def ratio(images, labels):
+        return 2.0 * (images.reshape(len(images), -1).mean(1) / 255.0 >= labels - 1 / 255)
+
+    cfg = shrunk(tmp_path, "task=regression", "fakes.n_labels=5", "fakes.n_per_label=40",
+                 "filter.enabled=false", "adjust.enabled=false", "quality.n_fakes=400")
+    fs = make_fakes(cfg, PaintLabel(), ReadBrightness(), META, seed=0, ratio=ratio)
+    assert 0.45 < fs.acceptance_rate < 0.7 and fs.ratio_max == 2.0
+    bright = fs.images.reshape(len(fs.images), -1).mean(1) / 255.0 * 90
+    assert np.all(bright >= fs.assigned - 1.0)
+    assert len(fs.images) == 200 and fs.generated.sum() > 300
+    pool = fs.pool
+    assert len(pool["images"]) == 400 and 0.4 < pool["subsampled"].mean() < 0.75
+    assert "filtered" not in pool  # filtering is off
+
+
+def test_draw_budget_stops_a_hopeless_subsampler(tmp_path):
+    cfg = shrunk(tmp_path, "task=regression", "fakes.n_labels=5", "fakes.n_per_label=40",
+                 "subsample.max_draw_factor=3")
+    fs = make_fakes(cfg, PaintLabel(), ReadBrightness(), META, seed=0,
+                    ratio=lambda x, y: np.where(np.arange(len(x)) % 50 == 0, 1.0, 0.0))
+    assert fs.generated.sum() <= 3 * 200 and len(fs.images) < 200  # short, not stuck

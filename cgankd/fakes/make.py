@@ -1,10 +1,14 @@
-"""Generate-and-filter: draw fakes per group (a class, or a label on a grid covering the whole
-label range) until the requested number per group passes the teacher filter."""
+"""Generate -> subsample (cDR-RS, optional) -> filter -> adjust: draw fakes per group (a class, or
+a label on a grid covering the whole label range) until the requested number per group passes.
+
+The two tasks differ only in a ``TaskSpec`` (how a group becomes G's label, how the teacher scores
+a fake, how cut-offs and rejection-sampling groups are formed), picked by task from ``SPECS``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -16,10 +20,13 @@ from cgankd.fakes.adjust import adjust_labels
 from cgankd.fakes.filter import class_cutoffs, cross_entropy, keep_mask, regression_cutoff
 from cgankd.gan.train import sample
 from cgankd.progress import Progress
+from cgankd.subsample.rejection import RejectionSampler
 from cgankd.train.evaluate import predict
 
-# draw(group ids) -> (uint8 images, teacher score per image); lower scores are better
-Draw = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Sample = Callable[[np.ndarray], np.ndarray]  # group ids -> uint8 images
+Score = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (images, groups) -> teacher score, lower = better
+Accept = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (images, groups) -> keep-mask (subsampling)
+Ratio = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (images, G's labels) -> density ratio
 
 
 @dataclass
@@ -32,62 +39,22 @@ class FakeSet:
     burn_in_score: np.ndarray
     burn_in_groups: np.ndarray
     group: np.ndarray  # each kept fake's group
-    generated: np.ndarray  # fakes drawn per group (kept + dropped)
+    generated: np.ndarray  # fakes drawn per group (before subsampling and filtering)
+    acceptance_rate: float = 1.0  # cDR-RS: accepted / offered (1 without subsampling)
+    ratio_max: float = float("nan")  # the final M of rejection sampling (max over groups)
+    pool: dict[str, np.ndarray] = field(default_factory=dict)  # unprocessed fakes + step masks
 
 
-def generate_and_filter(draw: Draw, cutoffs: np.ndarray, target: int, rho: float, max_rounds: int,
-                        slack: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Returns kept images, their scores, their groups, and the number drawn per group.
-    Each round asks every unfinished group for its shortfall / rho (+10%, + ``slack``); without
-    filtering (rho = 1) exactly for its shortfall."""
-    n_groups = len(cutoffs)
-    kept_x: list[np.ndarray] = []
-    kept_s: list[np.ndarray] = []
-    kept_g: list[np.ndarray] = []
-    n_kept = np.zeros(n_groups, np.int64)
-    generated = np.zeros(n_groups, np.int64)
-    with Progress(target * n_groups, "make-fakes") as bar:
-        for _ in range(max_rounds):
-            need = np.maximum(target - n_kept, 0)
-            if need.sum() == 0:
-                break
-            ask = need if rho >= 1.0 else np.where(
-                need > 0, np.ceil(need / max(rho, 0.05) * 1.1).astype(np.int64) + slack, 0)
-            groups = np.repeat(np.arange(n_groups), ask)
-            x, score = draw(groups)
-            keep = keep_mask(score, groups, cutoffs, rho)
-            # the first `need` kept fakes of each group (groups are contiguous in `groups`)
-            csum = np.cumsum(keep)
-            before = np.repeat(np.concatenate([[0], csum])[np.cumsum(ask) - ask], ask)
-            sel = keep & (csum - before <= need[groups])
-            kept_x.append(x[sel])
-            kept_s.append(score[sel])
-            kept_g.append(groups[sel])
-            n_kept += np.bincount(groups[sel], minlength=n_groups)
-            generated += ask
-            bar.update(int(sel.sum()))
-    order = np.argsort(np.concatenate(kept_g), kind="stable")
-    return (np.concatenate(kept_x)[order], np.concatenate(kept_s)[order],
-            np.concatenate(kept_g)[order], generated)
-
-
-def make_class_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: int) -> FakeSet:
-    """Per class: cut-off = rho-quantile of the teacher's CE on a burn-in batch of that class."""
-    gen = torch.Generator().manual_seed(seed)
-    fc, fl, rho = cfg.fakes, cfg.filter, cfg.rho
-    n = meta.num_classes
-
-    def draw(classes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = sample(g, classes, cfg.gan.z_dim, gen, fc.batch_size, fc.truncation)
-        # the teacher sees the fakes as they are: no augmentation (a defect of the reference code)
-        return x, cross_entropy(predict(teacher, x), classes)
-
-    burn_groups = np.repeat(np.arange(n), max(fl.burn_in // n, 1))
-    _, burn_score = draw(burn_groups)
-    cutoffs = class_cutoffs(burn_score, burn_groups, n, rho)
-    images, score, group, generated = generate_and_filter(draw, cutoffs, fc.n_per_class, rho, fl.max_rounds)
-    labels = adjust_labels(predict(teacher, images), "classification") if cfg.adjust_labels else group
-    return FakeSet(images, labels, group, score, cutoffs, burn_score, burn_groups, group, generated)
+@dataclass
+class TaskSpec:
+    n_groups: int
+    g_labels: Callable[[np.ndarray], np.ndarray]  # group ids -> G's conditioning labels
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (teacher outputs, groups) -> score
+    cutoffs: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (burn-in scores, groups) -> per group
+    burn_in_groups: np.ndarray
+    rs_group: Callable[[np.ndarray], np.ndarray]  # group ids -> rejection-sampling group (own M)
+    unscale: Callable[[np.ndarray], np.ndarray]  # G's labels -> the label's unit
+    slack: int
 
 
 def label_grid(n: int) -> np.ndarray:
@@ -95,25 +62,147 @@ def label_grid(n: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, n).astype(np.float32)
 
 
-def make_regression_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: int) -> FakeSet:
+def class_spec(cfg: Config, meta: Meta, rng: np.random.Generator) -> TaskSpec:
+    """Per class: cut-off = rho-quantile of the teacher's CE on a burn-in batch of that class;
+    one rejection-sampling bound M per class."""
+    n = meta.num_classes
+    return TaskSpec(n, lambda g: g, lambda out, g: cross_entropy(out, g),
+                    lambda s, g: class_cutoffs(s, g, n, cfg.rho),
+                    np.repeat(np.arange(n), max(cfg.filter.burn_in // n, 1)), lambda g: g,
+                    lambda y: y, slack=8)
+
+
+def regression_spec(cfg: Config, meta: Meta, rng: np.random.Generator) -> TaskSpec:
     """One global cut-off: the rho-quantile of |teacher(x) - y| over a burn-in of fakes at random
-    grid labels; labels replaced by the teacher's predictions when ``adjust`` is on."""
+    grid labels; one M shared by all labels (it bounds the ratio at every label)."""
+    grid = label_grid(cfg.fakes.n_labels)
+    return TaskSpec(len(grid), lambda g: grid[g], lambda out, g: np.abs(out.reshape(-1) - grid[g]),
+                    lambda s, g: np.full(len(grid), regression_cutoff(s, cfg.rho)),
+                    np.sort(rng.integers(0, len(grid), max(cfg.filter.burn_in, 1))),
+                    lambda g: np.zeros(len(g), np.int64), lambda y: meta.unscale(y), slack=1)
+
+
+SPECS = {"classification": class_spec, "regression": regression_spec}
+
+
+def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray, target: int, rho: float,
+                        max_rounds: int, slack: int = 8, accept: Accept | None = None,
+                        accept_rate: float = 1.0, max_draws: int | None = None,
+                        round_cap: int = 20_000) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Returns kept images, their scores, their groups, and the number drawn per group.
+    Each round asks every unfinished group for its shortfall / (rho x acceptance rate) (+10%,
+    + ``slack``); without filtering or subsampling exactly for its shortfall. Subsampling runs
+    before the teacher, so rejected fakes cost no teacher pass. At most ``round_cap`` fakes are
+    held per round and ``max_draws`` drawn in all (groups then stay short; the caller reports it)."""
+    n_groups = len(cutoffs)
+    kept_x: list[np.ndarray] = []
+    kept_s: list[np.ndarray] = []
+    kept_g: list[np.ndarray] = []
+    n_kept = np.zeros(n_groups, np.int64)
+    generated = np.zeros(n_groups, np.int64)
+    rate = max(min(rho, 1.0), 0.05) * max(accept_rate, 0.02) if accept is not None else rho
+    with Progress(target * n_groups, "make-fakes") as bar:
+        for _ in range(max_rounds):
+            need = np.maximum(target - n_kept, 0)
+            if need.sum() == 0:
+                break
+            ask = need if rate >= 1.0 else np.where(
+                need > 0, np.ceil(need / max(rate, 0.001) * 1.1).astype(np.int64) + slack, 0)
+            room = min(round_cap, max_draws - int(generated.sum())) if max_draws else round_cap
+            if room <= 0:
+                break
+            if ask.sum() > room:  # share the room in proportion, at least one per unfinished group
+                ask = np.where(need > 0, np.maximum(ask * room // ask.sum(), 1), 0)
+            groups = np.repeat(np.arange(n_groups), ask)
+            x = sample_fn(groups)
+            generated += ask
+            if accept is not None:
+                ok = accept(x, groups)
+                x, groups = x[ok], groups[ok]
+            score = score_fn(x, groups)
+            keep = keep_mask(score, groups, cutoffs, rho)
+            # the first `need` kept fakes of each group (groups stay contiguous and sorted)
+            csum = np.cumsum(keep)
+            counts = np.bincount(groups, minlength=n_groups)
+            starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
+            before = np.repeat(np.concatenate([[0], csum])[starts], counts)
+            sel = keep & (csum - before <= need[groups])
+            kept_x.append(x[sel])
+            kept_s.append(score[sel])
+            kept_g.append(groups[sel])
+            n_kept += np.bincount(groups[sel], minlength=n_groups)
+            bar.update(int(sel.sum()))
+    order = np.argsort(np.concatenate(kept_g), kind="stable")
+    return (np.concatenate(kept_x)[order], np.concatenate(kept_s)[order],
+            np.concatenate(kept_g)[order], generated)
+
+
+def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: int,
+               ratio: Ratio | None = None) -> FakeSet:
+    """The fake set of METHOD.md stages 3-6. ``ratio`` (cDR-RS) turns subsampling on. Also draws
+    ``quality.n_fakes`` unprocessed fakes with a mask per processing step (``pool``) so the stage
+    can measure what each step does."""
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     fc, fl, rho = cfg.fakes, cfg.filter, cfg.rho
-    grid = label_grid(fc.n_labels)
+    spec = SPECS[meta.task](cfg, meta, rng)
 
-    def draw(groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = sample(g, grid[groups], cfg.gan.z_dim, gen, fc.batch_size, fc.truncation)
-        return x, np.abs(predict(teacher, x).reshape(-1) - grid[groups])
+    def sample_fn(groups: np.ndarray) -> np.ndarray:
+        return sample(g, spec.g_labels(groups), cfg.gan.z_dim, gen, fc.batch_size, fc.truncation)
 
-    burn_groups = np.sort(rng.integers(0, len(grid), max(fl.burn_in, 1)))
-    _, burn_score = draw(burn_groups)
-    cutoffs = np.full(len(grid), regression_cutoff(burn_score, rho))
-    images, score, group, generated = generate_and_filter(draw, cutoffs, fc.n_per_label, rho, fl.max_rounds,
-                                                          slack=1)
-    assigned = meta.unscale(grid[group])
+    def score_fn(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        # the teacher sees the fakes as they are: no augmentation (a defect of the reference code)
+        return spec.score(predict(teacher, x), groups)
+
+    burn_groups = spec.burn_in_groups
+    burn_x = sample_fn(burn_groups)
+    # the filter's cut-offs come from the raw burn-in: subsampling may accept too few for a quantile
+    burn_score = score_fn(burn_x, burn_groups)
+    sampler, accept = None, None
+    if ratio is not None:  # the same burn-in gives rejection sampling its first M
+        n_rs = int(spec.rs_group(np.arange(spec.n_groups)).max()) + 1
+        r = ratio(burn_x, spec.g_labels(burn_groups))
+        sampler = RejectionSampler(r, spec.rs_group(burn_groups), n_rs, np.random.default_rng(seed + 1))
+
+        def accept(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+            return sampler.accept(ratio(x, spec.g_labels(groups)), spec.rs_group(groups))
+
+        accept(burn_x, burn_groups)  # a first acceptance-rate estimate
+    cutoffs = spec.cutoffs(burn_score, burn_groups)
+    target = fc.n_per_class if meta.task == "classification" else fc.n_per_label
+    rate = sampler.acceptance_rate if sampler is not None else 1.0
+    budget = cfg.subsample.max_draw_factor * target * spec.n_groups if ratio is not None else None
+    images, score, group, generated = generate_and_filter(
+        sample_fn, score_fn, cutoffs, target, rho, fl.max_rounds, spec.slack, accept, rate, budget)
+    assigned = spec.unscale(spec.g_labels(group))
     labels = assigned
-    if cfg.adjust_labels:  # the teacher's prediction, kept inside the label range
-        labels = meta.unscale(np.clip(adjust_labels(predict(teacher, images), "regression"), 0.0, 1.0))
-    return FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated)
+    if cfg.adjust_labels:
+        out = adjust_labels(predict(teacher, images), meta.task)
+        labels = out if meta.task == "classification" else meta.unscale(np.clip(out, 0.0, 1.0))
+    fs = FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated)
+    if sampler is not None:
+        fs.acceptance_rate, fs.ratio_max = sampler.acceptance_rate, float(sampler.m.max())
+    fs.pool = quality_pool(cfg, spec, sample_fn, score_fn, cutoffs, rho, ratio, sampler, rng)
+    return fs
+
+
+def quality_pool(cfg: Config, spec: TaskSpec, sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
+                 rho: float, ratio: Ratio | None, sampler: RejectionSampler | None,
+                 rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Unprocessed fakes spread evenly over the groups, with the masks of each step applied to
+    them alone (subsampling with the final M, filtering with the final cut-offs) and combined."""
+    n = cfg.quality.n_fakes
+    groups = np.arange(n, dtype=np.int64) * spec.n_groups // n  # sorted, as even as n allows
+    x = sample_fn(groups)
+    pool = {"images": x, "groups": groups, "labels": spec.unscale(spec.g_labels(groups)),
+            "score": score_fn(x, groups)}
+    if ratio is not None and sampler is not None:
+        r = ratio(x, spec.g_labels(groups))
+        pool["ratio"] = r
+        pool["subsampled"] = rng.random(len(r)) <= r / sampler.m[spec.rs_group(groups)]
+    if rho < 1.0:
+        pool["filtered"] = keep_mask(pool["score"], groups, cutoffs, rho)
+    if "subsampled" in pool and "filtered" in pool:
+        pool["subsampled_filtered"] = pool["subsampled"] & pool["filtered"]
+    return pool
+

@@ -1,9 +1,11 @@
-"""make-fakes: generate per class (or per label on a grid), filter with the teacher, adjust labels."""
+"""make-fakes: generate per class (or per label on a grid), subsample with cDR-RS, filter with the
+teacher, adjust labels; measure the fakes' quality before and after each step."""
 
 from __future__ import annotations
 
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +16,19 @@ from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
 from cgankd.errors import CgankdError
-from cgankd.fakes.make import FakeSet, label_grid, make_class_fakes, make_regression_fakes
+from cgankd.fakes.make import FakeSet, label_grid, make_fakes
+from cgankd.features.extractor import extract, load_extractor
 from cgankd.gan.biggan import Generator
 from cgankd.io import atomic_path, write_json, write_text
+from cgankd.quality.plot import quality_png
+from cgankd.quality.scores import quality, windows
 from cgankd.stages.common import load_model, prepared, setup
 from cgankd.stages.registry import STAGES
+from cgankd.stages.train_extractor import cached_real_stats
+from cgankd.subsample.cdrrs import fit_cdrrs, save_dre
 from cgankd.tracking import NullTracker
+from cgankd.train.data import targets
+from cgankd.train.evaluate import predict
 
 
 def load_generator(path: Path) -> Generator:
@@ -29,9 +38,6 @@ def load_generator(path: Path) -> Generator:
                   gan["g_ch"], gan["embed_dim"])
     g.load_state_dict(state["state_dict"])
     return g.eval()
-
-
-MAKERS = {"classification": make_class_fakes, "regression": make_regression_fakes}
 
 
 def score_histogram(ce: np.ndarray, kept: np.ndarray, bins: int = 40) -> str:
@@ -53,7 +59,8 @@ def summary(fs: FakeSet, meta: Meta, rho: float, target: int) -> dict[str, Any]:
     ``filter.max_rounds`` rounds."""
     stats: dict[str, Any] = {"n_fakes": int(len(fs.labels)), "n_groups_short": int(np.sum(
                                  np.bincount(fs.group, minlength=len(fs.generated)) < target)), "rho": rho,
-                             "kept_fraction": float(len(fs.labels) / max(fs.generated.sum(), 1))}
+                             "kept_fraction": float(len(fs.labels) / max(fs.generated.sum(), 1)),
+                             "acceptance_rate": fs.acceptance_rate}
     if meta.task == "classification":
         stats["relabelled"] = int((fs.labels != fs.assigned).sum())
         stats["burn_in_teacher_acc"] = float(100 * np.mean(fs.burn_in_score < np.log(2)))  # p(y) > 0.5
@@ -83,6 +90,51 @@ def group_counts(fs: FakeSet, meta: Meta, n_bins: int = 10) -> dict[str, dict[st
     return out
 
 
+def label_score(teacher: Any, images: np.ndarray, labels: np.ndarray, meta: Meta) -> float:
+    """Teacher accuracy (%) against the labels, or the teacher's MAE in the label's unit."""
+    if len(images) == 0:
+        return float("nan")
+    out = predict(teacher, images)
+    if meta.task == "classification":
+        return float(100 * np.mean(out.argmax(1) == labels))
+    return float(np.mean(np.abs(meta.unscale(out.reshape(-1)) - labels)))
+
+
+def step_quality(cfg: Config, fs: FakeSet, teacher: Any, extractor: Any, real: Any,
+                 meta: Meta) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
+    """Quality of the unprocessed pool (``raw``: the GAN's own quality), of its subsets after each
+    step, and of the ``final`` set the student trains on; label scores against the labels G was
+    asked for."""
+    regression = meta.task == "regression"
+    args = (None if regression else meta.num_classes,
+            windows(cfg.quality.n_windows, cfg.quality.window) if regression else None, cfg.quality.window)
+    pool = fs.pool
+    pool_f = extract(extractor, pool["images"])
+    pool_y = targets(pool["labels"], meta).numpy()
+    steps = {"raw": np.ones(len(pool_y), bool)}
+    steps.update({k: pool[k] for k in ("subsampled", "filtered", "subsampled_filtered") if k in pool})
+    table, per_group = {}, {}
+    for name, mask in steps.items():
+        table[name], per_group[name] = quality(pool_f[mask], pool_y[mask], real, *args)
+        table[name]["label_score"] = label_score(teacher, pool["images"][mask], pool["labels"][mask], meta)
+    table["final"], per_group["final"] = quality(extract(extractor, fs.images),
+                                                 targets(fs.assigned, meta).numpy(), real, *args)
+    table["final"]["label_score"] = label_score(teacher, fs.images, fs.assigned, meta)
+    return table, per_group
+
+
+def group_names(cfg: Config, meta: Meta) -> list[str]:
+    if meta.task == "classification":
+        return list(meta.classes)
+    return [f"{v:.4g}" for v in meta.unscale(windows(cfg.quality.n_windows, cfg.quality.window))]
+
+
+def quality_csv(names: list[str], per_group: dict[str, list[float]], task: str) -> str:
+    head = ("class" if task == "classification" else "window_centre") + "," + ",".join(per_group)
+    rows = [f"{n}," + ",".join(f"{per_group[s][i]:.4f}" for s in per_group) for i, n in enumerate(names)]
+    return "\n".join([head, *rows]) + "\n"
+
+
 @STAGES.register("make-fakes")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
@@ -94,22 +146,49 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         raise CgankdError(str(cfg.path("gan", "generator.pt")), f"was trained for another task than {meta.task}; "
                           "re-run train-gan")
     teacher = load_model(cfg.path("teacher", "model.pt"))
-    fs = MAKERS[meta.task](cfg, g, teacher, meta, cfg.seed + 2)
+    extractor_file = cfg.path("extractor", "model.pt")
+    extractor = load_extractor(extractor_file)
     out = cfg.path("fakes")
+    ratio, dre_stats = None, {}
+    if cfg.subsample_fakes:
+        ratio, dre_stats, dre_hist = fit_cdrrs(cfg, g, extractor, data, cfg.seed + 3)
+        save_dre(ratio.dre, out / "dre.pt")
+        for row in dre_hist:
+            tracker.log_metrics({"dre_loss": row["dre_loss"]}, step=row["step"])
+    fs = make_fakes(cfg, g, teacher, meta, cfg.seed + 2, ratio)
     with atomic_path(out / "fakes.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, fake_images=fs.images, fake_labels=fs.labels, assigned_labels=fs.assigned,
                      teacher_score=fs.score)
     target = cfg.fakes.n_per_class if meta.task == "classification" else cfg.fakes.n_per_label
     stats = summary(fs, meta, cfg.rho, target)
+    stats.update(dre_stats)
+    stats["ratio_max"] = fs.ratio_max
+    real = cached_real_stats(cfg, extractor, extractor_file, data)
+    table, per_group = step_quality(cfg, fs, teacher, extractor, real, meta)
+    for step, vals in table.items():  # e.g. quality_raw_fid, quality_final_intra_fid
+        stats.update({f"quality_{step}_{k}": v for k, v in vals.items()})
     write_json(out / "counts.json", group_counts(fs, meta))
+    write_json(out / "quality.json", table)
     write_json(cfg.path("metrics", "fakes.json"), stats)
     write_text(cfg.path("plots", "fakes_score_hist.csv"), score_histogram(fs.burn_in_score, fs.score))
-    grid = save_grid(out / "grid.png", fs.images, fs.assigned, meta.task, meta.classes)
-    tracker.log_params({"fakes.rho_used": cfg.rho, "fakes.adjust_used": cfg.adjust_labels})
-    tracker.log_metrics(stats)
-    tracker.log_artifact(grid, "plots")
-    tracker.log_artifact(cfg.path("plots", "fakes_score_hist.csv"), "plots")
+    write_text(cfg.path("plots", "fakes_intra_fid.csv"), quality_csv(group_names(cfg, meta), per_group, meta.task))
+    unit = "acc %" if meta.task == "classification" else f"MAE {meta.label_unit or ''}".strip()
+    quality_png(table, [("fid", "FID (lower is better)"), ("intra_fid", "Intra-FID"),
+                        ("label_score", f"label score, teacher {unit}"), ("diversity", "diversity (real = 1)")],
+                cfg.path("plots", "fakes_quality.png"))
+    if len(fs.images) == 0:
+        print(f"make-fakes: warning: no fake was kept within subsample.max_draw_factor="
+              f"{cfg.subsample.max_draw_factor}; cgankd trains on real data only", file=sys.stderr)
+    else:
+        tracker.log_artifact(save_grid(out / "grid.png", fs.images, fs.assigned, meta.task, meta.classes), "plots")
+    tracker.log_params({"fakes.rho_used": cfg.rho, "fakes.adjust_used": cfg.adjust_labels,
+                        "fakes.subsample_used": cfg.subsample_fakes})
+    tracker.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+    for path in (cfg.path("plots", "fakes_score_hist.csv"), cfg.path("plots", "fakes_quality.png"),
+                 cfg.path("plots", "fakes_intra_fid.csv")):
+        tracker.log_artifact(path, "plots")
     tracker.log_artifact(out / "counts.json")
-    print("make-fakes:", json.dumps(stats))
+    tracker.log_artifact(out / "quality.json")
+    print("make-fakes:", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}))
     return stats

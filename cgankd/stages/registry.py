@@ -11,7 +11,7 @@ from cgankd.registry import Registry
 Stage = Callable[..., dict[str, Any]]
 STAGES: Registry[Stage] = Registry("stage")
 
-STAGE_ORDER = ("prepare", "train-teacher", "train-gan", "make-fakes", "train-student",
+STAGE_ORDER = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student",
                "export", "evaluate", "register")
 
 
@@ -26,7 +26,7 @@ def stage_calls(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
     for name in STAGE_ORDER:
         if name == "train-student":
             calls += [(name, {"method": m}) for m in cfg.student.methods]
-        elif name in ("train-gan", "make-fakes") and "cgankd" not in cfg.student.methods:
+        elif name in ("train-extractor", "train-gan", "make-fakes") and "cgankd" not in cfg.student.methods:
             continue
         else:
             calls.append((name, {}))
@@ -40,6 +40,7 @@ def _load() -> None:
         make_fakes,
         prepare,
         register,
+        train_extractor,
         train_gan,
         train_student,
         train_teacher,

@@ -1,0 +1,172 @@
+"""``cgankd ablate``: what each fake-processing step is worth. For every seed the upstream stages
+(data, teacher, extractor, GAN, NOKD student) run once; then for each variant make-fakes and the
+cGAN-KD student run again with that processing, each as an MLflow child run of one parent.
+
+Results are written after every (seed, variant), so an interrupted ablation resumes where it
+stopped (``--resume``); ``--reuse`` takes upstream results already in the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgankd.config import Config, load_config
+from cgankd.errors import CgankdError
+from cgankd.io import read_json, write_json, write_text
+from cgankd.pipeline import run_stage
+from cgankd.stages.common import metric_key
+from cgankd.stages.registry import STAGES
+from cgankd.tracking import pipeline_run, stage_run
+
+OFF = {"subsample.enabled": "false", "filter.enabled": "false", "adjust.enabled": "false"}
+VARIANTS: dict[str, dict[str, str]] = {
+    "none": OFF,
+    "subsample": {**OFF, "subsample.enabled": "true"},
+    "filter": {**OFF, "filter.enabled": "true"},
+    "subsample+filter": {**OFF, "subsample.enabled": "true", "filter.enabled": "true"},
+    "filter+adjust": {**OFF, "filter.enabled": "true", "adjust.enabled": "true"},  # the regression default
+    "subsample+filter+adjust": {"subsample.enabled": "true", "filter.enabled": "true", "adjust.enabled": "true"},
+}
+UPSTREAM = ("prepare", "train-teacher", "train-extractor", "train-gan")
+FAKE_KEYS = ("n_fakes", "n_groups_short", "acceptance_rate", "kept_fraction", "quality_raw_fid",
+             "quality_final_fid", "quality_final_intra_fid", "quality_final_label_score", "quality_final_diversity")
+
+
+def done(cfg: Config, stage: str, method: str | None = None) -> dict[str, Any] | None:
+    """A stage's recorded result in ``cfg.out_dir``, or None when it has not run there."""
+    files = {"prepare": cfg.path("prepared", "meta.json"), "train-gan": cfg.path("gan", "generator.pt")}
+    if stage in files:
+        return {"reused": True} if files[stage].is_file() else None
+    key = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes",
+           "train-student": f"student_{method}"}[stage]
+    path = cfg.path("metrics", f"{key}.json")
+    return read_json(path) if path.is_file() else None
+
+
+def _stat(vals: list[float]) -> tuple[float, float]:
+    a = np.array(vals, float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown: one row per variant (plus NOKD and the teacher), mean ± std over seeds."""
+    task, rows = result["task"], result["rows"]
+    k = metric_key(task)
+    unit = "%" if task == "classification" else ""
+    seeds = sorted({r["seed"] for r in rows})
+    base = {r["seed"]: r for r in result["baselines"]}
+    lines = [f"`{result['source']}` ({task}), seeds {seeds}, {result['minutes']:.0f} min; overrides: "
+             f"{' '.join(result['overrides']) or 'none'}", "",
+             f"| fakes processed with | val {k} | test {k} | test {k} - NOKD (paired) | fakes kept | "
+             "acceptance | FID raw -> final | Intra-FID final | label score final | diversity final |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def fmt(vals: list[float], digits: int = 2) -> str:
+        m, s = _stat(vals)
+        return f"{m:.{digits}f} ± {s:.{digits}f}"
+
+    for who in ("teacher", "nokd"):
+        vals = [base[s][who] for s in seeds if s in base]
+        lines.append(f"| {who.upper() if who == 'nokd' else 'teacher'} (no fakes) | "
+                     f"{fmt([v[f'val_{k}'] for v in vals])}{unit} | {fmt([v[f'test_{k}'] for v in vals])}{unit} | "
+                     "| | | | | | |")
+    for name in result["variants"]:
+        vr = [r for r in rows if r["variant"] == name]
+        if not vr:
+            continue
+        diff = [r["student"][f"test_{k}"] - base[r["seed"]]["nokd"][f"test_{k}"] for r in vr]
+        f = [r["fakes"] for r in vr]
+        lines.append(
+            f"| {name} | {fmt([r['student'][f'val_{k}'] for r in vr])}{unit} | "
+            f"{fmt([r['student'][f'test_{k}'] for r in vr])}{unit} | {fmt(diff)} | "
+            f"{np.mean([x['n_fakes'] for x in f]):.0f} | {np.mean([x['acceptance_rate'] for x in f]):.3f} | "
+            f"{fmt([x['quality_raw_fid'] for x in f], 1)} -> {fmt([x['quality_final_fid'] for x in f], 1)} | "
+            f"{fmt([x['quality_final_intra_fid'] for x in f], 1)} | "
+            f"{fmt([x['quality_final_label_score'] for x in f])} | "
+            f"{fmt([x['quality_final_diversity'] for x in f])} |")
+    for name, over in result.get("definitions", {}).items():
+        if name not in VARIANTS:
+            added = " ".join(f"{k}={v}" for k, v in over.items() if k not in OFF)
+            lines.append(f"\n`{name}`: every step off, plus {added}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_extra(texts: list[str]) -> dict[str, dict[str, str]]:
+    """``['few="fakes.n_per_class=8 filter.enabled=false"']`` -> {"few": {"fakes.n_per_class": "8", ...}};
+    an extra variant starts from every step off."""
+    out = {}
+    for text in texts:
+        name, _, body = text.partition("=")
+        pairs = [p.partition("=") for p in body.strip().strip('"').split()]
+        if not name or not pairs or any(not k or not sep for k, sep, _ in pairs):
+            raise CgankdError(f"extra variant {text!r}", 'expected NAME="KEY=VALUE KEY=VALUE"')
+        out[name] = {**OFF, **{k: v for k, _, v in pairs}}
+    return out
+
+
+def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[int], variants: list[str],
+                 work: str | Path, reuse: bool = False, resume: bool = False,
+                 extra: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+    """``extra``: more named variants (overrides on top of every step off), e.g. a control with
+    as few unprocessed fakes as subsampling keeps."""
+    known = {**VARIANTS, **(extra or {})}
+    variants = [*variants, *(v for v in (extra or {}) if v not in variants)]
+    for v in variants:
+        if v not in known:
+            raise CgankdError(f"variant {v!r}", f"unknown; choose from {', '.join(VARIANTS)}")
+    base_cfg = load_config(params, overrides)
+    work = Path(work)
+    out = work / f"ablation_{base_cfg.source}.json"
+    result: dict[str, Any] = {"task": base_cfg.task, "source": base_cfg.source, "overrides": overrides,
+                              "variants": variants, "definitions": {v: known[v] for v in variants},
+                              "seeds": seeds, "rows": [], "baselines": [], "minutes": 0.0}
+    if resume and out.is_file():
+        old = read_json(out)
+        result["rows"], result["baselines"], result["minutes"] = old["rows"], old["baselines"], old["minutes"]
+        result["variants"] = list(dict.fromkeys([*old["variants"], *variants]))
+        result["definitions"] = {**old.get("definitions", {}), **result["definitions"]}
+    t0 = time.perf_counter() - 60 * result["minutes"]
+    have = {(r["seed"], r["variant"]) for r in result["rows"]}
+
+    def save() -> None:
+        result["minutes"] = round((time.perf_counter() - t0) / 60, 1)
+        write_json(out, result)
+        write_text(out.with_suffix(".md"), table(result))
+
+    with pipeline_run(base_cfg, "ablation") as parent:
+        result["parent_run_id"] = parent
+        for seed in seeds:
+            seed_over = [*overrides, f"seed={seed}", f"out_dir={work / base_cfg.task / f'seed{seed}'}",
+                         "student.methods=[nokd, cgankd]"]
+            cfg = load_config(params, seed_over)
+            for stage in UPSTREAM:
+                if not (reuse and done(cfg, stage)):
+                    run_stage(cfg, stage)
+            nokd = done(cfg, "train-student", "nokd") if reuse else None
+            nokd = nokd or run_stage(cfg, "train-student", method="nokd")
+            if seed not in {b["seed"] for b in result["baselines"]}:
+                result["baselines"].append({"seed": seed, "nokd": nokd, "teacher": done(cfg, "train-teacher")})
+            for name in variants:
+                if (seed, name) in have:
+                    continue
+                vcfg = load_config(params, [*seed_over, *(f"{k}={v}" for k, v in known[name].items())])
+                with stage_run(vcfg, f"seed{seed}/{name}") as tracker:
+                    tracker.set_tags({"cgankd.ablation.variant": name, "cgankd.seed": str(seed)})
+                    fakes = STAGES.get("make-fakes")(vcfg, tracker)
+                    student = STAGES.get("train-student")(vcfg, tracker, method="cgankd")
+                    k = metric_key(vcfg.task)
+                    tracker.log_metrics({f"delta_test_{k}_vs_nokd": student[f"test_{k}"] - nokd[f"test_{k}"]})
+                result["rows"].append({"seed": seed, "variant": name, "student": student,
+                                       "fakes": {x: fakes.get(x, float("nan")) for x in FAKE_KEYS}})
+                save()
+                print(f"ablation seed {seed} {name}: test {k} {student[f'test_{k}']:.3f} "
+                      f"(NOKD {nokd[f'test_{k}']:.3f})")
+        save()
+    print(table(result))
+    print(json.dumps({"results": str(out), "markdown": str(out.with_suffix(".md"))}))
+    return result

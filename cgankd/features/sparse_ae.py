@@ -1,0 +1,69 @@
+"""Regression feature extractor: a sparse autoencoder with a label-prediction head (cDR-RS).
+
+Encoder (3 stride-2 convolutions -> a ReLU code of ``feat_dim``) -> decoder back to the image,
+plus a small head predicting the scaled label from the code. Loss: reconstruction MSE +
+``sparsity`` x mean |code| + label MSE. The code is the feature.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cgankd.data.prepared import Meta, Split
+from cgankd.progress import Progress
+from cgankd.train.data import targets, to_float
+
+
+class SparseAE(nn.Module):
+    def __init__(self, channels: int, resolution: int, feat_dim: int = 64, width: int = 32) -> None:
+        super().__init__()
+        self.channels, self.resolution, self.feat_dim = channels, resolution, feat_dim
+        s = resolution // 8
+        self.shape = (4 * width, s, s)
+        self.enc = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.Conv2d(2 * width, 4 * width, 4, 2, 1), nn.BatchNorm2d(4 * width), nn.ReLU(),
+            nn.Flatten(), nn.Linear(4 * width * s * s, feat_dim), nn.ReLU())
+        self.dec_fc = nn.Linear(feat_dim, 4 * width * s * s)
+        self.dec = nn.Sequential(
+            nn.ReLU(), nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.ReLU(),
+            nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+            nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Sigmoid())
+        self.head = nn.Sequential(nn.Linear(feat_dim, 64), nn.ReLU(), nn.Linear(64, 1))
+
+    def features(self, x01: torch.Tensor) -> torch.Tensor:
+        return self.enc(x01 * 2.0 - 1.0)
+
+    def forward(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.features(x01)
+        return h, self.dec(self.dec_fc(h).reshape(-1, *self.shape)), self.head(h).reshape(-1)
+
+
+def train_sparse_ae(model: SparseAE, train: Split, meta: Meta, steps: int, batch_size: int, lr: float,
+                    sparsity: float, seed: int, desc: str = "train-extractor") -> list[dict[str, float]]:
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    x, y = to_float(train.images), targets(train.labels, meta)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    history: list[dict[str, float]] = []
+    model.train()
+    avg: dict[str, float] = {}
+    with Progress(steps, desc) as bar:
+        for step in range(1, steps + 1):
+            i = torch.randint(len(x), (batch_size,), generator=gen)
+            h, recon, pred = model(x[i])
+            parts = {"recon": F.mse_loss(recon, x[i]), "sparsity": h.abs().mean(),
+                     "label": F.mse_loss(pred, y[i])}
+            loss = parts["recon"] + sparsity * parts["sparsity"] + parts["label"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            avg = {k: (0.9 * avg[k] + 0.1 * v.item()) if avg else v.item() for k, v in parts.items()}
+            bar.update(1, loss=loss.item())
+            if step % max(steps // 10, 1) == 0 or step == steps:
+                history.append({"step": step, **avg})
+    model.eval()
+    return history

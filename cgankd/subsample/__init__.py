@@ -1,0 +1,1 @@
+"""cDR-RS: conditional density-ratio estimation in a feature space + rejection sampling."""

@@ -1,0 +1,54 @@
+"""Fit cDR-RS for a generator: features of real (x, y) and of fresh fakes whose labels follow
+the real label distribution (so the joint ratio is the conditional one), then the ratio MLP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from cgankd.config import Config
+from cgankd.data.prepared import Prepared
+from cgankd.features.extractor import extract
+from cgankd.gan.train import sample
+from cgankd.io import atomic_path
+from cgankd.subsample.dre import DreCfg, RatioMLP, ratios, train_ratio
+from cgankd.train.data import targets
+
+
+class Cdrrs:
+    """(images, G's labels) -> estimated r(x | y); G's labels are class ids or scaled labels."""
+
+    def __init__(self, extractor: nn.Module, dre: RatioMLP) -> None:
+        self.extractor, self.dre = extractor, dre
+
+    def __call__(self, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return ratios(self.dre, extract(self.extractor, images), labels)
+
+
+def fit_cdrrs(cfg: Config, g: nn.Module, extractor: nn.Module, data: Prepared,
+              seed: int) -> tuple[Cdrrs, dict[str, Any], list[dict[str, float]]]:
+    sc, meta, train = cfg.subsample, data.meta, data["train"]
+    real_y = targets(train.labels, meta).numpy()  # class ids, or labels scaled to [0, 1]
+    rng = np.random.default_rng(seed)
+    fake_y = rng.choice(real_y, sc.n_fake_train)
+    fake_x = sample(g, fake_y, cfg.gan.z_dim, torch.Generator().manual_seed(seed), cfg.fakes.batch_size,
+                    cfg.fakes.truncation)
+    real_f, fake_f = extract(extractor, train.images), extract(extractor, fake_x)
+    dcfg = DreCfg(sc.dre_steps, sc.dre_batch_size, sc.dre_lr, sc.dre_hidden, sc.dre_lambda)
+    num_classes = meta.num_classes if meta.task == "classification" else None
+    dre, history = train_ratio(real_f, real_y, fake_f, fake_y, num_classes, dcfg, seed)
+    fit_r, real_r = ratios(dre, fake_f, fake_y), ratios(dre, real_f, real_y)
+    stats = {"dre_mean_ratio_fake": float(fit_r.mean()), "dre_mean_ratio_real": float(real_r.mean()),
+             "dre_final_loss": history[-1]["dre_loss"]}
+    return Cdrrs(extractor, dre), stats, history
+
+
+def save_dre(dre: RatioMLP, path: Path) -> None:
+    spec = {"feat_dim": dre.mean.numel(), "num_classes": dre.label.num_classes,
+            "hidden": dre.net[0].out_features}
+    with atomic_path(path) as tmp:
+        torch.save({"spec": spec, "state_dict": dre.state_dict()}, tmp)

@@ -1,0 +1,110 @@
+"""Conditional density ratio r(x | y) = p_real(x | y) / p_fake(x | y), estimated in a feature space.
+
+An MLP on [standardised feature, label embedding] with a non-negative output (ReLU), trained
+with the penalised softplus (SP) loss of cDR-RS:
+
+    L = mean_fake(sigmoid(r) r) - mean_fake(softplus(r)) - mean_real(sigmoid(r))
+        + lambda (mean_fake(r) - 1)^2
+
+whose minimiser is the true ratio; the penalty pins E_fake[r] = 1, as a ratio must.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cgankd.progress import Progress
+
+
+def sp_loss(r_real: torch.Tensor, r_fake: torch.Tensor, lam: float) -> torch.Tensor:
+    """The penalised softplus loss for ratios on real and on fake samples."""
+    fake_term = (torch.sigmoid(r_fake) * r_fake - F.softplus(r_fake)).mean()
+    return fake_term - torch.sigmoid(r_real).mean() + lam * (r_fake.mean() - 1.0) ** 2
+
+
+class LabelFeatures(nn.Module):
+    """Class index -> learned embedding; scaled label in [0, 1] -> [y, sin, cos] features."""
+
+    def __init__(self, num_classes: int | None, dim: int = 16, n_freq: int = 4) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        if num_classes is None:
+            self.register_buffer("freqs", (2.0 ** torch.arange(n_freq)) * math.pi, persistent=False)
+            self.dim = 1 + 2 * n_freq
+        else:
+            self.table = nn.Embedding(num_classes, dim)
+            self.dim = dim
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.num_classes is not None:
+            return self.table(y.long())
+        y = y.float().reshape(-1, 1)
+        f = y * self.freqs
+        return torch.cat([y, torch.sin(f), torch.cos(f)], 1)
+
+
+class RatioMLP(nn.Module):
+    def __init__(self, feat_dim: int, num_classes: int | None, hidden: int = 256) -> None:
+        super().__init__()
+        self.label = LabelFeatures(num_classes)
+        self.register_buffer("mean", torch.zeros(feat_dim))
+        self.register_buffer("std", torch.ones(feat_dim))
+        self.net = nn.Sequential(nn.Linear(feat_dim + self.label.dim, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.ReLU())
+
+    def forward(self, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = (feats - self.mean) / self.std
+        return self.net(torch.cat([h, self.label(y)], 1)).reshape(-1)
+
+
+@dataclass
+class DreCfg:
+    steps: int = 2000
+    batch_size: int = 256
+    lr: float = 1e-3
+    hidden: int = 256
+    lam: float = 0.01
+    weight_decay: float = 1e-4
+
+
+def train_ratio(real_f: np.ndarray, real_y: np.ndarray, fake_f: np.ndarray, fake_y: np.ndarray,
+                num_classes: int | None, cfg: DreCfg, seed: int,
+                desc: str = "density-ratio") -> tuple[RatioMLP, list[dict[str, float]]]:
+    """Fit r(x | y) on features of real (x, y) pairs and fake (x, y) pairs; returns the model
+    (eval mode) and a loss history. Labels: class indices, or scaled to [0, 1]."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    rf, ff = torch.as_tensor(real_f, dtype=torch.float32), torch.as_tensor(fake_f, dtype=torch.float32)
+    ry, fy = torch.as_tensor(np.asarray(real_y)), torch.as_tensor(np.asarray(fake_y))
+    model = RatioMLP(rf.shape[1], num_classes, cfg.hidden)
+    model.mean.copy_(rf.mean(0))
+    model.std.copy_(rf.std(0).clamp_min(1e-6))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    history, running = [], 0.0
+    with Progress(cfg.steps, desc) as bar:
+        for step in range(1, cfg.steps + 1):
+            i = torch.randint(len(rf), (cfg.batch_size,), generator=gen)
+            j = torch.randint(len(ff), (cfg.batch_size,), generator=gen)
+            loss = sp_loss(model(rf[i], ry[i]), model(ff[j], fy[j]), cfg.lam)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            running = 0.95 * running + 0.05 * loss.item() if step > 1 else loss.item()
+            bar.update(1, loss=running)
+            if step % max(cfg.steps // 10, 1) == 0 or step == cfg.steps:
+                history.append({"step": step, "dre_loss": running})
+    return model.eval(), history
+
+
+@torch.no_grad()
+def ratios(model: RatioMLP, feats: np.ndarray, labels: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    f = torch.as_tensor(feats, dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(labels))
+    out = [model(f[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(f), batch_size)]
+    return torch.cat(out).numpy() if out else np.empty(0, np.float32)
