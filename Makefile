@@ -46,8 +46,8 @@ bench: setup
 	$(PY) bench/render_speed.py
 	$(PY) bench/compare.py --task classification
 	$(PY) bench/compare.py --task regression
-	$(VENV)/bin/cgankd ablate --work bench/work --reuse --resume -S fakes.n_per_class=200 -S subsample.max_draw_factor=10
-	$(VENV)/bin/cgankd ablate --work bench/work --reuse --resume -S task=regression -S fakes.n_per_label=2 -S subsample.max_draw_factor=10
+	$(VENV)/bin/cgankd ablate --work bench/work --reuse --resume -S fakes.n_per_class=200 -S subsample.max_draw_factor=10 --extra 'none-80="fakes.n_per_class=8"'
+	$(VENV)/bin/cgankd ablate --work bench/work --reuse --resume -S task=regression -S fakes.n_per_label=2 -S subsample.max_draw_factor=10 --extra 'none-85="fakes.n_labels=43"'
 	cp bench/work/ablation_objects.* bench/work/ablation_rc.* bench/results/
 
 clean:
