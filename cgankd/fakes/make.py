@@ -182,11 +182,11 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
     fs = FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated)
     if sampler is not None:
         fs.acceptance_rate, fs.ratio_max = sampler.acceptance_rate, float(sampler.m.max())
-    fs.pool = quality_pool(cfg, spec, sample_fn, score_fn, cutoffs, rho, ratio, sampler, rng)
+    fs.pool = quality_pool(cfg, spec, sample_fn, teacher, cutoffs, rho, ratio, sampler, rng)
     return fs
 
 
-def quality_pool(cfg: Config, spec: TaskSpec, sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
+def quality_pool(cfg: Config, spec: TaskSpec, sample_fn: Sample, teacher: nn.Module, cutoffs: np.ndarray,
                  rho: float, ratio: Ratio | None, sampler: RejectionSampler | None,
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Unprocessed fakes spread evenly over the groups, with the masks of each step applied to
@@ -194,8 +194,9 @@ def quality_pool(cfg: Config, spec: TaskSpec, sample_fn: Sample, score_fn: Score
     n = cfg.quality.n_fakes
     groups = np.arange(n, dtype=np.int64) * spec.n_groups // n  # sorted, as even as n allows
     x = sample_fn(groups)
+    out = predict(teacher, x)  # kept: the stage's label scores read it instead of a second pass
     pool = {"images": x, "groups": groups, "labels": spec.unscale(spec.g_labels(groups)),
-            "score": score_fn(x, groups)}
+            "teacher_out": out, "score": spec.score(out, groups)}
     if ratio is not None and sampler is not None:
         r = ratio(x, spec.g_labels(groups))
         pool["ratio"] = r

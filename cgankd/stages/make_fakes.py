@@ -90,11 +90,11 @@ def group_counts(fs: FakeSet, meta: Meta, n_bins: int = 10) -> dict[str, dict[st
     return out
 
 
-def label_score(teacher: Any, images: np.ndarray, labels: np.ndarray, meta: Meta) -> float:
-    """Teacher accuracy (%) against the labels, or the teacher's MAE in the label's unit."""
-    if len(images) == 0:
+def label_score(out: np.ndarray, labels: np.ndarray, meta: Meta) -> float:
+    """Teacher accuracy (%) against the labels, or the teacher's MAE in the label's unit, from
+    the teacher's raw outputs."""
+    if len(out) == 0:
         return float("nan")
-    out = predict(teacher, images)
     if meta.task == "classification":
         return float(100 * np.mean(out.argmax(1) == labels))
     return float(np.mean(np.abs(meta.unscale(out.reshape(-1)) - labels)))
@@ -116,10 +116,11 @@ def step_quality(cfg: Config, fs: FakeSet, teacher: Any, extractor: Any, real: A
     table, per_group = {}, {}
     for name, mask in steps.items():
         table[name], per_group[name] = quality(pool_f[mask], pool_y[mask], real, *args)
-        table[name]["label_score"] = label_score(teacher, pool["images"][mask], pool["labels"][mask], meta)
+        table[name]["label_score"] = label_score(pool["teacher_out"][mask], pool["labels"][mask], meta)
     table["final"], per_group["final"] = quality(extract(extractor, fs.images),
                                                  targets(fs.assigned, meta).numpy(), real, *args)
-    table["final"]["label_score"] = label_score(teacher, fs.images, fs.assigned, meta)
+    final_out = predict(teacher, fs.images) if len(fs.images) else np.empty((0, 1), np.float32)
+    table["final"]["label_score"] = label_score(final_out, fs.assigned, meta)
     return table, per_group
 
 
