@@ -43,6 +43,7 @@ class FakeSet:
     acceptance_rate: float = 1.0  # cDR-RS: accepted / offered (1 without subsampling)
     ratio_max: float = float("nan")  # the final M of rejection sampling (max over groups)
     pool: dict[str, np.ndarray] = field(default_factory=dict)  # unprocessed fakes + step masks
+    teacher_out: np.ndarray | None = None  # the teacher's raw outputs on ``images``
 
 
 @dataclass
@@ -167,7 +168,7 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
         def accept(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
             return sampler.accept(ratio(x, spec.g_labels(groups)), spec.rs_group(groups))
 
-        accept(burn_x, burn_groups)  # a first acceptance-rate estimate
+        sampler.accept(r, spec.rs_group(burn_groups))  # a first acceptance-rate estimate
     cutoffs = spec.cutoffs(burn_score, burn_groups)
     target = fc.n_per_class if meta.task == "classification" else fc.n_per_label
     rate = sampler.acceptance_rate if sampler is not None else 1.0
@@ -176,10 +177,12 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
         sample_fn, score_fn, cutoffs, target, rho, fl.max_rounds, spec.slack, accept, rate, budget)
     assigned = spec.unscale(spec.g_labels(group))
     labels = assigned
+    teacher_out = predict(teacher, images) if len(images) else np.empty((0, 1), np.float32)
     if cfg.adjust_labels:
-        out = adjust_labels(predict(teacher, images), meta.task)
+        out = adjust_labels(teacher_out, meta.task)
         labels = out if meta.task == "classification" else meta.unscale(np.clip(out, 0.0, 1.0))
-    fs = FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated)
+    fs = FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated,
+                 teacher_out=teacher_out)
     if sampler is not None:
         fs.acceptance_rate, fs.ratio_max = sampler.acceptance_rate, float(sampler.m.max())
     fs.pool = quality_pool(cfg, spec, sample_fn, teacher, cutoffs, rho, ratio, sampler, rng)

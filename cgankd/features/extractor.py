@@ -17,7 +17,7 @@ from cgankd.data.prepared import Prepared
 from cgankd.errors import CgankdError
 from cgankd.features.sparse_ae import SparseAE, train_sparse_ae
 from cgankd.io import atomic_path
-from cgankd.models import ImageModel, build_model
+from cgankd.models import ImageModel, build_model, rebuild_model
 from cgankd.registry import Registry
 from cgankd.train.data import to_float
 from cgankd.train.evaluate import metrics, predict
@@ -57,11 +57,9 @@ def load_extractor(path: Path) -> nn.Module:
         raise CgankdError(str(path), "feature extractor not found (run `cgankd train-extractor` first)")
     state = torch.load(path, map_location="cpu", weights_only=False)
     spec = state["spec"]
-    if spec["kind"] == "sparse_ae":
-        model: nn.Module = SparseAE(spec["channels"], spec["resolution"], spec["feat_dim"])
-    else:
-        model = build_model(spec["arch"], spec["in_channels"], spec["num_outputs"], spec["resolution"],
-                            spec.get("width", 1.0))
+    if spec["kind"] != "sparse_ae":  # a classifier, saved with its ImageModel meta
+        return rebuild_model({k: v for k, v in spec.items() if k != "kind"}, state["state_dict"])
+    model = SparseAE(spec["channels"], spec["resolution"], spec["feat_dim"])
     model.load_state_dict(state["state_dict"])
     return model.eval()
 
@@ -86,8 +84,9 @@ def extractor_metrics(model: nn.Module, data: Prepared) -> dict[str, float]:
     val = data["val"]
     if isinstance(model, ImageModel):
         return metrics(predict(model, val.images), val.labels, data.meta, "val")
+    x = to_float(val.images)
     with torch.no_grad():
-        _, recon, pred = model(to_float(val.images))
+        _, recon, pred = model(x)
     out = metrics(pred.numpy(), val.labels, data.meta, "val")
-    out["val_recon_mse"] = float(((recon - to_float(val.images)) ** 2).mean())
+    out["val_recon_mse"] = float(((recon - x) ** 2).mean())
     return out

@@ -37,5 +37,14 @@ def build_model(name: str, in_channels: int, num_outputs: int, resolution: int,
     return ImageModel(backbone, meta)
 
 
+def rebuild_model(meta: dict, state_dict: dict) -> ImageModel:
+    """A model saved with its ``meta`` (arch, channels, outputs, resolution, width), in eval mode."""
+    model = build_model(meta["arch"], meta["in_channels"], meta["num_outputs"], meta["resolution"],
+                        meta.get("width", 1.0))
+    model.meta = meta
+    model.load_state_dict(state_dict)
+    return model.eval()
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -13,7 +13,7 @@ from cgankd.config import Config
 from cgankd.data.prepared import Prepared, load_prepared
 from cgankd.errors import CgankdError
 from cgankd.io import atomic_path, write_text
-from cgankd.models import ImageModel, build_model
+from cgankd.models import ImageModel, build_model, rebuild_model
 from cgankd.train.evaluate import metrics, predict, seen_unseen
 from cgankd.train.loop import FitResult, seed_everything, set_threads
 
@@ -48,12 +48,7 @@ def load_model(path: Path) -> ImageModel:
     if not path.is_file():
         raise CgankdError(str(path), "model file not found (run the stage that makes it first)")
     state = torch.load(path, map_location="cpu", weights_only=False)
-    meta = state["meta"]
-    model = build_model(meta["arch"], meta["in_channels"], meta["num_outputs"], meta["resolution"],
-                        meta.get("width", 1.0))
-    model.meta = meta
-    model.load_state_dict(state["state_dict"])
-    return model.eval()
+    return rebuild_model(state["meta"], state["state_dict"])
 
 
 def write_history(path: Path, rows: list[dict[str, float]]) -> None:

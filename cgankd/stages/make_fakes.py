@@ -28,7 +28,6 @@ from cgankd.stages.train_extractor import cached_real_stats
 from cgankd.subsample.cdrrs import fit_cdrrs, save_dre
 from cgankd.tracking import NullTracker
 from cgankd.train.data import targets
-from cgankd.train.evaluate import predict
 
 
 def load_generator(path: Path) -> Generator:
@@ -100,7 +99,7 @@ def label_score(out: np.ndarray, labels: np.ndarray, meta: Meta) -> float:
     return float(np.mean(np.abs(meta.unscale(out.reshape(-1)) - labels)))
 
 
-def step_quality(cfg: Config, fs: FakeSet, teacher: Any, extractor: Any, real: Any,
+def step_quality(cfg: Config, fs: FakeSet, extractor: Any, real: Any,
                  meta: Meta) -> tuple[dict[str, dict[str, float]], dict[str, list[float]]]:
     """Quality of the unprocessed pool (``raw``: the GAN's own quality), of its subsets after each
     step, and of the ``final`` set the student trains on; label scores against the labels G was
@@ -119,8 +118,7 @@ def step_quality(cfg: Config, fs: FakeSet, teacher: Any, extractor: Any, real: A
         table[name]["label_score"] = label_score(pool["teacher_out"][mask], pool["labels"][mask], meta)
     table["final"], per_group["final"] = quality(extract(extractor, fs.images),
                                                  targets(fs.assigned, meta).numpy(), real, *args)
-    final_out = predict(teacher, fs.images) if len(fs.images) else np.empty((0, 1), np.float32)
-    table["final"]["label_score"] = label_score(final_out, fs.assigned, meta)
+    table["final"]["label_score"] = label_score(fs.teacher_out, fs.assigned, meta)
     return table, per_group
 
 
@@ -166,7 +164,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     stats.update(dre_stats)
     stats["ratio_max"] = fs.ratio_max
     real = cached_real_stats(cfg, extractor, extractor_file, data)
-    table, per_group = step_quality(cfg, fs, teacher, extractor, real, meta)
+    table, per_group = step_quality(cfg, fs, extractor, real, meta)
     for step, vals in table.items():  # e.g. quality_raw_fid, quality_final_intra_fid
         stats.update({f"quality_{step}_{k}": v for k, v in vals.items()})
     write_json(out / "counts.json", group_counts(fs, meta))
