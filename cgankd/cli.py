@@ -81,11 +81,18 @@ def cmd_preview(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    import torch
+
     from cgankd.models import MODELS, build_model, count_params
 
-    print(f"{'name':<12} {'params (3x32x32, 10 outputs)':>30}")
+    c, r, k = args.in_channels, args.resolution, args.outputs
+    print(f"{'name':<14} {'family':<14} {f'params ({c}x{r}x{r}, {k} outputs)':>30} {'feature maps':>13}")
     for name in MODELS.names():
-        print(f"{name:<12} {count_params(build_model(name, 3, 10, 32)):>30,}")
+        model = build_model(name, c, k, r)
+        with torch.no_grad():
+            maps, _ = model.eval()(torch.zeros(1, c, r, r), is_feat=True)
+        family = type(model.backbone).__module__.rsplit(".", 1)[-1]
+        print(f"{name:<14} {family:<14} {count_params(model):>30,} {len(maps):>13}")
     return 0
 
 
@@ -133,6 +140,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--per-row", type=int, default=12)
     p.set_defaults(func=cmd_preview)
     p = sub.add_parser("models", help="list the model zoo with parameter counts")
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--resolution", type=int, default=32)
+    p.add_argument("--outputs", type=int, default=100, help="classes (1 for a regression head)")
     p.set_defaults(func=cmd_models)
     p = sub.add_parser("config", help="print the resolved config")
     _common(p)

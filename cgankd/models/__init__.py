@@ -1,6 +1,17 @@
-"""The model zoo: ``build_model(name, in_channels, num_outputs, resolution)`` by registry name."""
+"""The model zoo: ``build_model(name, in_channels, num_outputs, resolution)`` by registry name.
 
-from cgankd.models import convnet, resnet  # noqa: F401  (register)
+One family per file, each registering its names in ``MODELS`` (RepDistiller's CIFAR zoo names).
+"""
+
+from cgankd.models import (  # noqa: F401  (register)
+    convnet,
+    mobilenetv2,
+    resnet,
+    shufflenetv1,
+    shufflenetv2,
+    vgg,
+    wrn,
+)
 from cgankd.models.registry import MODELS, ImageModel, build_model, count_params, rebuild_model
 
 __all__ = ["MODELS", "ImageModel", "build_model", "count_params", "rebuild_model"]

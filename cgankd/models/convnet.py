@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cgankd.models.base import Backbone, scaled
 from cgankd.models.registry import MODELS
 
 
@@ -13,7 +14,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
                          nn.ReLU(inplace=True), nn.MaxPool2d(2))
 
 
-class ConvNet(nn.Module):
+class ConvNet(Backbone):
     def __init__(self, channels: list[int], in_channels: int, num_outputs: int) -> None:
         super().__init__()
         blocks, cin = [], in_channels
@@ -24,16 +25,17 @@ class ConvNet(nn.Module):
         self.fc = nn.Linear(cin, num_outputs)
         self.feat_dim = cin
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(self.body(x), 1), 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        maps = []
+        for block in self.body:
+            x = block(x)
+            maps.append(x)
+        return maps
 
 
 def _register(name: str, channels: list[int]) -> None:
     def build(in_channels: int, num_outputs: int, width: float = 1.0) -> ConvNet:
-        return ConvNet([max(4, int(round(c * width))) for c in channels], in_channels, num_outputs)
+        return ConvNet([scaled(c, width) for c in channels], in_channels, num_outputs)
 
     MODELS.register(name)(build)
 

@@ -25,8 +25,9 @@ class ImageModel(nn.Module):
         self.backbone = backbone
         self.meta = meta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x * 2.0 - 1.0)
+    def forward(self, x: torch.Tensor, is_feat: bool = False):  # noqa: ANN201 (tensor, or maps and tensor)
+        """Outputs; with ``is_feat`` also the backbone's stage feature maps: ``(maps, out)``."""
+        return self.backbone(x * 2.0 - 1.0, is_feat=is_feat) if is_feat else self.backbone(x * 2.0 - 1.0)
 
 
 def build_model(name: str, in_channels: int, num_outputs: int, resolution: int,

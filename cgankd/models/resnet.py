@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cgankd.models.base import Backbone, scaled
 from cgankd.models.registry import MODELS
 
 
@@ -26,7 +27,9 @@ class BasicBlock(nn.Module):
         return F.relu(out + (x if self.short is None else self.short(x)))
 
 
-class CifarResNet(nn.Module):
+class CifarResNet(Backbone):
+    """Stem of ``filters[0]`` channels, then one stage of (depth - 2) / 6 blocks per later entry."""
+
     def __init__(self, depth: int, filters: list[int], in_channels: int, num_outputs: int) -> None:
         super().__init__()
         if (depth - 2) % 6:
@@ -39,25 +42,24 @@ class CifarResNet(nn.Module):
             for j in range(n):
                 layers.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
                 cin = cout
-        self.layers = nn.Sequential(*layers)
+        self.layers = nn.Sequential(*layers)  # flat, so saved state dicts keep their keys
+        self.blocks_per_stage = n
         self.fc = nn.Linear(cin, num_outputs)
         self.feat_dim = cin
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu(self.bn1(self.conv1(x)))
-        return F.adaptive_avg_pool2d(self.layers(x), 1).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x))
-
-
-def _scaled(filters: list[int], width: float) -> list[int]:
-    return [max(4, int(round(f * width))) for f in filters]
+        maps = [x]
+        for i, block in enumerate(self.layers, start=1):
+            x = block(x)
+            if i % self.blocks_per_stage == 0:
+                maps.append(x)
+        return maps
 
 
 def _register(name: str, depth: int, filters: list[int]) -> None:
     def build(in_channels: int, num_outputs: int, width: float = 1.0) -> CifarResNet:
-        return CifarResNet(depth, _scaled(filters, width), in_channels, num_outputs)
+        return CifarResNet(depth, [scaled(f, width) for f in filters], in_channels, num_outputs)
 
     MODELS.register(name)(build)
 

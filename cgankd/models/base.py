@@ -1,0 +1,41 @@
+"""The interface every zoo backbone implements: stage feature maps, pooled features, a head.
+
+``forward(x)`` returns logits (classification) or values (regression); ``forward(x, is_feat=True)``
+returns ``(maps, out)`` where ``maps`` are the outputs of the network's stages, from the stem to
+the last one, for feature-based distillation (RepDistiller's ``is_feat``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Backbone(nn.Module):
+    feat_dim: int
+    fc: nn.Linear
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate features (pooled last stage)."""
+        return F.adaptive_avg_pool2d(self.stages(x)[-1], 1).flatten(1)
+
+    def forward(self, x: torch.Tensor, is_feat: bool = False):  # noqa: ANN201 (tensor or pair)
+        maps = self.stages(x)
+        out = self.fc(F.adaptive_avg_pool2d(maps[-1], 1).flatten(1))
+        return (maps, out) if is_feat else out
+
+
+def scaled(channels: int, width: float, floor: int = 4) -> int:
+    """A channel count times the width multiplier (at least ``floor``)."""
+    return max(floor, int(round(channels * width)))
+
+
+def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1,
+                 relu: bool = True) -> nn.Sequential:
+    """conv (same padding) -> BN -> optional ReLU."""
+    return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
+                         nn.BatchNorm2d(cout), *([nn.ReLU(inplace=True)] if relu else []))

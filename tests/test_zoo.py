@@ -1,0 +1,57 @@
+"""The model zoo: every model at 16x16x1 and 32x32x3, both heads, features, published sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cgankd.errors import CgankdError
+from cgankd.models import MODELS, build_model, count_params
+
+ZOO = ["resnet8x4", "resnet32x4", "resnet20", "resnet56", "resnet110", "wrn_16_2", "wrn_40_1",
+       "wrn_40_2", "vgg8", "vgg13", "MobileNetV2", "ShuffleNetV1", "ShuffleNetV2"]
+
+# CIFAR-100 sizes published with RepDistiller / CRD (Tian et al., 2020), in millions
+PUBLISHED_M = {"resnet8x4": 1.23, "resnet32x4": 7.43, "resnet20": 0.28, "resnet56": 0.86,
+               "resnet110": 1.73, "wrn_16_2": 0.70, "wrn_40_1": 0.57, "wrn_40_2": 2.25,
+               "vgg8": 3.96, "vgg13": 9.46, "MobileNetV2": 0.81, "ShuffleNetV1": 0.95,
+               "ShuffleNetV2": 1.36}
+
+
+def test_zoo_names_are_registered() -> None:
+    assert set(ZOO) <= set(MODELS.names())
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_cifar100_parameter_counts_match_the_published_ones(name: str) -> None:
+    n = count_params(build_model(name, 3, 100, 32)) / 1e6
+    assert n == pytest.approx(PUBLISHED_M[name], rel=0.02)
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize(("channels", "res", "outputs"), [(1, 16, 1), (3, 32, 10), (3, 64, 1)])
+def test_forward_backward_features(name: str, channels: int, res: int, outputs: int) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, channels, outputs, res)
+    x = torch.rand(2, channels, res, res)
+    maps, out = model(x, is_feat=True)
+    assert out.shape == (2, outputs)
+    assert len(maps) >= 3 and all(m.dim() == 4 and m.shape[0] == 2 for m in maps)
+    assert maps[-1].shape[1] == model.backbone.feat_dim
+    assert torch.equal(out, model(x))  # the feature path is the same computation
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    model.eval()
+    with torch.no_grad():
+        assert torch.isfinite(model(x[:1])).all()  # batch 1 in eval mode (serving)
+
+
+def test_width_scales_the_model() -> None:
+    half = count_params(build_model("wrn_16_2", 3, 10, 32, width=0.5))
+    assert half < count_params(build_model("wrn_16_2", 3, 10, 32)) / 3
+
+
+def test_unknown_model_names_the_choices() -> None:
+    with pytest.raises(CgankdError, match="model 'resnet9'.*resnet8x4"):
+        build_model("resnet9", 3, 10, 32)
