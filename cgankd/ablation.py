@@ -42,9 +42,12 @@ def done(cfg: Config, stage: str, method: str | None = None) -> dict[str, Any] |
     files = {"prepare": cfg.path("prepared", "meta.json"), "train-gan": cfg.path("gan", "generator.pt")}
     if stage in files:
         return {"reused": True} if files[stage].is_file() else None
-    key = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes",
-           "train-student": f"student_{method}"}[stage]
-    path = cfg.path("metrics", f"{key}.json")
+    if stage == "train-student":
+        path = cfg.student_metrics(str(method))
+    else:
+        key = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes",
+               "train-vkd": "vkd"}[stage]
+        path = cfg.path("metrics", f"{key}.json")
     return read_json(path) if path.is_file() else None
 
 

@@ -65,6 +65,16 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from cgankd.compare import parse_pairs, run_compare
+
+    path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
+    work = args.work or str(load_config(path, args.overrides).path("compare"))
+    run_compare(path, args.overrides, parse_pairs(args.pairs), args.methods, args.seeds, work, args.reuse,
+                args.resume)
+    return 0
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     from cgankd.data.prepared import load_prepared
     from cgankd.data.preview import save_grid
@@ -110,7 +120,8 @@ def parser() -> argparse.ArgumentParser:
         p = sub.add_parser(stage, help=f"run the {stage} stage")
         _common(p)
         if stage == "train-student":
-            p.add_argument("--method", default="nokd", choices=["nokd", "cgankd"])
+            p.add_argument("--method", default="nokd",
+                           help="nokd, blkd, fitnet, vkd, cgankd, or cgankd+<distiller> (default nokd)")
         p.set_defaults(func=cmd_stage, stage=stage)
     p = sub.add_parser("run", help="every stage in order, in this process, under one MLflow run")
     _common(p)
@@ -132,6 +143,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--extra", action="append", default=[], metavar='NAME="KEY=VALUE ..."',
                    help="another variant: these overrides on top of every processing step off")
     p.set_defaults(func=cmd_ablate)
+    from cgankd.compare import DEFAULT_METHODS
+
+    p = sub.add_parser("compare", help="teacher -> student pairs x KD methods over seeds: a paper-style table; "
+                       "an MLflow parent run with a child per (seed, pair, method)")
+    _common(p)
+    p.add_argument("--pairs", nargs="+", default=["resnet20:convnet_s"], metavar="TEACHER:STUDENT")
+    p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS,
+                   help="nokd, blkd, fitnet, vkd, cgankd, cgankd+<distiller> (default: all eight)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--work", default=None, help="folder for per-seed outputs and results (default: <out_dir>/compare)")
+    p.add_argument("--reuse", action="store_true", help="keep upstream stage results already in the work folder")
+    p.add_argument("--resume", action="store_true", help="skip runs already in the results file")
+    p.set_defaults(func=cmd_compare)
     data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("preview", help="write a PNG grid per class / label range")
     _common(p)

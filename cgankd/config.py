@@ -86,6 +86,26 @@ class StudentCfg(TrainCfg):
     finetune_lr: float = 0.01
     finetune_steps: int = 1000
     methods: list[str] = field(default_factory=lambda: ["nokd", "cgankd"])
+    fakes: str | None = None
+    tag: str | None = None
+
+
+@dataclass
+class KDCfg:
+    temperature: float = 4.0
+    alpha: float = 0.9
+    beta: float = 100.0
+    hint_layer: int | None = None
+
+
+@dataclass
+class VKDCfg:
+    steps: int = 2000
+    batch_size: int = 128
+    lr: float = 2e-4
+    kl_weight: float = 1.0
+    z_dim: int = 16
+    views: int = 8
 
 
 @dataclass
@@ -189,6 +209,8 @@ class Config:
     data: DataCfg = field(default_factory=DataCfg)
     teacher: TrainCfg = field(default_factory=lambda: TrainCfg(arch="resnet20", steps=1000))
     student: StudentCfg = field(default_factory=StudentCfg)
+    kd: KDCfg = field(default_factory=KDCfg)
+    vkd: VKDCfg = field(default_factory=VKDCfg)
     gan: GanCfg = field(default_factory=GanCfg)
     fakes: FakesCfg = field(default_factory=FakesCfg)
     filter: FilterCfg = field(default_factory=FilterCfg)
@@ -238,6 +260,28 @@ class Config:
 
     def path(self, *parts: str) -> Path:
         return Path(self.out_dir).joinpath(*parts)
+
+    def student_dir(self, method: str) -> Path:
+        """``students/<method>``, or ``students/<student.tag>/<method>`` (students of several
+        architectures next to one teacher)."""
+        return self.path("students", *([self.student.tag] if self.student.tag else []), method)
+
+    def student_metrics(self, method: str) -> Path:
+        tag = f"{self.student.tag}_" if self.student.tag else ""
+        return self.path("metrics", f"student_{tag}{method}.json")
+
+    @property
+    def uses_fakes(self) -> bool:
+        """Some method trains on this pipeline's own fake set (so the GAN stages must run)."""
+        from cgankd.kd.methods import method_uses_fakes
+
+        return self.student.fakes is None and any(method_uses_fakes(m) for m in self.student.methods)
+
+    @property
+    def uses_vkd(self) -> bool:
+        from cgankd.kd.methods import method_distiller
+
+        return any(method_distiller(m) == "vkd" for m in self.student.methods)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -364,11 +408,7 @@ def _validate(cfg: Config) -> None:
         bad("student.mode", f"must be scratch or finetune, got {cfg.student.mode!r}")
     if cfg.student.fake_ratio < 0:
         bad("student.fake_ratio", f"must be >= 0, got {cfg.student.fake_ratio}")
-    for m in cfg.student.methods:
-        if m not in ("nokd", "cgankd"):
-            bad("student.methods", f"unknown method {m!r}; known: nokd, cgankd")
-    if "nokd" not in cfg.student.methods:
-        bad("student.methods", "must include nokd (the baseline every comparison needs)")
+    _validate_methods(cfg, bad)
     if cfg.data.n_per_class is not None and cfg.data.n_per_class < 1:
         bad("data.n_per_class", f"must be >= 1 or null, got {cfg.data.n_per_class}")
     if cfg.data.render.resolution not in (16, 32, 64):
@@ -403,6 +443,40 @@ def _validate(cfg: Config) -> None:
         bad("quality.window", f"must be in (0, 1] (a fraction of the label range), got {cfg.quality.window}")
     if cfg.gan.iterations < 1:
         bad("gan.iterations", f"must be >= 1, got {cfg.gan.iterations}")
+
+
+def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
+    from cgankd.kd import DISTILLERS, parse_method
+
+    methods = cfg.student.methods
+    for m in methods:
+        try:
+            method = parse_method(m, DISTILLERS.names())
+        except ValueError as exc:
+            bad("student.methods", str(exc))
+        if method.distiller == "vkd" and cfg.task != "classification":
+            bad("student.methods", f"{m}: VKD applies to classification only (no soft distribution of a scalar)")
+        if method.fakes and cfg.student.mode == "finetune" and method.distiller not in methods:
+            bad("student.methods", f"{m} fine-tunes the {method.distiller} student: list {method.distiller} too "
+                "(or set student.mode=scratch)")
+    if "nokd" not in methods:
+        bad("student.methods", "must include nokd (the baseline every comparison needs)")
+    if len(set(methods)) != len(methods):
+        bad("student.methods", f"lists a method twice: {methods}")
+    if cfg.student.fakes is not None and Path(cfg.student.fakes).suffix not in (".npz", ".h5", ".hdf5"):
+        bad("student.fakes", f"must be null (this pipeline's fakes) or a .npz/.h5 fake set, got {cfg.student.fakes!r}")
+    if cfg.student.tag is not None and (not cfg.student.tag or "/" in cfg.student.tag):
+        bad("student.tag", f"must be a folder name (no '/'), got {cfg.student.tag!r}")
+    if cfg.kd.temperature <= 0:
+        bad("kd.temperature", f"must be > 0, got {cfg.kd.temperature}")
+    if not 0.0 <= cfg.kd.alpha <= 1.0:
+        bad("kd.alpha", f"must be in [0, 1], got {cfg.kd.alpha}")
+    if cfg.kd.beta < 0:
+        bad("kd.beta", f"must be >= 0, got {cfg.kd.beta}")
+    for key, v in (("vkd.steps", cfg.vkd.steps), ("vkd.batch_size", cfg.vkd.batch_size),
+                   ("vkd.z_dim", cfg.vkd.z_dim), ("vkd.views", cfg.vkd.views)):
+        if v < 1:
+            bad(key, f"must be >= 1, got {v}")
 
 
 def load_config(path: str | Path | None = "params.yaml",

@@ -95,6 +95,14 @@ def mae_png(xs: np.ndarray, table: np.ndarray, models: list[str], meta: Meta, pa
         img.save(tmp, format="PNG")
 
 
+LABELS = {"nokd": "NOKD", "cgankd": "cGAN-KD"}
+
+
+def safe(method: str) -> str:
+    """A method name as an MLflow metric key (no '+')."""
+    return method.replace("+", "_")
+
+
 def verdict(task: str, nokd: float, cgankd: float | None) -> str:
     if cgankd is None:
         return "cGAN-KD was not run (student.methods has no cgankd)."
@@ -112,15 +120,15 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     task, k = data.meta.task, metric_key(data.meta.task)
     teacher = read_json(cfg.path("metrics", "teacher.json"))
     rows = {"teacher": teacher}
-    rows.update({m: read_json(cfg.path("metrics", f"student_{m}.json")) for m in cfg.student.methods})
+    rows.update({m: read_json(cfg.student_metrics(m)) for m in cfg.student.methods})
     parity = read_json(cfg.path("export", "parity.json"))
     out: dict[str, Any] = {}
     extra = ("test_mae_seen", "test_mae_unseen") if task == "regression" else ()
     for name, m in rows.items():
         for key in (f"val_{k}", f"test_{k}", f"test_last_{k}", *extra):
             if key in m:
-                out[f"{name}_{key}"] = m[key]
-        out[f"{name}_params"] = m["params"]
+                out[f"{safe(name)}_{key}"] = m[key]
+        out[f"{safe(name)}_params"] = m["params"]
     if "cgankd" in rows:
         out[f"cgankd_minus_nokd_test_{k}"] = rows["cgankd"][f"test_{k}"] - rows["nokd"][f"test_{k}"]
     out["selected"] = parity["method"]
@@ -131,8 +139,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     lines = [f"# cgankd: {data.meta.source} ({task}), seed {cfg.seed}", "",
              "| model | params | " + " | ".join(cols) + " |", "|---|---:|" + "---:|" * len(cols)]
     for name, m in rows.items():
-        label = {"teacher": f"teacher {cfg.teacher.arch}", "nokd": f"NOKD {cfg.student.arch}",
-                 "cgankd": f"cGAN-KD {cfg.student.arch}"}[name]
+        label = f"teacher {cfg.teacher.arch}" if name == "teacher" else f"{LABELS.get(name, name)} {cfg.student.arch}"
         vals = [m.get(key, float("nan")) for key in (f"val_{k}", f"test_{k}", f"test_last_{k}", *extra)]
         lines.append(f"| {label} | {m['params']:,} | " + " | ".join(f"{v:.2f}{unit}" for v in vals) + " |")
     cg = rows["cgankd"][f"test_{k}"] if "cgankd" in rows else None
@@ -144,7 +151,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
               f"Exported and registered: the {parity['method']} student (best validation {k}).", ""]
     write_text(cfg.path("report.md"), "\n".join(lines))
     paths = {"teacher": cfg.path("teacher", "model.pt")}
-    paths.update({m: cfg.path("students", m, "model.pt") for m in cfg.student.methods})
+    paths.update({m: cfg.student_dir(m) / "model.pt" for m in cfg.student.methods})
     preds = {name: predict(load_model(p), data["test"].images) for name, p in paths.items()}
     names, xs, table = per_label(preds, data)
     write_text(cfg.path("plots", "per_label.csv"), per_label_csv(names, table, list(preds), task))

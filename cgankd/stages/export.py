@@ -18,7 +18,7 @@ def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
     key = f"val_{metric_key(task)}"
     best, best_m = None, None
     for method in cfg.student.methods:
-        m = read_json(cfg.path("metrics", f"student_{method}.json"))
+        m = read_json(cfg.student_metrics(method))
         if best_m is None or better(m[key], best_m[key], task):
             best, best_m = method, m
     return best, best_m
@@ -31,7 +31,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)
     method, m = select_student(cfg, data.meta.task)
-    model = load_model(cfg.path("students", method, "model.pt"))
+    model = load_model(cfg.student_dir(method) / "model.pt")
     out = cfg.path("export")
     c, r = data.meta.channels, data.meta.resolution
     m = data.meta

@@ -21,8 +21,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     parity = read_json(cfg.path("export", "parity.json"))
     method = parity["method"]
     k = metric_key(data.meta.task)
-    metric = read_json(cfg.path("metrics", f"student_{method}.json"))[f"test_{k}"]
-    model = load_model(cfg.path("students", method, "model.pt"))
+    metric = read_json(cfg.student_metrics(method))[f"test_{k}"]
+    model = load_model(cfg.student_dir(method) / "model.pt")
     sample = torch.rand(2, data.meta.channels, data.meta.resolution, data.meta.resolution)
     info = register_student(cfg, cfg.path("export", "student.onnx"), model, sample, metric,
                             {"metric_name": f"test_{k}", "method": method}, tracker)

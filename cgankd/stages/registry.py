@@ -11,8 +11,9 @@ from cgankd.registry import Registry
 Stage = Callable[..., dict[str, Any]]
 STAGES: Registry[Stage] = Registry("stage")
 
-STAGE_ORDER = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student",
-               "export", "evaluate", "register")
+STAGE_ORDER = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-vkd",
+               "train-student", "export", "evaluate", "register")
+FAKE_STAGES = ("train-extractor", "train-gan", "make-fakes")
 
 
 def stage_label(name: str, kwargs: dict[str, Any]) -> str:
@@ -21,16 +22,24 @@ def stage_label(name: str, kwargs: dict[str, Any]) -> str:
 
 
 def stage_calls(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
-    """(stage, kwargs) in pipeline order; train-student runs once per method."""
+    """(stage, kwargs) in pipeline order; train-student runs once per method, methods without fakes
+    first (fine-tune mode starts the others from them). The GAN stages run only when a method
+    uses this pipeline's fakes, train-vkd only when a method uses VKD."""
     calls: list[tuple[str, dict[str, Any]]] = []
     for name in STAGE_ORDER:
         if name == "train-student":
-            calls += [(name, {"method": m}) for m in cfg.student.methods]
-        elif name in ("train-extractor", "train-gan", "make-fakes") and "cgankd" not in cfg.student.methods:
+            calls += [(name, {"method": m}) for m in ordered_methods(cfg.student.methods)]
+        elif (name in FAKE_STAGES and not cfg.uses_fakes) or (name == "train-vkd" and not cfg.uses_vkd):
             continue
         else:
             calls.append((name, {}))
     return calls
+
+
+def ordered_methods(methods: list[str]) -> list[str]:
+    from cgankd.kd.methods import method_uses_fakes
+
+    return sorted(methods, key=method_uses_fakes)  # stable: the listed order within each group
 
 
 def _load() -> None:
@@ -44,6 +53,7 @@ def _load() -> None:
         train_gan,
         train_student,
         train_teacher,
+        train_vkd,
     )
 
 

@@ -1,64 +1,118 @@
-"""train-student: ``nokd`` on real data alone, ``cgankd`` on real + processed fakes.
+"""train-student: one method per call, e.g. ``nokd``, ``blkd``, ``cgankd``, ``cgankd+fitnet``.
 
-Both use the same architecture, step budget and seed. ``student.mode=finetune`` starts the
-cgankd student from the NOKD checkpoint with a low learning rate (the published recipe).
+Every method uses the same architecture, step budget and seed. The ``cgankd`` prefix adds the
+processed fake set to the real training data (``student.fakes``: this pipeline's make-fakes output
+when null, or a fake set made elsewhere). ``student.mode=finetune`` starts a method with fakes
+from the checkpoint of the same distiller without fakes, with a low learning rate (the published
+recipe); ``scratch`` trains it from random weights.
 """
 
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cgankd.config import Config
-from cgankd.data.prepared import Split
+from cgankd.data.prepared import Meta, Split
 from cgankd.errors import CgankdError
 from cgankd.io import write_json
-from cgankd.models import count_params
+from cgankd.kd import DISTILLERS, Distiller, Method, parse_method
+from cgankd.kd.base import KDContext
+from cgankd.models import ImageModel, count_params
 from cgankd.stages.common import fit_metrics, load_model, new_model, prepared, save_model, setup, write_history
 from cgankd.stages.registry import STAGES
+from cgankd.stages.train_vkd import load_generator
 from cgankd.tracking import NullTracker
 from cgankd.train.loop import fit
 
-METHODS = ("nokd", "cgankd")
+
+def fakes_path(cfg: Config) -> Path:
+    return Path(cfg.student.fakes) if cfg.student.fakes else cfg.path("fakes", "fakes.npz")
 
 
-def load_fakes(cfg: Config) -> Split:
-    path = cfg.path("fakes", "fakes.npz")
+def _read_fake_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    if path.suffix == ".npz":
+        with np.load(path) as z:
+            return z["fake_images"], z["fake_labels"]
+    import h5py  # the reference code's fake sets
+
+    with h5py.File(path, "r") as f:
+        return f["fake_images"][:], f["fake_labels"][:]
+
+
+def load_fakes(cfg: Config, meta: Meta) -> Split:
+    """The processed fake set, checked against the real data's format (one-line errors)."""
+    path = fakes_path(cfg)
     if not path.is_file():
-        raise CgankdError(str(path), "fake set not found (run `cgankd make-fakes` first)")
-    with np.load(path) as z:
-        return Split(z["fake_images"], z["fake_labels"])
+        hint = "run `cgankd make-fakes` first" if cfg.student.fakes is None else "check student.fakes"
+        raise CgankdError(str(path), f"fake set not found ({hint})")
+    try:
+        images, labels = _read_fake_arrays(path)
+    except (KeyError, OSError, ValueError) as exc:
+        raise CgankdError(str(path), f"not a fake set with fake_images and fake_labels ({exc})") from None
+    shape = (meta.channels, meta.resolution, meta.resolution)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != shape:
+        raise CgankdError(str(path), f"fake_images must be uint8 N x {' x '.join(map(str, shape))}, "
+                          f"got {images.dtype} {tuple(images.shape)}")
+    if len(labels) != len(images) or not np.isfinite(labels).all():
+        raise CgankdError(str(path), "fake_labels must be finite, one per image")
+    if meta.task == "classification" and (labels.min() < 0 or labels.max() >= meta.num_classes
+                                          or not np.array_equal(labels, np.round(labels))):
+        raise CgankdError(str(path), f"fake_labels must be class indices in [0, {meta.num_classes})")
+    return Split(images, labels)
+
+
+def make_distiller(cfg: Config, method: Method, student: ImageModel, meta: Meta) -> Distiller:
+    """The distiller with what it needs loaded: the teacher, or VKD's generator."""
+    cls = DISTILLERS.get(method.distiller)
+    k = cfg.kd
+    teacher = load_model(cfg.path("teacher", "model.pt")) if cls.needs_teacher else None
+    generator = load_generator(cfg.path("vkd", "generator.pt")) if cls.needs_generator else None
+    ctx = KDContext(meta.task, (meta.channels, meta.resolution, meta.resolution), teacher, generator,
+                    k.temperature, k.alpha, k.beta, k.hint_layer)
+    try:
+        return cls(student, ctx)
+    except (ValueError, IndexError) as exc:
+        raise CgankdError(f"method {method.name!r}", str(exc)) from None
 
 
 @STAGES.register("train-student")
 def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -> dict[str, Any]:
-    if method not in METHODS:
-        raise CgankdError(f"method {method!r}", f"unknown; choose one of {', '.join(METHODS)}")
+    try:
+        m = parse_method(method, DISTILLERS.names())
+    except ValueError as exc:
+        raise CgankdError(f"method {method!r}", str(exc).removeprefix(f"unknown method {method!r}; ")) from None
     tracker = tracker or NullTracker()
     setup(cfg, 3)
     data = prepared(cfg)
     sc = cfg.student
-    fakes = load_fakes(cfg) if method == "cgankd" else None
+    fakes = load_fakes(cfg, data.meta) if m.fakes else None
     steps, lr = sc.steps, sc.lr
-    if method == "cgankd" and sc.mode == "finetune":
-        model = load_model(cfg.path("students", "nokd", "model.pt"))
+    if m.fakes and sc.mode == "finetune":
+        model = load_model(cfg.student_dir(m.distiller) / "model.pt")
         model.train()
         steps, lr = sc.finetune_steps, sc.finetune_lr
     else:
         model = new_model(sc.arch, data, sc.width)
-    tracker.set_tags({"cgankd.method": method})
+    distiller = make_distiller(cfg, m, model, data.meta)
+    tracker.set_tags({"cgankd.method": method, "cgankd.distiller": m.distiller,
+                      "cgankd.fakes": str(fakes_path(cfg)) if m.fakes else "none"})
+    t0 = time.perf_counter()
     res = fit(model, data["train"], data["val"], data.meta, sc, cfg.seed + 3, f"train-student[{method}]",
               fakes=fakes, fake_ratio=sc.fake_ratio if fakes is not None else 0.0, steps=steps, lr=lr,
-              log=lambda s, row: tracker.log_metrics(row, step=s))
-    out = cfg.path("students", method)
+              log=lambda s, row: tracker.log_metrics(row, step=s), distiller=distiller)
+    seconds = time.perf_counter() - t0
+    out = cfg.student_dir(method)
     save_model(res.best, out / "model.pt", {"best_step": res.best_step, "method": method})
     write_history(out / "history.csv", res.history)
-    m: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,
-                         "n_fakes": 0 if fakes is None else len(fakes)}
-    m.update(fit_metrics(res, data))
-    write_json(cfg.path("metrics", f"student_{method}.json"), m)
-    tracker.log_metrics(m)
-    print(f"train-student[{method}]:", json.dumps(m))
-    return m
+    metrics: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,
+                               "n_fakes": 0 if fakes is None else len(fakes), "train_seconds": round(seconds, 1)}
+    metrics.update(fit_metrics(res, data))
+    write_json(cfg.student_metrics(method), metrics)
+    tracker.log_metrics(metrics)
+    print(f"train-student[{method}]:", json.dumps(metrics))
+    return metrics

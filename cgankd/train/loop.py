@@ -2,7 +2,8 @@
 
 With fakes, every batch holds ``round(B / (1 + fake_ratio))`` real images and the rest fakes;
 the same augmentation applies to both. The model with the best validation metric is kept
-(selection never looks at the test split) and the last one is reported too.
+(selection never looks at the test split) and the last one is reported too. The loss comes from a
+distiller (``cgankd.kd``; NOKD when none is given): every term is logged on its own.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cgankd.config import TrainCfg
 from cgankd.data.prepared import Meta, Split
+from cgankd.kd import DISTILLERS, Distiller
+from cgankd.kd.base import KDContext
 from cgankd.progress import Progress
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import EpochSampler, targets, to_float
@@ -33,16 +35,16 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def loss_fn(outputs: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
-    if task == "classification":
-        return F.cross_entropy(outputs, y)
-    return F.mse_loss(outputs.reshape(-1), y)
-
-
 def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, seed: int,
         desc: str, fakes: Split | None = None, fake_ratio: float = 0.0,
         steps: int | None = None, lr: float | None = None,
-        log: Callable[[int, dict[str, float]], None] | None = None) -> FitResult:
+        log: Callable[[int, dict[str, float]], None] | None = None,
+        distiller: Distiller | None = None) -> FitResult:
+    """Train ``model`` (the distiller's student when a distiller is given)."""
+    if distiller is None:
+        distiller = DISTILLERS.get("nokd")(model, KDContext(meta.task, (meta.channels, meta.resolution,
+                                                                          meta.resolution)))
+    model = distiller.student
     steps = steps or cfg.steps
     lr = lr or cfg.lr
     torch.manual_seed(seed)
@@ -55,14 +57,15 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
     if use_fakes:
         x_fake, y_fake = to_float(fakes.images), targets(fakes.labels, meta)
         fake_sampler = EpochSampler(len(y_fake), gen)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum,
+    params = list(distiller.trainable())
+    opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     flip = cfg.augment and meta.task == "classification"  # a mirrored object changes its yaw
     pad = max(1, meta.resolution // 8) if cfg.augment else 0
     best, best_val, best_step, history = copy.deepcopy(model), None, 0, []
-    model.train()
-    running = 0.0
+    distiller.train()
+    running: dict[str, float] = {}
     with Progress(steps, desc) as bar:
         for step in range(1, steps + 1):
             i = real_sampler.take(n_real)
@@ -71,17 +74,18 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
                 j = fake_sampler.take(cfg.batch_size - n_real)
                 xb, yb = torch.cat([xb, x_fake[j]]), torch.cat([yb, y_fake[j]])
             xb = random_crop_flip(xb, pad, flip, gen) if cfg.augment else xb
-            loss = loss_fn(model(xb.to(device)), yb.to(device), meta.task)
+            _, terms = distiller.forward_train(xb.to(device), yb.to(device))
+            loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             sched.step()
-            value = loss.item()
-            running = 0.9 * running + 0.1 * value if step > 1 else value
-            bar.update(1, loss=running)
+            values = {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+            running = {k: 0.9 * running[k] + 0.1 * v if step > 1 else v for k, v in values.items()}
+            bar.update(1, loss=running["loss"])
             if step % cfg.eval_every == 0 or step == steps:
-                row = {"step": step, "train_loss": running}
+                row = {"step": step, **{f"train_{k}": v for k, v in running.items()}}
                 row.update(metrics(predict(model, val.images), val.labels, meta, "val"))
                 history.append(row)
                 if log:
@@ -90,7 +94,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
                 if better(row[key], best_val, meta.task):
                     best_val, best_step = row[key], step
                     best = copy.deepcopy(model)
-                model.train()
+                distiller.train()
     best.eval()
     model.eval()
     return FitResult(best=best, last=model, best_step=best_step, history=history)

@@ -1,0 +1,147 @@
+"""``cgankd compare``: a paper-style table (cGAN-KD's Table 4) for teacher -> student pairs.
+
+For every seed and teacher the upstream stages run once (data, teacher, extractor, GAN, fakes,
+VKD generator, as the methods need them) in ``<work>/<task>/seed<S>/teacher-<T>``; then every
+method trains each student of that teacher (``student.tag`` = the student's architecture, so
+pairs sharing a teacher keep their own students), each as an MLflow child run of one parent.
+Results are written after every run (``--resume`` continues); ``--reuse`` takes upstream results
+already in the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgankd.ablation import done
+from cgankd.config import load_config
+from cgankd.errors import CgankdError
+from cgankd.io import read_json, write_json, write_text
+from cgankd.pipeline import run_stage
+from cgankd.stages.common import metric_key
+from cgankd.stages.registry import STAGES, ordered_methods, stage_calls
+from cgankd.tracking import pipeline_run, stage_run
+
+DEFAULT_METHODS = ["nokd", "blkd", "fitnet", "vkd", "cgankd", "cgankd+blkd", "cgankd+fitnet", "cgankd+vkd"]
+UPSTREAM = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-vkd")
+LABELS = {"nokd": "NOKD", "blkd": "BLKD", "fitnet": "FitNet", "vkd": "VKD", "cgankd": "cGAN-KD"}
+
+
+def parse_pairs(texts: list[str]) -> list[tuple[str, str]]:
+    """``["resnet20:convnet_s"]`` -> [("resnet20", "convnet_s")]; architectures checked in the zoo."""
+    from cgankd.models import MODELS
+
+    pairs = []
+    for text in texts:
+        teacher, sep, student = text.partition(":")
+        if not sep or not teacher or not student:
+            raise CgankdError(f"pair {text!r}", "expected TEACHER:STUDENT, e.g. resnet20:convnet_s")
+        for arch in (teacher, student):
+            MODELS.get(arch)
+        pairs.append((teacher, student))
+    return pairs
+
+
+def label(method: str) -> str:
+    return " + ".join(LABELS.get(p, p) for p in method.split("+"))
+
+
+def _stat(vals: list[float]) -> str:
+    a = np.array(vals, float)
+    return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}"
+
+
+def table(result: dict[str, Any]) -> str:
+    """Markdown: rows = pairs, columns = methods; test metric of the best-validation checkpoint,
+    mean ± std over seeds; then the paired difference to NOKD and the training time."""
+    k = metric_key(result["task"])
+    rows, methods = result["rows"], result["methods"]
+    seeds = sorted({r["seed"] for r in rows})
+    head = "| teacher -> student | teacher | " + " | ".join(label(m) for m in methods) + " |"
+    rule = "|---|---:|" + "---:|" * len(methods)
+    lines = [f"`{result['source']}` ({result['task']}), test {k} (best-validation checkpoint), mean ± std over "
+             f"seeds {seeds}; {result['minutes']:.0f} min on {result['machine']}; overrides: "
+             f"{' '.join(result['overrides']) or 'none'}", "", head, rule]
+    deltas, times = [], []
+    for t, s in (tuple(p) for p in result["pairs"]):
+        pr = [r for r in rows if r["teacher"] == t and r["student"] == s]
+        teach = [result["teachers"][f"{r_seed}/{t}"][f"test_{k}"] for r_seed in seeds
+                 if f"{r_seed}/{t}" in result["teachers"]]
+        cells, dcells, tcells = [], [], []
+        for m in methods:
+            mr = [r for r in pr if r["method"] == m]
+            cells.append(_stat([r["metrics"][f"test_{k}"] for r in mr]) if mr else "")
+            base = {r["seed"]: r["metrics"][f"test_{k}"] for r in pr if r["method"] == "nokd"}
+            d = [r["metrics"][f"test_{k}"] - base[r["seed"]] for r in mr if r["seed"] in base]
+            dcells.append(_stat(d) if d and m != "nokd" else "")
+            tcells.append(f"{np.mean([r['metrics']['train_seconds'] for r in mr]) / 60:.1f}" if mr else "")
+        name = f"{t} -> {s} ({pr[0]['metrics']['params']:,} params)" if pr else f"{t} -> {s}"
+        lines.append(f"| {name} | {_stat(teach) if teach else ''} | " + " | ".join(cells) + " |")
+        deltas.append(f"| {t} -> {s} | | " + " | ".join(dcells) + " |")
+        times.append(f"| {t} -> {s} | | " + " | ".join(tcells) + " |")
+    lines += ["", "Difference to NOKD, paired by seed:", "", head, rule, *deltas,
+              "", "Student training time per run (minutes, mean over seeds):", "", head, rule, *times]
+    return "\n".join(lines) + "\n"
+
+
+def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tuple[str, str]],
+                methods: list[str], seeds: list[int], work: str | Path, reuse: bool = False,
+                resume: bool = False) -> dict[str, Any]:
+    import os
+    import platform
+
+    methods = ordered_methods(list(dict.fromkeys(methods)))
+    teachers = list(dict.fromkeys(t for t, _ in pairs))
+    base_cfg = load_config(params, [*overrides, f"student.methods=[{', '.join(methods)}]"])  # validates
+    work = Path(work)
+    out = work / f"compare_{base_cfg.source}.json"
+    result: dict[str, Any] = {"task": base_cfg.task, "source": base_cfg.source, "overrides": overrides,
+                              "pairs": [list(p) for p in pairs], "methods": methods, "seeds": seeds,
+                              "rows": [], "teachers": {}, "upstream": {}, "minutes": 0.0,
+                              "machine": f"{platform.machine()}, {os.cpu_count()} cores (CPU)"}
+    if resume and out.is_file():
+        old = read_json(out)
+        for key in ("rows", "teachers", "upstream", "minutes"):
+            result[key] = old[key]
+    t0 = time.perf_counter() - 60 * result["minutes"]
+    have = {(r["seed"], r["teacher"], r["student"], r["method"]) for r in result["rows"]}
+
+    def save() -> None:
+        result["minutes"] = round((time.perf_counter() - t0) / 60, 1)
+        write_json(out, result)
+        write_text(out.with_suffix(".md"), table(result))
+
+    with pipeline_run(base_cfg, "compare") as parent:
+        result["parent_run_id"] = parent
+        for seed in seeds:
+            for teacher in teachers:
+                t_over = [*overrides, f"seed={seed}", f"teacher.arch={teacher}",
+                          f"out_dir={work / base_cfg.task / f'seed{seed}' / f'teacher-{teacher}'}",
+                          f"student.methods=[{', '.join(methods)}]"]
+                cfg = load_config(params, t_over)
+                needed = {name for name, _ in stage_calls(cfg)}
+                for stage in (s for s in UPSTREAM if s in needed):
+                    res = done(cfg, stage) if reuse else None
+                    res = res or run_stage(cfg, stage)
+                    result["upstream"][f"{seed}/{teacher}/{stage}"] = res
+                result["teachers"][f"{seed}/{teacher}"] = done(cfg, "train-teacher")
+                for student in (s for t, s in pairs if t == teacher):
+                    scfg = load_config(params, [*t_over, f"student.arch={student}", f"student.tag={student}"])
+                    for method in methods:
+                        if (seed, teacher, student, method) in have:
+                            continue
+                        with stage_run(scfg, f"seed{seed}/{teacher}->{student}/{method}") as tracker:
+                            tracker.set_tags({"cgankd.compare.pair": f"{teacher}->{student}",
+                                              "cgankd.seed": str(seed)})
+                            m = STAGES.get("train-student")(scfg, tracker, method=method)
+                        result["rows"].append({"seed": seed, "teacher": teacher, "student": student,
+                                               "method": method, "metrics": m})
+                        save()
+        save()
+    print(table(result))
+    print(json.dumps({"results": str(out), "markdown": str(out.with_suffix(".md"))}))
+    return result

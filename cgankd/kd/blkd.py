@@ -1,0 +1,42 @@
+"""BLKD (Hinton et al., 2015): soft targets from the teacher.
+
+Classification: ``(1 - alpha) * CE(s, y) + alpha * T^2 * KL(softmax(t/T) || softmax(s/T))``
+(the T^2 keeps the soft term's gradients on the scale of the hard one).
+Regression analogue: the teacher's prediction is a second target,
+``(1 - alpha) * MSE(s, y) + alpha * MSE(s, t)`` (T does not apply to a scalar).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from cgankd.kd.base import DISTILLERS, Distiller, KDContext, hard_loss
+
+
+def kd_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``T^2 * KL(softmax(target/T) || softmax(student/T))``, averaged over the batch."""
+    t = temperature
+    log_p_s = F.log_softmax(student_logits / t, dim=1)
+    log_p_t = F.log_softmax(target_logits / t, dim=1)
+    return F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True) * t * t
+
+
+@DISTILLERS.register("blkd")
+class BLKD(Distiller):
+    needs_teacher = True
+
+    def __init__(self, student: torch.nn.Module, ctx: KDContext) -> None:
+        super().__init__(student, ctx)
+        self.temperature, self.alpha = ctx.temperature, ctx.alpha
+
+    def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self.student(x)
+        with torch.no_grad():
+            t = self.teacher(x)
+        a = self.alpha
+        if self.task == "classification":
+            return out, {"loss_ce": (1 - a) * hard_loss(out, y, self.task),
+                         "loss_kd": a * kd_kl(out, t, self.temperature)}
+        return out, {"loss_mse": (1 - a) * hard_loss(out, y, self.task),
+                     "loss_kd": a * F.mse_loss(out, t)}

@@ -1,0 +1,55 @@
+"""FitNet hints (Romero et al., 2015), trained in one stage as RepDistiller does:
+``hard loss + beta * MSE(regressor(student hint), teacher hint)``.
+
+The hint is the middle stage's feature map of each network (``kd.hint_layer`` picks another
+stage index of the student; the teacher's is its middle one). The regressor is a 1x1 conv + BN
+from the student's channels to the teacher's; when the spatial sizes differ both maps are
+average-pooled to the smaller one. Works for classification and regression alike.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cgankd.kd.base import DISTILLERS, Distiller, KDContext, hard_loss
+
+
+def hint_loss(student_map: torch.Tensor, teacher_map: torch.Tensor) -> torch.Tensor:
+    """Mean squared error after pooling both maps to the smaller spatial size."""
+    size = min(student_map.shape[-1], teacher_map.shape[-1])
+    if student_map.shape[-1] != size:
+        student_map = F.adaptive_avg_pool2d(student_map, size)
+    if teacher_map.shape[-1] != size:
+        teacher_map = F.adaptive_avg_pool2d(teacher_map, size)
+    return F.mse_loss(student_map, teacher_map)
+
+
+def middle(maps: list[torch.Tensor], index: int | None = None) -> torch.Tensor:
+    return maps[len(maps) // 2 if index is None else index]
+
+
+@DISTILLERS.register("fitnet")
+class FitNet(Distiller):
+    needs_teacher = True
+
+    def __init__(self, student: nn.Module, ctx: KDContext) -> None:
+        super().__init__(student, ctx)
+        self.beta, self.hint_layer = ctx.beta, ctx.hint_layer
+        probe = torch.zeros(2, *ctx.input_shape)
+        was_training = student.training
+        with torch.no_grad():
+            s_maps, _ = student.eval()(probe, is_feat=True)
+            t_maps, _ = self.teacher(probe, is_feat=True)
+        student.train(was_training)
+        cs, ct = middle(s_maps, self.hint_layer).shape[1], middle(t_maps).shape[1]
+        self.regressor = nn.Sequential(nn.Conv2d(cs, ct, 1, bias=False), nn.BatchNorm2d(ct))
+
+    def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        s_maps, out = self.student(x, is_feat=True)
+        with torch.no_grad():
+            t_maps, _ = self.teacher(x, is_feat=True)
+        hint = hint_loss(self.regressor(middle(s_maps, self.hint_layer)), middle(t_maps))
+        name = "loss_ce" if self.task == "classification" else "loss_mse"
+        return out, {name: hard_loss(out, y, self.task), "loss_hint": self.beta * hint}
