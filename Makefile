@@ -49,6 +49,13 @@ bench: setup
 	$(VENV)/bin/cgankd ablate --work bench/work --reuse --resume -S fakes.n_per_class=200 -S subsample.max_draw_factor=10 --extra 'none-80="fakes.n_per_class=8"'
 	$(VENV)/bin/cgankd ablate --work bench/work --reuse --resume -S task=regression -S fakes.n_per_label=2 -S subsample.max_draw_factor=10 --extra 'none-85="fakes.n_labels=43"'
 	cp bench/work/ablation_objects.* bench/work/ablation_rc.* bench/results/
+	# the KD table reuses the comparison's teachers, GANs and extractors (seeds 0-2); fakes are re-made
+	for s in 0 1 2; do d=bench/work/kd/classification/seed$$s/teacher-resnet20; mkdir -p $$d/metrics; \
+	  for x in prepared teacher gan extractor; do test -e $$d/$$x || cp -r bench/work/classification/seed$$s/$$x $$d/; done; \
+	  cp -n bench/work/classification/seed$$s/metrics/teacher.json bench/work/classification/seed$$s/metrics/extractor.json $$d/metrics/; done
+	$(VENV)/bin/cgankd compare --pairs resnet20:convnet_s resnet20:resnet8 --seeds 0 1 2 --work bench/work/kd --reuse --resume
+	cp bench/work/kd/compare_objects.json bench/results/kd_compare_objects.json
+	cp bench/work/kd/compare_objects.md bench/results/kd_compare_objects.md
 
 clean:
 	rm -rf artifacts mlflow.db mlruns mlartifacts .prefect

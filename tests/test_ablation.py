@@ -43,7 +43,10 @@ def test_ablation_runs_every_variant_and_resumes(tmp_path):
     again = run_ablation(params, [], [0, 1], list(VARIANTS), work, reuse=True, resume=True)
     assert again["rows"] == saved["rows"]
     fresh = run_ablation(params, [], [0], ["subsample+filter"], tmp_path / "abl2")
-    assert fresh["rows"][0]["student"] == by[(0, "subsample+filter")]["student"]
+    def model_metrics(m: dict) -> dict:
+        return {k: v for k, v in m.items() if k != "train_seconds"}  # wall-clock time is not reproducible
+
+    assert model_metrics(fresh["rows"][0]["student"]) == model_metrics(by[(0, "subsample+filter")]["student"])
 
 
 def test_unknown_variant_is_one_line_error(tmp_path):

@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 CORE = ["cgankd.data.sources", "cgankd.models", "cgankd.gan.train", "cgankd.train.loop", "cgankd.fakes.make",
-        "cgankd.stages", "cgankd.pipeline", "cgankd.cli"]
+        "cgankd.stages", "cgankd.pipeline", "cgankd.cli", "cgankd.kd", "cgankd.compare", "cgankd.ablation"]
 EDGE = ["mlflow", "prefect", "dvc", "onnx", "onnxruntime", "h5py", "sklearn"]
 
 

@@ -33,6 +33,15 @@ def test_overrides_are_typed():
     ("fakes.n_labels=1", "fakes.n_labels"),
     ("fakes.n_per_label=0", "fakes.n_per_label"),
     ("adjust.enabled=maybe", "adjust.enabled"),
+    ("student.methods=[nokd, hinton]", "student.methods"),
+    ("student.methods=[blkd]", "student.methods"),
+    ("student.methods=[nokd, cgankd+blkd]", "student.methods"),  # fine-tunes blkd: list it
+    ("student.methods=[nokd, blkd, blkd]", "student.methods"),
+    ("student.fakes=fakes.csv", "student.fakes"),
+    ("student.tag=a/b", "student.tag"),
+    ("kd.alpha=1.5", "kd.alpha"),
+    ("kd.temperature=0", "kd.temperature"),
+    ("vkd.views=0", "vkd.views"),
 ])
 def test_bad_params_name_the_key(override, key):
     with pytest.raises(CgankdError) as err:
@@ -58,3 +67,10 @@ def test_per_task_defaults():
     off = load_config(ROOT / "params.yaml", ["task=regression", "filter.enabled=false", "adjust.enabled=false",
                                              "tracking.model_name=mine"])
     assert (off.rho, off.adjust_labels, off.model_name) == (1.0, False, "mine")
+
+
+def test_vkd_is_refused_for_regression():
+    with pytest.raises(CgankdError, match="student.methods.*classification only"):
+        load_config(ROOT / "params.yaml", ["task=regression", "student.methods=[nokd, vkd]"])
+    cfg = load_config(ROOT / "params.yaml", ["task=regression", "student.methods=[nokd, blkd, cgankd+blkd]"])
+    assert cfg.uses_fakes and not cfg.uses_vkd

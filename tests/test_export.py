@@ -7,7 +7,9 @@ from cgankd.export import INPUT, OUTPUT, export_onnx, parity, session
 from cgankd.models import build_model
 
 
-@pytest.mark.parametrize("arch, ch, res", [("convnet_s", 3, 32), ("resnet8", 1, 16)])
+@pytest.mark.parametrize("arch, ch, res", [("convnet_s", 3, 32), ("resnet8", 1, 16), ("wrn_16_2", 3, 32),
+                                           ("vgg8", 1, 16), ("MobileNetV2", 3, 32), ("ShuffleNetV1", 3, 32),
+                                           ("ShuffleNetV2", 1, 16)])
 def test_onnx_parity_and_dynamic_batch(tmp_path, arch, ch, res):
     torch.manual_seed(0)
     model = build_model(arch, ch, 10, res).eval()

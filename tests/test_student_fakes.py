@@ -1,0 +1,47 @@
+"""student.fakes: a fake set made elsewhere is checked against the real data's format."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import shrunk
+
+from cgankd.data.prepared import Meta
+from cgankd.errors import CgankdError
+from cgankd.stages.train_student import load_fakes
+
+META = Meta("classification", "objects", 3, 16, classes=[f"c{i}" for i in range(4)])
+
+
+def write(path, images, labels):
+    np.savez(path, fake_images=images, fake_labels=labels)
+    return path
+
+
+def test_a_valid_external_fake_set_loads(tmp_path):
+    p = write(tmp_path / "f.npz", np.zeros((5, 3, 16, 16), np.uint8), np.array([0, 1, 2, 3, 0]))
+    split = load_fakes(shrunk(tmp_path, f"student.fakes={p}"), META)
+    assert len(split) == 5
+
+
+@pytest.mark.parametrize("images, labels, problem", [
+    (np.zeros((5, 1, 16, 16), np.uint8), np.zeros(5), "uint8 N x 3 x 16 x 16"),
+    (np.zeros((5, 3, 16, 16), np.float32), np.zeros(5), "uint8"),
+    (np.zeros((5, 3, 16, 16), np.uint8), np.zeros(4), "one per image"),
+    (np.zeros((5, 3, 16, 16), np.uint8), np.array([0, 1, 2, 3, 4]), r"class indices in \[0, 4\)"),
+    (np.zeros((5, 3, 16, 16), np.uint8), np.array([0, 1, np.nan, 3, 0]), "finite"),
+])
+def test_bad_fake_sets_are_one_line_errors(tmp_path, images, labels, problem):
+    p = write(tmp_path / "f.npz", images, labels)
+    with pytest.raises(CgankdError, match=problem):
+        load_fakes(shrunk(tmp_path, f"student.fakes={p}"), META)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(CgankdError, match="check student.fakes"):
+        load_fakes(shrunk(tmp_path, f"student.fakes={tmp_path / 'none.npz'}"), META)
+    np.savez(tmp_path / "g.npz", images=np.zeros((1, 3, 16, 16), np.uint8))
+    with pytest.raises(CgankdError, match="fake_images and fake_labels"):
+        load_fakes(shrunk(tmp_path, f"student.fakes={tmp_path / 'g.npz'}"), META)
+    with pytest.raises(CgankdError, match="run `cgankd make-fakes` first"):
+        load_fakes(shrunk(tmp_path), META)
