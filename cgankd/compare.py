@@ -57,7 +57,8 @@ def _stat(vals: list[float]) -> str:
 
 def table(result: dict[str, Any]) -> str:
     """Markdown: rows = pairs, columns = methods; test metric of the best-validation checkpoint,
-    mean ± std over seeds; then the paired difference to NOKD and the training time."""
+    mean ± std over seeds; then the paired difference to NOKD and the training time (median, robust
+    to one run that shared the CPU)."""
     k = metric_key(result["task"])
     rows, methods = result["rows"], result["methods"]
     seeds = sorted({r["seed"] for r in rows})
@@ -78,13 +79,13 @@ def table(result: dict[str, Any]) -> str:
             base = {r["seed"]: r["metrics"][f"test_{k}"] for r in pr if r["method"] == "nokd"}
             d = [r["metrics"][f"test_{k}"] - base[r["seed"]] for r in mr if r["seed"] in base]
             dcells.append(_stat(d) if d and m != "nokd" else "")
-            tcells.append(f"{np.mean([r['metrics']['train_seconds'] for r in mr]) / 60:.1f}" if mr else "")
+            tcells.append(f"{np.median([r['metrics']['train_seconds'] for r in mr]) / 60:.1f}" if mr else "")
         name = f"{t} -> {s} ({pr[0]['metrics']['params']:,} params)" if pr else f"{t} -> {s}"
         lines.append(f"| {name} | {_stat(teach) if teach else ''} | " + " | ".join(cells) + " |")
         deltas.append(f"| {t} -> {s} | | " + " | ".join(dcells) + " |")
         times.append(f"| {t} -> {s} | | " + " | ".join(tcells) + " |")
     lines += ["", "Difference to NOKD, paired by seed:", "", head, rule, *deltas,
-              "", "Student training time per run (minutes, mean over seeds):", "", head, rule, *times]
+              "", "Student training time per run (minutes, median over seeds):", "", head, rule, *times]
     return "\n".join(lines) + "\n"
 
 

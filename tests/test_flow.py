@@ -26,6 +26,13 @@ def test_flow_runs_the_pipeline_under_one_parent_run(tmp_path):
 
         abl = ablation(params=str(params), overrides=["task=regression"], seeds=[0],
                        variants=["none", "subsample+filter+adjust"], work=str(tmp_path / "abl"))
+        from compare import compare
+
+        cmp = compare(params=str(params), overrides=["task=regression"], pairs=["resnet8:convnet_xs"],
+                      methods=["nokd", "blkd", "fitnet"], seeds=[0], work=str(tmp_path / "cmp"))
+    assert [r["method"] for r in cmp["rows"]] == ["nokd", "blkd", "fitnet"]  # the regression analogues
+    assert all(r["metrics"]["test_mae"] > 0 for r in cmp["rows"])
+    assert "| resnet8 -> convnet_xs" in (tmp_path / "cmp" / "compare_rc.md").read_text()
     assert [r["variant"] for r in abl["rows"]] == ["none", "subsample+filter+adjust"]
     assert abl["rows"][1]["fakes"]["acceptance_rate"] < 1.0
     assert (tmp_path / "abl" / "ablation_rc.md").is_file()

@@ -55,3 +55,13 @@ def test_width_scales_the_model() -> None:
 def test_unknown_model_names_the_choices() -> None:
     with pytest.raises(CgankdError, match="model 'resnet9'.*resnet8x4"):
         build_model("resnet9", 3, 10, 32)
+
+
+def test_models_command_lists_the_zoo_with_parameter_counts(capsys: pytest.CaptureFixture[str]) -> None:
+    from cgankd.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ZOO) and "7,433,860" in out  # resnet32x4, CIFAR-100 head
+    assert main(["models", "--in-channels", "1", "--resolution", "16", "--outputs", "1"]) == 0
+    assert "1x16x16, 1 outputs" in capsys.readouterr().out
