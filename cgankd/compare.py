@@ -11,6 +11,8 @@ already in the work folder.
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -92,9 +94,6 @@ def table(result: dict[str, Any]) -> str:
 def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tuple[str, str]],
                 methods: list[str], seeds: list[int], work: str | Path, reuse: bool = False,
                 resume: bool = False) -> dict[str, Any]:
-    import os
-    import platform
-
     methods = ordered_methods(list(dict.fromkeys(methods)))
     teachers = list(dict.fromkeys(t for t, _ in pairs))
     base_cfg = load_config(params, [*overrides, f"student.methods=[{', '.join(methods)}]"])  # validates
