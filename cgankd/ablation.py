@@ -51,9 +51,11 @@ def done(cfg: Config, stage: str, method: str | None = None) -> dict[str, Any] |
     return read_json(path) if path.is_file() else None
 
 
-def _stat(vals: list[float]) -> tuple[float, float]:
+def mean_std(vals: list[float], digits: int = 2) -> str:
+    """``"m ± s"`` over seeds (sample std; 0 for one value)."""
     a = np.array(vals, float)
-    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    s = float(a.std(ddof=1)) if len(a) > 1 else 0.0
+    return f"{a.mean():.{digits}f} ± {s:.{digits}f}"
 
 
 def table(result: dict[str, Any]) -> str:
@@ -69,10 +71,7 @@ def table(result: dict[str, Any]) -> str:
              "acceptance | FID raw -> final | Intra-FID final | label score final | diversity final |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
-    def fmt(vals: list[float], digits: int = 2) -> str:
-        m, s = _stat(vals)
-        return f"{m:.{digits}f} ± {s:.{digits}f}"
-
+    fmt = mean_std
     for who in ("teacher", "nokd"):
         vals = [base[s][who] for s in seeds if s in base]
         lines.append(f"| {who.upper() if who == 'nokd' else 'teacher'} (no fakes) | "

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.ablation import done
+from cgankd.ablation import done, mean_std
 from cgankd.config import load_config
 from cgankd.errors import CgankdError
 from cgankd.io import read_json, write_json, write_text
@@ -52,11 +52,6 @@ def label(method: str) -> str:
     return " + ".join(LABELS.get(p, p) for p in method.split("+"))
 
 
-def _stat(vals: list[float]) -> str:
-    a = np.array(vals, float)
-    return f"{a.mean():.2f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.2f}"
-
-
 def table(result: dict[str, Any]) -> str:
     """Markdown: rows = pairs, columns = methods; test metric of the best-validation checkpoint,
     mean ± std over seeds; then the paired difference to NOKD and the training time (median, robust
@@ -77,13 +72,13 @@ def table(result: dict[str, Any]) -> str:
         cells, dcells, tcells = [], [], []
         for m in methods:
             mr = [r for r in pr if r["method"] == m]
-            cells.append(_stat([r["metrics"][f"test_{k}"] for r in mr]) if mr else "")
+            cells.append(mean_std([r["metrics"][f"test_{k}"] for r in mr]) if mr else "")
             base = {r["seed"]: r["metrics"][f"test_{k}"] for r in pr if r["method"] == "nokd"}
             d = [r["metrics"][f"test_{k}"] - base[r["seed"]] for r in mr if r["seed"] in base]
-            dcells.append(_stat(d) if d and m != "nokd" else "")
+            dcells.append(mean_std(d) if d and m != "nokd" else "")
             tcells.append(f"{np.median([r['metrics']['train_seconds'] for r in mr]) / 60:.1f}" if mr else "")
         name = f"{t} -> {s} ({pr[0]['metrics']['params']:,} params)" if pr else f"{t} -> {s}"
-        lines.append(f"| {name} | {_stat(teach) if teach else ''} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {mean_std(teach) if teach else ''} | " + " | ".join(cells) + " |")
         deltas.append(f"| {t} -> {s} | | " + " | ".join(dcells) + " |")
         times.append(f"| {t} -> {s} | | " + " | ".join(tcells) + " |")
     lines += ["", "Difference to NOKD, paired by seed:", "", head, rule, *deltas,
