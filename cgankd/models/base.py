@@ -29,6 +29,15 @@ class Backbone(nn.Module):
         return (maps, out) if is_feat else out
 
 
+def chain(x: torch.Tensor, blocks: list[nn.Module] | nn.ModuleList | nn.Sequential) -> list[torch.Tensor]:
+    """Apply ``blocks`` in turn; the output of every one (the stage feature maps)."""
+    maps = []
+    for block in blocks:
+        x = block(x)
+        maps.append(x)
+    return maps
+
+
 def scaled(channels: int, width: float, floor: int = 4) -> int:
     """A channel count times the width multiplier (at least ``floor``)."""
     return max(floor, int(round(channels * width)))

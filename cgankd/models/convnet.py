@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cgankd.models.base import Backbone, scaled
+from cgankd.models.base import Backbone, chain, scaled
 from cgankd.models.registry import MODELS
 
 
@@ -26,11 +26,7 @@ class ConvNet(Backbone):
         self.feat_dim = cin
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = []
-        for block in self.body:
-            x = block(x)
-            maps.append(x)
-        return maps
+        return chain(x, self.body)
 
 
 def _register(name: str, channels: list[int]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cgankd.models.base import Backbone, conv_bn_relu, scaled
+from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
 from cgankd.models.registry import MODELS
 
 # expansion t, channels c, repeats n, stride s of the first repeat
@@ -42,13 +42,7 @@ class MobileNetV2(Backbone):
         self.feat_dim = head
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        maps = [x]
-        for g in self.groups:
-            x = g(x)
-            maps.append(x)
-        maps.append(self.head(x))
-        return maps
+        return chain(x, [self.stem, *self.groups, self.head])
 
 
 @MODELS.register("MobileNetV2")

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.models.base import Backbone, conv_bn_relu, scaled
+from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
 from cgankd.models.registry import MODELS
 from cgankd.models.shufflenet import channel_shuffle
 
@@ -49,12 +49,7 @@ class ShuffleNetV1(Backbone):
         self.feat_dim = cin
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        maps = [x]
-        for s in self.stages_:
-            x = s(x)
-            maps.append(x)
-        return maps
+        return chain(x, [self.stem, *self.stages_])
 
 
 @MODELS.register("ShuffleNetV1")

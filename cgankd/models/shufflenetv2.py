@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cgankd.models.base import Backbone, conv_bn_relu, scaled
+from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
 from cgankd.models.registry import MODELS
 from cgankd.models.shufflenet import channel_shuffle
 
@@ -57,13 +57,7 @@ class ShuffleNetV2(Backbone):
         self.feat_dim = 1024
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        maps = [x]
-        for s in self.stages_:
-            x = s(x)
-            maps.append(x)
-        maps.append(self.head(x))
-        return maps
+        return chain(x, [self.stem, *self.stages_, self.head])
 
 
 @MODELS.register("ShuffleNetV2")

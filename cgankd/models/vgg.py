@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cgankd.models.base import Backbone, conv_bn_relu, scaled
+from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
 from cgankd.models.registry import MODELS
 
 CONFIGS = {
@@ -30,11 +30,7 @@ class VGG(Backbone):
         self.feat_dim = cin
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        maps = []
-        for block in self.blocks:
-            x = block(x)
-            maps.append(x)
-        return maps
+        return chain(x, self.blocks)
 
 
 def _register(name: str) -> None:

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.models.base import Backbone, scaled
+from cgankd.models.base import Backbone, chain, scaled
 from cgankd.models.registry import MODELS
 
 
@@ -49,11 +49,7 @@ class WideResNet(Backbone):
         self.feat_dim = cin
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.conv1(x)
-        maps = [x]
-        for g in self.groups:
-            x = g(x)
-            maps.append(x)
+        maps = chain(x, [self.conv1, *self.groups])
         maps[-1] = F.relu(self.bn(maps[-1]))
         return maps
 
