@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,19 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def saver(out: Path, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> Callable[[], None]:
+    """A function that writes ``result`` (JSON) and ``render(result)`` (markdown beside it), with
+    ``minutes`` counting on from what a resumed run had already spent."""
+    t0 = time.perf_counter() - 60 * result["minutes"]
+
+    def save() -> None:
+        result["minutes"] = round((time.perf_counter() - t0) / 60, 1)
+        write_json(out, result)
+        write_text(out.with_suffix(".md"), render(result))
+
+    return save
+
+
 def parse_extra(texts: list[str]) -> dict[str, dict[str, str]]:
     """``['few="fakes.n_per_class=8 filter.enabled=false"']`` -> {"few": {"fakes.n_per_class": "8", ...}};
     an extra variant starts from every step off."""
@@ -132,13 +146,8 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
         result["rows"], result["baselines"], result["minutes"] = old["rows"], old["baselines"], old["minutes"]
         result["variants"] = list(dict.fromkeys([*old["variants"], *variants]))
         result["definitions"] = {**old.get("definitions", {}), **result["definitions"]}
-    t0 = time.perf_counter() - 60 * result["minutes"]
     have = {(r["seed"], r["variant"]) for r in result["rows"]}
-
-    def save() -> None:
-        result["minutes"] = round((time.perf_counter() - t0) / 60, 1)
-        write_json(out, result)
-        write_text(out.with_suffix(".md"), table(result))
+    save = saver(out, result, table)
 
     with pipeline_run(base_cfg, "ablation") as parent:
         result["parent_run_id"] = parent

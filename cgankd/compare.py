@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 import os
 import platform
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cgankd.ablation import done, mean_std
+from cgankd.ablation import done, mean_std, saver
 from cgankd.config import load_config
 from cgankd.errors import CgankdError
-from cgankd.io import read_json, write_json, write_text
+from cgankd.io import read_json
 from cgankd.pipeline import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES, ordered_methods, stage_calls
@@ -102,13 +101,8 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
         old = read_json(out)
         for key in ("rows", "teachers", "upstream", "minutes"):
             result[key] = old[key]
-    t0 = time.perf_counter() - 60 * result["minutes"]
     have = {(r["seed"], r["teacher"], r["student"], r["method"]) for r in result["rows"]}
-
-    def save() -> None:
-        result["minutes"] = round((time.perf_counter() - t0) / 60, 1)
-        write_json(out, result)
-        write_text(out.with_suffix(".md"), table(result))
+    save = saver(out, result, table)
 
     with pipeline_run(base_cfg, "compare") as parent:
         result["parent_run_id"] = parent
