@@ -75,6 +75,62 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_source(args: argparse.Namespace, cfg: Config) -> str:
+    """MODEL (a .onnx path or models:/ URI), else the configured model at --alias / --version."""
+    if args.model:
+        return args.model
+    if args.version is not None:
+        return f"models:/{cfg.model_name}/{args.version}"
+    return f"models:/{cfg.model_name}@{args.alias}"
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cgankd.serve.app import serve
+
+    cfg = _config(args)
+    s = cfg.serve
+    serve(_model_source(args, cfg), args.host or s.host, args.port or s.port,
+          int((args.max_body_mb or s.max_body_mb) * 1024 * 1024), args.max_batch or s.max_batch,
+          args.providers or s.providers, args.threads or s.threads)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from cgankd.serve.batch import predict_to_csv
+    from cgankd.serve.runtime import load_model
+
+    cfg = _config(args)
+    model = load_model(_model_source(args, cfg), args.providers or cfg.serve.providers,
+                       args.threads or cfg.serve.threads)
+    n = predict_to_csv(Path(args.input), Path(args.out), model, args.batch_size)
+    print(f"wrote {args.out} ({n} predictions, model {model.info.get('uri')})")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    import json
+
+    from cgankd.tracking import promote
+
+    cfg = _config(args)
+    margin = cfg.tracking.promotion_margin if args.margin is None else args.margin
+    if margin < 0:
+        raise CgankdError("--margin", f"must be >= 0, got {margin}")
+    print("promote:", json.dumps(promote(args.name or cfg.model_name, args.version, margin)))
+    return 0
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", nargs="?", default=None,
+                   help="a .onnx file, models:/<name>@<alias> or models:/<name>/<version> "
+                   "(default: models:/<tracking.model_name>@<alias>)")
+    p.add_argument("--alias", default="champion", help="alias of the configured model (default champion)")
+    p.add_argument("--version", type=int, default=None, help="version of the configured model")
+    p.add_argument("--providers", choices=["auto", "cpu", "cuda"], default=None,
+                   help="onnxruntime providers (default: serve.providers)")
+    p.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: serve.threads)")
+
+
 def cmd_preview(args: argparse.Namespace) -> int:
     from cgankd.data.prepared import load_prepared
     from cgankd.data.preview import save_grid
@@ -156,6 +212,29 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reuse", action="store_true", help="keep upstream stage results already in the work folder")
     p.add_argument("--resume", action="store_true", help="skip runs already in the results file")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("serve", help="HTTP server (FastAPI + onnxruntime) for the champion, an alias, "
+                       "a version or a .onnx file: POST /predict, GET /healthz /ready /metadata, POST /reload")
+    _common(p)
+    _model_args(p)
+    p.add_argument("--host", default=None, help="bind address (default: serve.host, 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: serve.port, 8000)")
+    p.add_argument("--max-body-mb", type=float, default=None, help="request body limit (default: serve.max_body_mb)")
+    p.add_argument("--max-batch", type=int, default=None, help="most inputs per request (default: serve.max_batch)")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("predict", help="batch prediction: a folder of PNG/JPEG images or a .npy/.npz array -> CSV")
+    _common(p)
+    _model_args(p)
+    p.add_argument("--input", "-i", required=True, help="folder of images, or a .npy / .npz file")
+    p.add_argument("--out", "-o", required=True, help="CSV to write")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("promote", help="champion/challenger decision for a registered version "
+                       "(champion only if its test metric beats the champion's by more than the margin)")
+    _common(p)
+    p.add_argument("--name", default=None, help="registered model (default: tracking.model_name)")
+    p.add_argument("--version", type=int, default=None, help="version to decide on (default: the newest)")
+    p.add_argument("--margin", type=float, default=None, help="default: tracking.promotion_margin")
+    p.set_defaults(func=cmd_promote)
     data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("preview", help="write a PNG grid per class / label range")
     _common(p)

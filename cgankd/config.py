@@ -198,6 +198,17 @@ class ExportCfg:
 class TrackingCfg:
     experiment: str = "cgankd"
     model_name: str | None = None
+    promotion_margin: float = 0.5
+
+
+@dataclass
+class ServeCfg:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_mb: float = 16.0
+    max_batch: int = 1024
+    providers: str = "auto"
+    threads: int | None = None
 
 
 @dataclass
@@ -220,6 +231,7 @@ class Config:
     quality: QualityCfg = field(default_factory=QualityCfg)
     export: ExportCfg = field(default_factory=ExportCfg)
     tracking: TrackingCfg = field(default_factory=TrackingCfg)
+    serve: ServeCfg = field(default_factory=ServeCfg)
 
     @property
     def source(self) -> str:
@@ -443,6 +455,14 @@ def _validate(cfg: Config) -> None:
         bad("quality.window", f"must be in (0, 1] (a fraction of the label range), got {cfg.quality.window}")
     if cfg.gan.iterations < 1:
         bad("gan.iterations", f"must be >= 1, got {cfg.gan.iterations}")
+    if cfg.tracking.promotion_margin < 0:
+        bad("tracking.promotion_margin", f"must be >= 0, got {cfg.tracking.promotion_margin}")
+    if cfg.serve.providers not in ("auto", "cpu", "cuda"):
+        bad("serve.providers", f"must be auto, cpu or cuda, got {cfg.serve.providers!r}")
+    for key, v in (("serve.port", cfg.serve.port), ("serve.max_batch", cfg.serve.max_batch),
+                   ("serve.max_body_mb", cfg.serve.max_body_mb)):
+        if v <= 0:
+            bad(key, f"must be > 0, got {v}")
 
 
 def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:

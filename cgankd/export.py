@@ -13,6 +13,27 @@ from cgankd.errors import CgankdError
 from cgankd.io import atomic_path
 
 INPUT, OUTPUT = "images", "outputs"
+METADATA_VERSION = 2  # 2: explicit ``preprocess`` / ``postprocess`` for servers
+
+
+def serving_metadata(meta: Any, method: str) -> dict[str, Any]:
+    """What a server needs, stored in the ONNX file so no server re-types it: how the training
+    turned a stored image into the model input (uint8 C x H x W / 255; the [-1, 1] normalisation
+    is inside the graph), and how outputs map to classes or to the label's unit."""
+    c, r = meta.channels, meta.resolution
+    if meta.task == "classification":
+        post = {"kind": "softmax", "classes": list(meta.classes)}
+    else:
+        lo, hi = (float(v) for v in meta.label_range)
+        post = {"kind": "affine", "scale": hi - lo, "offset": lo, "unit": meta.label_unit}
+    return {"cgankd_metadata": METADATA_VERSION, "task": meta.task, "source": meta.source,
+            "classes": meta.classes, "label_range": meta.label_range, "label_unit": meta.label_unit,
+            "input": f"float32 N x {c} x {r} x {r} in [0, 1]",
+            "output": "logits" if meta.task == "classification" else "label scaled to [0, 1]",
+            "preprocess": {"layout": "NCHW", "channels": c, "height": r, "width": r,
+                           "color": "L" if c == 1 else "RGB", "dtype": "uint8", "divide_by": 255.0,
+                           "range": [0.0, 1.0], "resize": "none"},
+            "postprocess": post, "method": method}
 
 
 def export_onnx(model: torch.nn.Module, path: Path, channels: int, resolution: int,

@@ -135,11 +135,8 @@ def stage_run(cfg: Config, stage: str) -> Iterator[NullTracker]:
 
 def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any, metric: float,
                      info: dict[str, Any], tracker: NullTracker) -> dict[str, Any]:
-    """Log the student as ONNX and PyTorch models, register both, and move the aliases.
-
-    ``champion`` moves to the new version only when it beats the current champion's test metric
-    (accuracy up, MAE down); otherwise the new version becomes ``challenger`` with the reason.
-    """
+    """Log the student as ONNX and PyTorch models, register both, and move the aliases
+    (``promote``: champion only when the test metric improves by more than the margin)."""
     mlflow = _mlflow()
     if mlflow is None or tracker.run_id is None:
         return {"registered": False, "reason": "tracking is off"}
@@ -162,30 +159,106 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
     signature = infer_signature(sample.numpy(), out)
     tags = {"test_metric": f"{metric:.6g}", "metric_name": info["metric_name"], "task": cfg.task,
             "method": info["method"], "git_commit": git_commit()}
+    from cgankd.serve.runtime import choose_providers
+
+    # providers recorded in MLmodel: CUDA only where this machine can use it (no CUDA error lines)
     onnx_info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="student_onnx",
                                       signature=signature, registered_model_name=name,
-                                      input_example=sample.numpy()[:1])
+                                      input_example=sample.numpy()[:1],
+                                      onnx_execution_providers=choose_providers("auto"))
     mlflow.pytorch.log_model(torch_model, name="student_pytorch", signature=signature,
                              registered_model_name=f"{name}-pytorch", input_example=sample)
     version = onnx_info.registered_model_version
     for k, v in tags.items():
         client.set_model_version_tag(name, str(version), k, v)
-    higher = cfg.task == "classification"
+    result = promote(name, int(version), cfg.tracking.promotion_margin)
+    return {"registered": True, **result, "uri": f"models:/{name}/{version}"}
+
+
+def promote(name: str, version: int | None, margin: float) -> dict[str, Any]:
+    """Move ``champion`` to ``version`` (default: the newest) if its test metric beats the
+    champion's by more than ``margin``; else alias it ``challenger``. The reason is tagged."""
+    from cgankd.promotion import decide
+
+    mlflow = _mlflow()
+    if mlflow is None:
+        raise CgankdError(f"registered model {name}", "MLflow is not available (CGANKD_TRACKING=off?)")
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    try:
+        if version is None:
+            version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+        mv = client.get_model_version(name, str(version))
+    except (MlflowException, ValueError) as exc:
+        raise CgankdError(f"registered model {name}", f"no version {version or '(none registered)'}") from exc
+    if "test_metric" not in mv.tags:
+        raise CgankdError(f"{name} v{version}", "has no test_metric tag (not registered by cgankd register)")
+    metric, metric_name = float(mv.tags["test_metric"]), mv.tags["metric_name"]
     try:
         champ = client.get_model_version_by_alias(name, "champion")
-        champ_metric = float(champ.tags.get("test_metric", "nan"))
-    except MlflowException:  # no champion yet
-        champ, champ_metric = None, None
-    if champ is None or (metric > champ_metric if higher else metric < champ_metric):
-        client.set_registered_model_alias(name, "champion", str(version))
-        alias = "champion"
-        reason = "first version" if champ is None else (
-            f"{info['metric_name']} {metric:.4g} beats champion v{champ.version} ({champ_metric:.4g})")
+    except MlflowException:
+        champ = None
+    if champ is not None and int(champ.version) == int(version):
+        decision_reason, alias = "is the champion already", "champion"
     else:
-        client.set_registered_model_alias(name, "challenger", str(version))
-        alias = "challenger"
-        reason = (f"{info['metric_name']} {metric:.4g} does not beat champion v{champ.version} "
-                  f"({champ_metric:.4g})")
-    client.set_model_version_tag(name, str(version), "promotion", reason)
-    return {"registered": True, "model_name": name, "version": int(version), "alias": alias,
-            "reason": reason, "uri": f"models:/{name}/{version}"}
+        if champ is not None and champ.tags.get("metric_name") != metric_name:
+            raise CgankdError(f"registered model {name}", f"its champion v{champ.version} is scored by "
+                              f"{champ.tags.get('metric_name')}, v{version} by {metric_name}")
+        champ_metric = float(champ.tags.get("test_metric", "nan")) if champ is not None else None
+        d = decide(metric_name, metric, champ_metric, champ.version if champ else None,
+                   metric_name.endswith("acc"), margin)
+        alias = "champion" if d.promote else "challenger"
+        decision_reason = d.reason
+        client.set_registered_model_alias(name, alias, str(version))
+        client.set_model_version_tag(name, str(version), "promotion", decision_reason)
+    return {"model_name": name, "version": int(version), "alias": alias, "reason": decision_reason,
+            "margin": margin}
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """``models:/<name>@<alias>`` or ``models:/<name>/<version>`` -> (name, alias, version)."""
+    rest = uri.removeprefix("models:/")
+    if "@" in rest:
+        name, alias = rest.rsplit("@", 1)
+        if name and alias:
+            return name, alias, None
+    elif "/" in rest:
+        name, version = rest.rsplit("/", 1)
+        if name and version.isdigit():
+            return name, None, version
+    raise CgankdError(uri, "expected models:/<name>@<alias> or models:/<name>/<version>")
+
+
+def fetch_registered(uri: str) -> tuple[Path, dict[str, Any]]:
+    """Download a registered ONNX model version; returns its .onnx path and (name, version, alias,
+    uri, run id, tags). An unknown model, alias or version is a one-line error."""
+    import tempfile
+
+    mlflow = _mlflow()
+    if mlflow is None:
+        raise CgankdError(uri, "MLflow is not available (CGANKD_TRACKING=off or not installed)")
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    name, alias, version = parse_model_uri(uri)
+    client = MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
+    except MlflowException as exc:
+        try:
+            known = sorted(client.get_registered_model(name).aliases)
+        except MlflowException:
+            raise CgankdError(uri, f"no registered model {name!r} in {tracking_uri()}") from exc
+        what = f"alias {alias!r}" if alias else f"version {version}"
+        raise CgankdError(uri, f"model {name!r} has no {what} (aliases: {', '.join(known) or 'none'})") from exc
+    dst = Path(tempfile.mkdtemp(prefix=f"cgankd-{name}-v{mv.version}-"))
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)))
+    found = sorted(local.rglob("*.onnx"))
+    if not found:
+        raise CgankdError(uri, f"version {mv.version} holds no .onnx file (is it the PyTorch flavour?)")
+    info = {"name": name, "version": int(mv.version), "alias": alias, "uri": uri, "run_id": mv.run_id,
+            "tags": dict(mv.tags)}
+    return found[0], info

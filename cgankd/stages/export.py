@@ -26,7 +26,7 @@ def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
 
 @STAGES.register("export")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
-    from cgankd.export import export_onnx, parity
+    from cgankd.export import export_onnx, parity, serving_metadata
 
     tracker = tracker or NullTracker()
     data = prepared(cfg)
@@ -34,12 +34,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     model = load_model(cfg.student_dir(method) / "model.pt")
     out = cfg.path("export")
     c, r = data.meta.channels, data.meta.resolution
-    m = data.meta
-    metadata = {"task": m.task, "source": m.source, "classes": m.classes, "label_range": m.label_range,
-                "label_unit": m.label_unit, "input": f"float32 N x {c} x {r} x {r} in [0, 1]",
-                "output": "logits" if m.task == "classification" else "label scaled to [0, 1]",
-                "method": method}
-    export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo, metadata)
+    export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo,
+                serving_metadata(data.meta, method))
     report = parity(model, out / "student.onnx", c, r, cfg.export.atol)
     report.update({"method": method, "selected_by": f"val_{metric_key(data.meta.task)}",
                    "opset": cfg.export.opset, "dynamo": cfg.export.dynamo})

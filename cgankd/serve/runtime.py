@@ -1,0 +1,105 @@
+"""One onnxruntime session per served model; ``run`` is safe to call from many threads at once
+(onnxruntime's ``InferenceSession.run`` is thread-safe and releases the GIL)."""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cgankd.errors import CgankdError
+from cgankd.serve.card import ModelCard
+
+PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+
+
+def cuda_usable() -> bool:
+    """onnxruntime-gpu lists the CUDA provider even without a driver (and then prints an error
+    when a session asks for it): check for the driver library first."""
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        return False
+    try:
+        ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    return True
+
+
+def choose_providers(choice: str = "auto") -> list[str]:
+    """``auto``: CUDA when usable, else CPU; ``cpu``; ``cuda`` (an error without a usable GPU)."""
+    if choice == "auto":
+        return PROVIDERS["cuda" if cuda_usable() else "cpu"]
+    if choice not in PROVIDERS:
+        raise CgankdError(f"providers {choice!r}", "choose auto, cpu or cuda")
+    if choice == "cuda" and not cuda_usable():
+        raise CgankdError("providers 'cuda'", "no usable CUDA (onnxruntime-gpu and an NVIDIA driver are needed)")
+    return PROVIDERS[choice]
+
+
+def make_session(path: Path, providers: list[str], threads: int | None = None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise CgankdError(str(path), f"onnxruntime cannot load it: {str(exc).splitlines()[0]}") from exc
+
+
+@dataclass
+class ServedModel:
+    """An ONNX student, its card, and where it came from (name, version, alias, uri)."""
+
+    session: Any
+    card: ModelCard
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.output_name = self.session.get_outputs()[0].name
+        static = list(inp.shape[1:])
+        if all(isinstance(d, int) for d in static) and tuple(static) != self.card.shape:
+            raise CgankdError(self.info.get("uri", "model"),
+                              f"graph input {static} disagrees with its metadata {list(self.card.shape)}")
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """float32 N x C x H x W in [0, 1] -> raw outputs."""
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+    def predict(self, x: np.ndarray) -> list[dict[str, Any]]:
+        return self.card.postprocess(self.run(x))
+
+    def metadata(self) -> dict[str, Any]:
+        return {**self.info, **self.card.public(), "providers": self.session.get_providers()}
+
+
+def load_onnx(path: Path, info: dict[str, Any] | None = None, providers: str = "auto",
+              threads: int | None = None) -> ServedModel:
+    if not path.is_file():
+        raise CgankdError(str(path), "ONNX file not found")
+    sess = make_session(path, choose_providers(providers), threads)
+    card = ModelCard.from_props(dict(sess.get_modelmeta().custom_metadata_map), str(path))
+    return ServedModel(sess, card, {"name": path.stem, "version": None, "uri": str(path), **(info or {})})
+
+
+def load_model(source: str, providers: str = "auto", threads: int | None = None) -> ServedModel:
+    """``source``: a .onnx path, ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+    if source.startswith("models:/"):
+        from cgankd.tracking import fetch_registered
+
+        path, info = fetch_registered(source)
+        return load_onnx(path, info, providers, threads)
+    path = Path(source)
+    if path.suffix != ".onnx":
+        raise CgankdError(source, "expected a .onnx file, models:/<name>@<alias> or models:/<name>/<version>")
+    return load_onnx(path, None, providers, threads)

@@ -1,0 +1,261 @@
+"""`cgankd serve` as a real process on a free loopback port: predictions equal the PyTorch
+student's for real PNGs of the embedded data; every bad input is a 4xx JSON error and the server
+keeps serving; reload under load drops nothing; `cgankd predict` writes the same as CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from conftest import shrunk
+from PIL import Image
+from serving_kit import export, torch_outputs, trained_student
+
+from cgankd.serve.process import start_server, stop_server
+
+N = 24
+
+
+def png(arr_chw: np.ndarray, mode: str | None = None) -> bytes:
+    buf = io.BytesIO()
+    img = Image.fromarray(arr_chw.transpose(1, 2, 0) if arr_chw.shape[0] == 3 else arr_chw[0])
+    (img.convert(mode) if mode else img).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from cgankd.stages.prepare import build
+
+    tmp = tmp_path_factory.mktemp("serve")
+    data = build(shrunk(tmp / "artifacts"))
+    model = trained_student(data)
+    path = export(model, data, tmp / "student.onnx")
+    images = data["test"].images[:N]
+    proc, url = start_server(str(path), "--max-body-mb", "1", "--max-batch", "64", "--threads", "1")
+    try:
+        yield {"url": url, "data": data, "model": model, "images": images, "path": path, "tmp": tmp,
+               "expected": softmax(torch_outputs(model, images).astype(np.float64))}
+    finally:
+        stop_server(proc)
+
+
+def check_same(body: dict, expected: np.ndarray, classes: list[str]) -> None:
+    preds = body["predictions"]
+    assert len(preds) == len(expected)
+    assert [p["index"] for p in preds] == expected.argmax(1).tolist()
+    assert [p["class"] for p in preds] == [classes[i] for i in expected.argmax(1)]
+    got = np.array([list(p["probabilities"].values()) for p in preds])
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_png_uploads_give_the_pytorch_students_predictions(served):
+    files = [("files", (f"{i}.png", png(im), "image/png")) for i, im in enumerate(served["images"])]
+    r = httpx.post(f"{served['url']}/predict", files=files, timeout=30)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    check_same(body, served["expected"], served["data"].meta.classes)
+    assert [p["file"] for p in body["predictions"]] == [f"{i}.png" for i in range(N)]
+    assert len(set(p["class"] for p in body["predictions"])) > 1  # a trained model, not a constant
+
+
+def test_raw_png_jpeg_npy_and_json_bodies(served):
+    url, images, expected = f"{served['url']}/predict", served["images"], served["expected"]
+    classes = served["data"].meta.classes
+    r = httpx.post(url, content=png(images[3]), headers={"content-type": "image/png"})
+    check_same(r.json(), expected[3:4], classes)
+    check_same(httpx.post(url, content=npy(images)).json(), expected, classes)  # uint8 pixels
+    x = images.astype(np.float32) / 255.0
+    check_same(httpx.post(url, content=npy(x)).json(), expected, classes)  # the model input itself
+    r = httpx.post(url, json={"inputs": x[:4].tolist()})
+    check_same(r.json(), expected[:4], classes)
+    r = httpx.post(url, json=x[0].tolist())  # one C x H x W input
+    check_same(r.json(), expected[:1], classes)
+    buf = io.BytesIO()
+    Image.fromarray(images[0].transpose(1, 2, 0)).save(buf, "JPEG", quality=95)
+    r = httpx.post(url, content=buf.getvalue(), headers={"content-type": "image/jpeg"})
+    assert r.status_code == 200 and r.json()["predictions"][0]["class"] in classes  # lossy: no equality
+
+
+def test_metadata_and_readiness(served):
+    meta = httpx.get(f"{served['url']}/metadata").json()
+    m = served["data"].meta
+    assert meta["task"] == "classification" and meta["classes"] == m.classes
+    assert meta["input_shape"] == ["N", m.channels, m.resolution, m.resolution]
+    assert meta["preprocess"]["divide_by"] == 255.0 and meta["preprocess"]["resize"] == "none"
+    assert meta["providers"] == ["CPUExecutionProvider"]
+    assert httpx.get(f"{served['url']}/ready").json()["ready"] is True
+
+
+def bad_cases(images: np.ndarray) -> list[tuple[str, dict, int]]:
+    im = images[0]
+    truncated = png(im)[:60]
+    rgba = png(im, "RGBA")
+    gray = png(im, "L")
+    big = np.zeros((3, 20, 20), np.uint8)
+    nan = images[:2].astype(np.float32) / 255
+    nan[0, 0, 0, 0] = np.nan
+    return [
+        ("not an image", {"content": b"hello, not an image", "headers": {"content-type": "image/png"}}, 415),
+        ("text file upload", {"files": [("files", ("a.txt", b"plain text", "text/plain"))]}, 415),
+        ("truncated PNG", {"content": truncated}, 422),
+        ("RGBA (4 channels)", {"content": rgba}, 422),
+        ("grayscale for an RGB model", {"files": [("files", ("g.png", gray, "image/png"))]}, 422),
+        ("wrong size", {"content": png(big)}, 422),
+        ("wrong shape JSON", {"json": [[0.1, 0.2]]}, 422),
+        ("wrong shape npy", {"content": npy(np.zeros((2, 3, 8, 8), np.float32))}, 422),
+        ("wrong dtype", {"content": npy(images[:2].astype(np.int64))}, 422),
+        ("strings in JSON", {"json": {"inputs": [["a", "b"]]}}, 422),
+        ("NaN in npy", {"content": npy(nan)}, 422),
+        ("NaN in JSON", {"content": json.dumps(nan.tolist()), "headers": {"content-type": "application/json"}},
+         422),
+        ("floats out of [0, 1]", {"content": npy(images[:2].astype(np.float32))}, 422),
+        ("empty JSON batch", {"json": []}, 422),
+        ("empty npy batch", {"content": npy(np.zeros((0, *images.shape[1:]), np.uint8))}, 422),
+        ("empty body", {"content": b""}, 422),
+        ("multipart without files", {"data": {"field": "x"}, "files": [("nothing", ("", b"", "x"))]}, 422),
+        ("invalid JSON", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400),
+        ("JSON object without inputs", {"json": {"data": [1]}}, 422),
+        ("batch over --max-batch", {"content": npy(np.zeros((65, *images.shape[1:]), np.uint8))}, 413),
+        ("body over --max-body-mb", {"content": b"\x93NUMPY" + b"0" * (1024 * 1024 + 10)}, 413),
+        ("oversize chunked body", {"content": iter([b"\x93NUMPY", b"0" * (1024 * 1024 + 10)])}, 413),
+    ]
+
+
+def test_every_bad_input_is_a_4xx_json_error_and_the_server_keeps_serving(served):
+    url = f"{served['url']}/predict"
+    for what, kwargs, status in bad_cases(served["images"]):
+        r = httpx.post(url, timeout=30, **kwargs)
+        assert r.status_code == status, (what, r.status_code, r.text)
+        assert r.headers["content-type"] == "application/json" and r.json()["error"], what
+    assert httpx.get(f"{served['url']}/healthz").json() == {"status": "ok"}
+    r = httpx.post(url, content=npy(served["images"]))
+    check_same(r.json(), served["expected"], served["data"].meta.classes)
+
+
+def test_bad_input_messages_say_what_was_wrong(served):
+    url, images = f"{served['url']}/predict", served["images"]
+    big = np.zeros((3, 20, 20), np.uint8)
+    assert "20x20" in httpx.post(url, content=png(big)).json()["error"]
+    assert "not resized" in httpx.post(url, content=png(big)).json()["error"]
+    assert "RGBA" in httpx.post(url, content=png(images[0], "RGBA")).json()["error"]
+    assert "int64" in httpx.post(url, content=npy(images[:1].astype(np.int64))).json()["error"]
+    assert "truncated" in httpx.post(url, content=png(images[0])[:60]).json()["error"]
+
+
+def test_reload_under_load_drops_no_request(served):
+    url = served["url"]
+    body = npy(served["images"][:4])
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as c:
+            while not stop.is_set():
+                statuses.append(c.post(f"{url}/predict", content=body).status_code)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    before = httpx.get(f"{url}/metadata").json()["reloads"]
+    for _ in range(5):
+        assert httpx.post(f"{url}/reload", timeout=30).json()["reloaded"] is True
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(statuses) > 10 and set(statuses) == {200}
+    assert httpx.get(f"{url}/metadata").json()["reloads"] == before + 5
+    r = httpx.post(f"{url}/reload", params={"model": str(served["tmp"] / "missing.onnx")})
+    assert r.status_code == 404 and "not found" in r.json()["error"]
+    assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def test_predict_cli_writes_the_same_predictions_as_csv(served, tmp_path):
+    from cgankd.cli import main
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i, im in enumerate(served["images"]):
+        (folder / f"{i:03d}.png").write_bytes(png(im))
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(served["path"]), "-i", str(folder), "-o", str(out), "--batch-size", "5"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    classes = served["data"].meta.classes
+    assert [r["input"] for r in rows] == [f"{i:03d}.png" for i in range(N)]
+    assert [r["class"] for r in rows] == [classes[i] for i in served["expected"].argmax(1)]
+    probs = np.array([[float(r[f"p_{c}"]) for c in classes] for r in rows])
+    np.testing.assert_allclose(probs, served["expected"], atol=2e-5)
+    arr = tmp_path / "x.npy"
+    np.save(arr, served["images"])
+    assert main(["predict", str(served["path"]), "-i", str(arr), "-o", str(tmp_path / "a.csv")]) == 0
+    assert [r["class"] for r in csv.DictReader((tmp_path / "a.csv").open())] == [r["class"] for r in rows]
+
+
+def test_predict_cli_refuses_bad_input_in_one_line(served, tmp_path, capsys):
+    from cgankd.cli import main
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png(served["images"][0]))
+    (folder / "b.png").write_bytes(png(np.zeros((3, 20, 20), np.uint8)))
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(served["path"]), "-i", str(folder), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "b.png" in err[0] and "20x20" in err[0]
+    assert not out.exists()  # nothing half-written
+    assert main(["predict", str(served["path"]), "-i", str(tmp_path / "none"), "-o", str(out)]) == 2
+    assert main(["predict", str(tmp_path / "nope.onnx"), "-i", str(folder), "-o", str(out)]) == 2
+
+
+def test_regressor_answers_in_the_labels_unit(tmp_path):
+    """In process (FastAPI TestClient): the scalar comes back in degrees, as the evaluate stage
+    computes it from the PyTorch student."""
+    from fastapi.testclient import TestClient
+
+    from cgankd.serve.app import Holder, create_app
+    from cgankd.serve.runtime import load_model
+    from cgankd.stages.prepare import build
+
+    data = build(shrunk(tmp_path / "artifacts", "task=regression"))
+    model = trained_student(data, "convnet_xs", steps=20)
+    path = export(model, data, tmp_path / "reg.onnx", "cgankd")
+    served = load_model(str(path), "cpu")
+    client = TestClient(create_app(Holder(served, lambda s: load_model(s, "cpu"), str(path)), 1 << 20))
+    images = data["test"].images[:8]
+    r = client.post("/predict", content=npy(images))
+    assert r.status_code == 200, r.text
+    want = data.meta.unscale(torch_outputs(model, images).reshape(-1))
+    got = [p["value"] for p in r.json()["predictions"]]
+    np.testing.assert_allclose(got, want, atol=1e-3)
+    assert {p["unit"] for p in r.json()["predictions"]} == {data.meta.label_unit}
+    meta = client.get("/metadata").json()
+    assert meta["task"] == "regression" and meta["label_range"] == data.meta.label_range
+    assert client.post("/predict", json=[]).status_code == 422
+
+
+def test_old_exports_without_serving_metadata_are_refused(tmp_path):
+    from cgankd.errors import CgankdError
+    from cgankd.export import export_onnx
+    from cgankd.models import build_model
+    from cgankd.serve.runtime import load_model
+
+    path = tmp_path / "old.onnx"
+    export_onnx(build_model("convnet_xs", 3, 4, 16).eval(), path, 3, 16, 18, False, {"task": "classification"})
+    with pytest.raises(CgankdError, match="re-run `cgankd export`"):
+        load_model(str(path), "cpu")
