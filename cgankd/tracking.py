@@ -212,6 +212,8 @@ def promote(name: str, version: int | None, margin: float) -> dict[str, Any]:
         alias = "champion" if d.promote else "challenger"
         decision_reason = d.reason
         client.set_registered_model_alias(name, alias, str(version))
+        if d.promote and "challenger" in mv.aliases:  # the challenger won: it is the champion now
+            client.delete_registered_model_alias(name, "challenger")
         client.set_model_version_tag(name, str(version), "promotion", decision_reason)
     return {"model_name": name, "version": int(version), "alias": alias, "reason": decision_reason,
             "margin": margin}

@@ -1,0 +1,127 @@
+"""Serving from the MLflow registry: champion/challenger with a margin, `cgankd serve` on
+models:/<name>@champion following promotions through /reload, unknown aliases refused, and the
+registered ONNX student through MLflow's own pyfunc and `mlflow models serve`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from conftest import shrunk
+from serving_kit import export, torch_outputs, trained_student
+
+from cgankd.promotion import decide
+from cgankd.serve.process import free_port, start_server, stop_server
+
+NAME = "cgankd-objects"
+
+
+def test_decide_needs_more_than_the_margin():
+    assert decide("test_acc", 70.0, None, None, True, 0.5).promote
+    assert decide("test_acc", 70.6, 70.0, "1", True, 0.5).promote
+    d = decide("test_acc", 70.5, 70.0, "1", True, 0.5)
+    assert not d.promote and "does not exceed margin 0.5" in d.reason and "v1" in d.reason
+    assert not decide("test_acc", 69.0, 70.0, "1", True, 0.0).promote
+    assert decide("test_mae", 9.0, 10.0, "2", False, 0.5).promote  # MAE: lower is better
+    assert not decide("test_mae", 9.6, 10.0, "2", False, 0.5).promote
+    assert not decide("test_mae", 11.0, 10.0, "2", False, 0.0).promote
+
+
+@pytest.mark.slow
+def test_registry_serving_follows_the_champion(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from cgankd.cli import main
+    from cgankd.stages.prepare import build
+    from cgankd.tracking import register_student, stage_run
+
+    cfg = shrunk(tmp_path / "artifacts")
+    data = build(cfg)
+    model = trained_student(data)
+    onnx_path = export(model, data, tmp_path / "student.onnx")
+    sample = torch.rand(2, data.meta.channels, data.meta.resolution, data.meta.resolution)
+
+    def register(metric: float) -> dict:
+        with stage_run(cfg, "register") as tracker:
+            return register_student(cfg, onnx_path, model, sample, metric,
+                                    {"metric_name": "test_acc", "method": "nokd"}, tracker)
+
+    assert register(60.0)["alias"] == "champion"
+    second = register(60.3)  # +0.3 does not exceed the default margin 0.5
+    assert second["alias"] == "challenger" and "does not exceed margin 0.5" in second["reason"]
+    client = MlflowClient()
+    assert client.get_model_version(NAME, "2").tags["promotion"] == second["reason"]
+    # MLmodel records only providers this machine can use (no CUDA error lines without a GPU)
+    from cgankd.serve.runtime import choose_providers
+
+    flavor = mlflow.models.get_model_info(f"models:/{NAME}/2").flavors["onnx"]
+    assert flavor["providers"] == choose_providers("auto")
+
+    proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu")
+    try:
+        assert httpx.get(f"{url}/metadata").json()["version"] == 1
+        images = data["test"].images[:6]
+        want = torch_outputs(model, images).argmax(1).tolist()
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, images)
+        r = httpx.post(f"{url}/predict", content=buf.getvalue())
+        assert [p["index"] for p in r.json()["predictions"]] == want
+        assert r.json()["model"] == {"name": NAME, "version": 1}
+        # a smaller margin promotes v2 (the promotion flow's function, through the CLI)
+        assert main(["promote", "--version", "2", "--margin", "0.1", "-S", f"out_dir={tmp_path}"]) == 0
+        champ = client.get_model_version_by_alias(NAME, "champion")
+        assert int(champ.version) == 2 and champ.aliases == ["champion"]  # no longer the challenger
+        assert httpx.post(f"{url}/reload").json()["version"] == 2
+        assert register(61.0)["alias"] == "champion"  # +0.7 > 0.5
+        assert httpx.post(f"{url}/reload").json()["version"] == 3
+        r = httpx.post(f"{url}/reload", params={"model": f"models:/{NAME}@nope"})
+        assert r.status_code == 404 and "no alias 'nope'" in r.json()["error"], r.text
+        assert "champion" in r.json()["error"]  # the known aliases are listed
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        assert httpx.get(f"{url}/metadata").json()["version"] == 3
+    finally:
+        stop_server(proc)
+    out = subprocess.run([sys.executable, "-m", "cgankd", "serve", f"models:/{NAME}@nope",
+                          "--port", str(free_port())], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and out.stderr.strip().count("\n") == 0, out.stderr
+    assert "no alias 'nope'" in out.stderr
+
+    # MLflow's own ways: pyfunc, and `mlflow models serve`
+    x = images.astype(np.float32) / 255
+    pyfunc_out = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(x)
+    np.testing.assert_allclose(next(iter(pyfunc_out.values())), torch_outputs(model, images), atol=1e-4)
+    port = free_port()
+    bindir = os.path.dirname(sys.executable)  # mlflow runs `uvicorn` from PATH: the venv must be on it
+    mlf = subprocess.Popen([os.path.join(bindir, "mlflow"), "models", "serve", "-m", f"models:/{NAME}@champion",
+                            "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env={**os.environ, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert mlf.poll() is None, mlf.stdout.read()
+                if time.monotonic() > deadline:
+                    mlf.kill()
+                    pytest.fail(f"mlflow models serve did not start: {mlf.stdout.read()}")
+                time.sleep(0.5)
+        r = httpx.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": x.tolist()}, timeout=60)
+        assert r.status_code == 200, r.text
+        preds = r.json()["predictions"]
+        got = np.array(preds["outputs"] if isinstance(preds, dict) else preds)
+        np.testing.assert_allclose(got, torch_outputs(model, images), atol=1e-4)
+    finally:
+        mlf.terminate()
+        mlf.wait(timeout=30)
