@@ -12,7 +12,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo demo-classification demo-regression test lint bench clean
+.PHONY: setup demo demo-classification demo-regression test lint bench bench-serving clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -56,6 +56,12 @@ bench: setup
 	$(VENV)/bin/cgankd compare --pairs resnet20:convnet_s resnet20:resnet8 --seeds 0 1 2 --work bench/work/kd --reuse --resume
 	cp bench/work/kd/compare_objects.json bench/results/kd_compare_objects.json
 	cp bench/work/kd/compare_objects.md bench/results/kd_compare_objects.md
+
+# after `make demo`: its registered students and teachers, PyTorch eager vs onnxruntime; then a
+# load test of `cgankd serve` on the classification champion
+bench-serving: setup
+	$(PY) bench/latency.py --dirs artifacts artifacts/regression
+	$(PY) bench/loadtest.py --model models:/cgankd-objects@champion --requests 5000 --clients 16
 
 clean:
 	rm -rf artifacts mlflow.db mlruns mlartifacts .prefect

@@ -116,7 +116,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     margin = cfg.tracking.promotion_margin if args.margin is None else args.margin
     if margin < 0:
         raise CgankdError("--margin", f"must be >= 0, got {margin}")
-    print("promote:", json.dumps(promote(args.name or cfg.model_name, args.version, margin)))
+    print("promote:", json.dumps(promote(args.name or cfg.model_name, args.version, margin, args.force)))
     return 0
 
 
@@ -234,6 +234,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="registered model (default: tracking.model_name)")
     p.add_argument("--version", type=int, default=None, help="version to decide on (default: the newest)")
     p.add_argument("--margin", type=float, default=None, help="default: tracking.promotion_margin")
+    p.add_argument("--force", action="store_true", help="make it the champion whatever its metric "
+                   "(a rollback, or a re-export of the same student)")
     p.set_defaults(func=cmd_promote)
     data = sub.add_parser("data", help="data tools").add_subparsers(dest="data_command", required=True)
     p = data.add_parser("preview", help="write a PNG grid per class / label range")

@@ -175,10 +175,11 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
     return {"registered": True, **result, "uri": f"models:/{name}/{version}"}
 
 
-def promote(name: str, version: int | None, margin: float) -> dict[str, Any]:
+def promote(name: str, version: int | None, margin: float, force: bool = False) -> dict[str, Any]:
     """Move ``champion`` to ``version`` (default: the newest) if its test metric beats the
-    champion's by more than ``margin``; else alias it ``challenger``. The reason is tagged."""
-    from cgankd.promotion import decide
+    champion's by more than ``margin`` (or ``force``: a rollback, a re-export); else alias it
+    ``challenger``. The reason is tagged."""
+    from cgankd.promotion import Decision, decide
 
     mlflow = _mlflow()
     if mlflow is None:
@@ -209,6 +210,8 @@ def promote(name: str, version: int | None, margin: float) -> dict[str, Any]:
         champ_metric = float(champ.tags.get("test_metric", "nan")) if champ is not None else None
         d = decide(metric_name, metric, champ_metric, champ.version if champ else None,
                    metric_name.endswith("acc"), margin)
+        if force:
+            d = Decision(True, f"forced by the operator ({d.reason})")
         alias = "champion" if d.promote else "challenger"
         decision_reason = d.reason
         client.set_registered_model_alias(name, alias, str(version))
@@ -233,11 +236,9 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     raise CgankdError(uri, "expected models:/<name>@<alias> or models:/<name>/<version>")
 
 
-def fetch_registered(uri: str) -> tuple[Path, dict[str, Any]]:
-    """Download a registered ONNX model version; returns its .onnx path and (name, version, alias,
-    uri, run id, tags). An unknown model, alias or version is a one-line error."""
-    import tempfile
-
+def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
+    """Download a registered ONNX model version into ``dst``; returns its .onnx path and (name,
+    version, alias, uri, run id, tags). An unknown model, alias or version is a one-line error."""
     mlflow = _mlflow()
     if mlflow is None:
         raise CgankdError(uri, "MLflow is not available (CGANKD_TRACKING=off or not installed)")
@@ -256,7 +257,6 @@ def fetch_registered(uri: str) -> tuple[Path, dict[str, Any]]:
             raise CgankdError(uri, f"no registered model {name!r} in {tracking_uri()}") from exc
         what = f"alias {alias!r}" if alias else f"version {version}"
         raise CgankdError(uri, f"model {name!r} has no {what} (aliases: {', '.join(known) or 'none'})") from exc
-    dst = Path(tempfile.mkdtemp(prefix=f"cgankd-{name}-v{mv.version}-"))
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)))
     found = sorted(local.rglob("*.onnx"))
     if not found:

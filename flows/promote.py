@@ -17,12 +17,12 @@ from cgankd.tracking import promote
 
 @flow(name="cgankd-promote", log_prints=True)
 def promotion(name: str | None = None, version: int | None = None, margin: float | None = None,
-              params: str = "params.yaml", overrides: list[str] | None = None) -> dict[str, Any]:
+              params: str = "params.yaml", overrides: list[str] | None = None, force: bool = False) -> dict[str, Any]:
     """Champion only if the version's test metric beats the champion's by more than ``margin``
     (default ``tracking.promotion_margin``); otherwise ``challenger`` with the reason as a tag."""
     cfg = load_config(params, list(overrides or []))
     result = promote(name or cfg.model_name, version,
-                     cfg.tracking.promotion_margin if margin is None else margin)
+                     cfg.tracking.promotion_margin if margin is None else margin, force)
     print("promotion:", json.dumps(result))
     return result
 

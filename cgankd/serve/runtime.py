@@ -95,10 +95,13 @@ def load_onnx(path: Path, info: dict[str, Any] | None = None, providers: str = "
 def load_model(source: str, providers: str = "auto", threads: int | None = None) -> ServedModel:
     """``source``: a .onnx path, ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
     if source.startswith("models:/"):
+        import tempfile
+
         from cgankd.tracking import fetch_registered
 
-        path, info = fetch_registered(source)
-        return load_onnx(path, info, providers, threads)
+        with tempfile.TemporaryDirectory(prefix="cgankd-serve-") as tmp:  # the session keeps the weights
+            path, info = fetch_registered(source, Path(tmp))
+            return load_onnx(path, info, providers, threads)
     path = Path(source)
     if path.suffix != ".onnx":
         raise CgankdError(source, "expected a .onnx file, models:/<name>@<alias> or models:/<name>/<version>")
