@@ -133,6 +133,10 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024) -> BodyLimi
     async def bad_source(_: Request, exc: CgankdError) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
 
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # logged by uvicorn; JSON for the client
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+
     @app.get("/healthz")
     async def healthz() -> dict:
         return {"status": "ok"}

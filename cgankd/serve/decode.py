@@ -46,7 +46,7 @@ def image(data: bytes, card: ModelCard, name: str = "image") -> np.ndarray:
             img.load()
             mode, size = img.mode, img.size
             arr = np.asarray(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as exc:
         raise BadInput(422, f"{name}: unreadable image ({exc})") from exc
     if mode != card.color:
         have = MODES.get(mode, f"mode {mode}")
