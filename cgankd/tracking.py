@@ -143,18 +143,12 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
     import mlflow.onnx
     import mlflow.pytorch
     import onnx
-    from mlflow.exceptions import MlflowException
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
 
     name = cfg.model_name
     client = MlflowClient()
-    with contextlib.suppress(MlflowException):  # a champion scored differently: refuse to mix them
-        champ = client.get_model_version_by_alias(name, "champion")
-        if champ.tags.get("metric_name") != info["metric_name"]:
-            raise CgankdError(f"registered model {name}", f"its champion v{champ.version} is scored by "
-                              f"{champ.tags.get('metric_name')}, this student by {info['metric_name']}; "
-                              "set tracking.model_name to keep them apart")
+    same_metric(_champion(client, name), name, info["metric_name"], "this student")  # before logging anything
     out = torch_model(sample).detach().numpy()
     signature = infer_signature(sample.numpy(), out)
     tags = {"test_metric": f"{metric:.6g}", "metric_name": info["metric_name"], "task": cfg.task,
@@ -173,6 +167,24 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
         client.set_model_version_tag(name, str(version), k, v)
     result = promote(name, int(version), cfg.tracking.promotion_margin)
     return {"registered": True, **result, "uri": f"models:/{name}/{version}"}
+
+
+def _champion(client: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, "champion")
+    except MlflowException:  # no champion (or no model) yet
+        return None
+
+
+def same_metric(champ: Any, name: str, metric_name: str, who: str) -> None:
+    """A version scored by another metric than the champion (a regressor against a classifier)
+    is never compared with it."""
+    if champ is not None and champ.tags.get("metric_name") != metric_name:
+        raise CgankdError(f"registered model {name}", f"its champion v{champ.version} is scored by "
+                          f"{champ.tags.get('metric_name')}, {who} by {metric_name}; "
+                          "set tracking.model_name to keep them apart")
 
 
 def promote(name: str, version: int | None, margin: float, force: bool = False) -> dict[str, Any]:
@@ -197,16 +209,11 @@ def promote(name: str, version: int | None, margin: float, force: bool = False) 
     if "test_metric" not in mv.tags:
         raise CgankdError(f"{name} v{version}", "has no test_metric tag (not registered by cgankd register)")
     metric, metric_name = float(mv.tags["test_metric"]), mv.tags["metric_name"]
-    try:
-        champ = client.get_model_version_by_alias(name, "champion")
-    except MlflowException:
-        champ = None
+    champ = _champion(client, name)
     if champ is not None and int(champ.version) == int(version):
         decision_reason, alias = "is the champion already", "champion"
     else:
-        if champ is not None and champ.tags.get("metric_name") != metric_name:
-            raise CgankdError(f"registered model {name}", f"its champion v{champ.version} is scored by "
-                              f"{champ.tags.get('metric_name')}, v{version} by {metric_name}")
+        same_metric(champ, name, metric_name, f"v{version}")
         champ_metric = float(champ.tags.get("test_metric", "nan")) if champ is not None else None
         d = decide(metric_name, metric, champ_metric, champ.version if champ else None,
                    metric_name.endswith("acc"), margin)

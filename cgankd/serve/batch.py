@@ -48,7 +48,7 @@ def batches(src: Path, model: ServedModel, batch_size: int) -> tuple[int, Iterat
                         imgs.append(image(f.read_bytes(), card, str(f.relative_to(src))))
                     except BadInput as exc:
                         raise CgankdError(str(f), exc.message.split(": ", 1)[-1]) from exc
-                x = np.stack(imgs).astype(np.float32) / np.float32(card.divide_by)
+                x = card.preprocess(np.stack(imgs))
                 yield [str(f.relative_to(src)) for f in chunk], x
 
         return len(files), gen()

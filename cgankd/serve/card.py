@@ -46,6 +46,10 @@ class ModelCard:
     def shape(self) -> tuple[int, int, int]:
         return self.channels, self.height, self.width
 
+    def preprocess(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels N x C x H x W -> the model input, as the training did it."""
+        return pixels.astype(np.float32) / np.float32(self.divide_by)
+
     def postprocess(self, outputs: np.ndarray) -> list[dict[str, Any]]:
         """Rows of model outputs -> one dict per input."""
         return POSTPROCESS[self.post["kind"]](outputs, self.post)

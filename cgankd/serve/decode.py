@@ -70,7 +70,7 @@ def array(arr: np.ndarray, card: ModelCard, name: str = "array", max_batch: int 
     if len(arr) > max_batch:
         raise BadInput(413, f"{name}: batch of {len(arr)} exceeds the limit of {max_batch}")
     if arr.dtype == np.uint8:
-        return (arr.astype(np.float32) / np.float32(card.divide_by)).astype(np.float32)
+        return card.preprocess(arr)
     if not np.issubdtype(arr.dtype, np.floating):
         raise BadInput(422, f"{name}: dtype {arr.dtype}; send uint8 pixels or floats in [0, 1]")
     x = arr.astype(np.float32)
@@ -121,4 +121,4 @@ def one_part(data: bytes, card: ModelCard, name: str, max_batch: int) -> np.ndar
         return npy(data, card, name, max_batch)
     if kind == "unknown":
         raise BadInput(415, f"{name}: not a PNG, JPEG or .npy file (JSON needs Content-Type: application/json)")
-    return image(data, card, name)[None].astype(np.float32) / np.float32(card.divide_by)
+    return card.preprocess(image(data, card, name)[None])
