@@ -66,11 +66,10 @@ def export_onnx(model: torch.nn.Module, path: Path, channels: int, resolution: i
 
 
 def session(path: Path, providers: list[str] | None = None):
-    import onnxruntime as ort
+    """An onnxruntime session on the CPU by default (the server's session builder)."""
+    from cgankd.serve.runtime import make_session
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=providers or ["CPUExecutionProvider"])
+    return make_session(path, providers or ["CPUExecutionProvider"])
 
 
 def parity(model: torch.nn.Module, path: Path, channels: int, resolution: int, atol: float,
