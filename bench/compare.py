@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cgankd.ablation import done
 from cgankd.config import load_config
 from cgankd.io import write_json, write_text
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES, stage_calls
+from cgankd.store import Layout
 
 TRAINING = {"prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student"}
 ROW_KEY = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes"}  # students: method
@@ -124,7 +124,7 @@ def main() -> None:
         for name, kwargs in stage_calls(cfg):  # the pipeline's own order and per-method calls
             if name in TRAINING:
                 key = kwargs.get("method", ROW_KEY.get(name, name))
-                row[key] = done(cfg, name) if args.reuse and name != "train-student" else None
+                row[key] = Layout(cfg).done(name) if args.reuse and name != "train-student" else None
                 if row[key] is None:
                     row[key] = STAGES.get(name)(cfg, **kwargs)
         for vname, extra in variants.items():  # last: they overwrite the cgankd student's files

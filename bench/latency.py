@@ -27,7 +27,7 @@ import torch
 from cgankd.export import export_onnx
 from cgankd.io import read_json, write_json
 from cgankd.serve.runtime import cuda_usable, make_session
-from cgankd.stages.common import load_model
+from cgankd.store import load_model
 
 
 def timings(fn, x: Any, warmup: int, iters: int) -> np.ndarray:

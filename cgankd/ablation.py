@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.config import Config, load_config
+from cgankd.config import load_config
 from cgankd.errors import CgankdError
 from cgankd.io import read_json, write_json, write_text
 from cgankd.pipeline import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES
+from cgankd.store import Layout
 from cgankd.tracking import pipeline_run, stage_run
 
 OFF = {"subsample.enabled": "false", "filter.enabled": "false", "adjust.enabled": "false"}
@@ -36,20 +37,6 @@ VARIANTS: dict[str, dict[str, str]] = {
 UPSTREAM = ("prepare", "train-teacher", "train-extractor", "train-gan")
 FAKE_KEYS = ("n_fakes", "n_groups_short", "acceptance_rate", "kept_fraction", "quality_raw_fid",
              "quality_final_fid", "quality_final_intra_fid", "quality_final_label_score", "quality_final_diversity")
-
-
-def done(cfg: Config, stage: str, method: str | None = None) -> dict[str, Any] | None:
-    """A stage's recorded result in ``cfg.out_dir``, or None when it has not run there."""
-    files = {"prepare": cfg.path("prepared", "meta.json"), "train-gan": cfg.path("gan", "generator.pt")}
-    if stage in files:
-        return {"reused": True} if files[stage].is_file() else None
-    if stage == "train-student":
-        path = cfg.student_metrics(str(method))
-    else:
-        key = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes",
-               "train-vkd": "vkd"}[stage]
-        path = cfg.path("metrics", f"{key}.json")
-    return read_json(path) if path.is_file() else None
 
 
 def mean_std(vals: list[float], digits: int = 2) -> str:
@@ -156,12 +143,12 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
                          "student.methods=[nokd, cgankd]"]
             cfg = load_config(params, seed_over)
             for stage in UPSTREAM:
-                if not (reuse and done(cfg, stage)):
+                if not (reuse and Layout(cfg).done(stage)):
                     run_stage(cfg, stage)
-            nokd = done(cfg, "train-student", "nokd") if reuse else None
+            nokd = Layout(cfg).done("train-student", "nokd") if reuse else None
             nokd = nokd or run_stage(cfg, "train-student", method="nokd")
             if seed not in {b["seed"] for b in result["baselines"]}:
-                result["baselines"].append({"seed": seed, "nokd": nokd, "teacher": done(cfg, "train-teacher")})
+                result["baselines"].append({"seed": seed, "nokd": nokd, "teacher": Layout(cfg).done("train-teacher")})
             for name in variants:
                 if (seed, name) in have:
                     continue

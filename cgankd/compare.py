@@ -18,13 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.ablation import done, mean_std, saver
+from cgankd.ablation import mean_std, saver
 from cgankd.config import load_config
 from cgankd.errors import CgankdError
 from cgankd.io import read_json
 from cgankd.pipeline import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES, ordered_methods, stage_calls
+from cgankd.store import Layout
 from cgankd.tracking import pipeline_run, stage_run
 
 DEFAULT_METHODS = ["nokd", "blkd", "fitnet", "vkd", "cgankd", "cgankd+blkd", "cgankd+fitnet", "cgankd+vkd"]
@@ -114,10 +115,10 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
                 cfg = load_config(params, t_over)
                 needed = {name for name, _ in stage_calls(cfg)}
                 for stage in (s for s in UPSTREAM if s in needed):
-                    res = done(cfg, stage) if reuse else None
+                    res = Layout(cfg).done(stage) if reuse else None
                     res = res or run_stage(cfg, stage)
                     result["upstream"][f"{seed}/{teacher}/{stage}"] = res
-                result["teachers"][f"{seed}/{teacher}"] = done(cfg, "train-teacher")
+                result["teachers"][f"{seed}/{teacher}"] = Layout(cfg).done("train-teacher")
                 for student in (s for t, s in pairs if t == teacher):
                     scfg = load_config(params, [*t_over, f"student.arch={student}", f"student.tag={student}"])
                     for method in methods:

@@ -11,11 +11,14 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from cgankd.errors import CgankdError
+
+if TYPE_CHECKING:
+    from cgankd.device import Runtime
 
 TASKS = ("classification", "regression")
 # cDR-RS on by default where the ablation showed it helps (validation metric, embedded data)
@@ -217,6 +220,9 @@ class Config:
     task: str = "classification"
     out_dir: str = "artifacts"
     threads: int | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
     data: DataCfg = field(default_factory=DataCfg)
     teacher: TrainCfg = field(default_factory=lambda: TrainCfg(arch="resnet20", steps=1000))
     student: StudentCfg = field(default_factory=StudentCfg)
@@ -264,6 +270,13 @@ class Config:
         if self.subsample.enabled is not None:
             return self.subsample.enabled
         return SUBSAMPLE_DEFAULT[self.task]
+
+    @property
+    def runtime(self) -> Runtime:
+        """Device, precision and compile, checked (a missing GPU or compiler is a one-line error)."""
+        from cgankd.device import Runtime
+
+        return Runtime.from_config(self.device, self.precision, self.compile)
 
     @property
     def model_name(self) -> str:
@@ -403,6 +416,9 @@ def _validate(cfg: Config) -> None:
 
     if cfg.task not in TASKS:
         bad("task", f"must be one of {', '.join(TASKS)}, got {cfg.task!r}")
+    from cgankd.device import Runtime
+
+    Runtime.from_config(cfg.device, cfg.precision, cfg.compile)  # checked before any stage writes a file
     if cfg.filter.rho is not None and not 0.0 < cfg.filter.rho <= 1.0:
         bad("filter.rho", f"must be in (0, 1], got {cfg.filter.rho}")
     if cfg.gan.ccgan.vicinity not in ("hard", "soft"):

@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from cgankd.config import Config
 from cgankd.errors import CgankdError
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
+_NOTICE_SHOWN = False
 TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "1",
@@ -80,6 +82,11 @@ def _mlflow():
     try:
         import mlflow
     except ImportError:
+        global _NOTICE_SHOWN
+        if not _NOTICE_SHOWN:  # once per process: a bare GPU box runs the core without tracking
+            _NOTICE_SHOWN = True
+            print("cgankd: MLflow is not installed: tracking off, outputs are written as usual "
+                  "(pip install 'cgankd[ops]' to track)", file=sys.stderr)
         return None
     quiet_telemetry()
     for name in ("mlflow", "alembic"):

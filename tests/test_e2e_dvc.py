@@ -50,7 +50,7 @@ def check_registry_champion(repo: Path, db: Path) -> None:
     import torch
     from mlflow.tracking import MlflowClient
 
-    from cgankd.stages.common import load_model
+    from cgankd.store import load_model
 
     mlflow.set_tracking_uri(f"sqlite:///{db}")
     name = "cgankd-objects"  # tracking.model_name null -> cgankd-<source>

@@ -29,7 +29,7 @@ def test_embedded_regression_registers_an_onnx_regressor(tmp_path):
     import onnxruntime as ort
     from mlflow.tracking import MlflowClient
 
-    from cgankd.stages.common import load_model
+    from cgankd.store import load_model
 
     out = tmp_path / "out"
     m = run(out, "task=regression")

@@ -44,16 +44,19 @@ class SparseAE(nn.Module):
 
 def train_sparse_ae(model: SparseAE, train: Split, meta: Meta, steps: int, batch_size: int, lr: float,
                     sparsity: float, seed: int, desc: str = "train-extractor") -> list[dict[str, float]]:
+    """Trains on the model's device; the loss parts are read from it once per history row."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    x, y = to_float(train.images), targets(train.labels, meta)
+    dev = next(model.parameters()).device
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    x, y = to_float(train.images).to(dev), targets(train.labels, meta).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     history: list[dict[str, float]] = []
     model.train()
     avg: dict[str, float] = {}
+    pending: list[torch.Tensor] = []  # per step: recon, sparsity, label, loss
     with Progress(steps, desc) as bar:
         for step in range(1, steps + 1):
-            i = torch.randint(len(x), (batch_size,), generator=gen)
+            i = torch.randint(len(x), (batch_size,), generator=gen, device=dev)
             h, recon, pred = model(x[i])
             parts = {"recon": F.mse_loss(recon, x[i]), "sparsity": h.abs().mean(),
                      "label": F.mse_loss(pred, y[i])}
@@ -61,9 +64,14 @@ def train_sparse_ae(model: SparseAE, train: Split, meta: Meta, steps: int, batch
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            avg = {k: (0.9 * avg[k] + 0.1 * v.item()) if avg else v.item() for k, v in parts.items()}
-            bar.update(1, loss=loss.item())
+            pending.append(torch.stack([*(v.detach() for v in parts.values()), loss.detach()]))
+            bar.update(1)
             if step % max(steps // 10, 1) == 0 or step == steps:
+                rows = torch.stack(pending).tolist()
+                for row in rows:
+                    avg = {k: (0.9 * avg[k] + 0.1 * v) if avg else v for k, v in zip(parts, row[:-1], strict=True)}
+                pending.clear()
+                bar.update(0, loss=rows[-1][-1])
                 history.append({"step": step, **avg})
     model.eval()
     return history

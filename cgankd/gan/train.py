@@ -1,10 +1,17 @@
 """Train the conditional GAN (class-conditional, or CcGAN for a continuous label), checkpointing
-atomically so an interrupted run resumes."""
+atomically so an interrupted run resumes.
+
+The step keeps the device busy: the training images live on the model's device, random numbers
+are drawn there, and nothing waits for the GPU inside a step: the losses stay on the device and
+are read every ``LOG_EVERY`` steps (and at checkpoints) in one transfer. ``runtime`` sets the
+device, autocast precision and ``torch.compile`` of the G and D forward passes (cgankd.device).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -12,93 +19,148 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cgankd import store
 from cgankd.config import GanCfg
+from cgankd.device import CPU, Runtime, fp32_hooks, module_device, power_iterate
+from cgankd.errors import CgankdError
 from cgankd.gan.biggan import Discriminator, Generator
 from cgankd.gan.conditions import make_condition
 from cgankd.gan.diffaug import diff_augment, parse_policy
 from cgankd.gan.ema import EMA
 from cgankd.gan.losses import d_hinge, g_hinge
-from cgankd.io import atomic_path
 from cgankd.progress import Progress
+
+LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)
 
 
 def build_gan(cfg: GanCfg, num_classes: int | None, resolution: int, channels: int):
     g = Generator(num_classes, resolution, channels, cfg.z_dim, cfg.g_ch, cfg.embed_dim)
     d = Discriminator(num_classes, resolution, channels, cfg.d_ch)
-    return g, d
+    return fp32_hooks(g), fp32_hooks(d)
 
 
-def fingerprint(cfg: GanCfg, seed: int, images: np.ndarray, labels: np.ndarray) -> str:
+def fingerprint(cfg: GanCfg, seed: int, images: np.ndarray, labels: np.ndarray, runtime: Runtime = CPU) -> str:
     h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
     h.update(str(seed).encode())
+    if runtime.device.type != "cpu" or runtime.precision != "fp32":  # CPU fp32 keeps its old fingerprints
+        h.update(f"{runtime.device.type}/{runtime.precision}".encode())
     h.update(np.ascontiguousarray(images).tobytes())
     h.update(np.ascontiguousarray(labels).tobytes())
     return h.hexdigest()[:16]
 
 
+def _resume(ckpt_path: Path, fp: str) -> tuple[dict, dict] | None:
+    """The checkpoint's (meta, state) when it belongs to this run; anything else starts afresh."""
+    if not ckpt_path.is_file():
+        return None
+    try:
+        meta, state = store.read(ckpt_path, "gan_checkpoint")
+    except CgankdError as exc:
+        print(f"train-gan: ignoring checkpoint {exc.problem.split(';')[0]}: starting afresh", file=sys.stderr)
+        return None
+    return (meta, state) if meta.get("fingerprint") == fp else None
+
+
+def _backward(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+    opt.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        opt.step()
+        return
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+
+
 def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: int | None, seed: int,
               ckpt_path: Path, log: Callable[[int, dict[str, float]], None] | None = None,
-              stop_after: int | None = None) -> tuple[Generator, list[dict[str, float]]]:
+              stop_after: int | None = None, runtime: Runtime = CPU) -> tuple[Generator, list[dict[str, float]]]:
     """Returns the EMA generator and the loss history. ``num_classes`` None trains a CcGAN on
     ``labels`` scaled to [0, 1]. Resumes from ``ckpt_path`` when it holds a checkpoint of the
-    same config, seed and data; ``stop_after`` simulates a crash."""
+    same config, seed, data and runtime; ``stop_after`` simulates a crash."""
     torch.manual_seed(seed)
+    dev = runtime.device
     _, c, res, _ = images.shape
     g, d = build_gan(cfg, num_classes, res, c)
+    g, d = g.to(dev), d.to(dev)
     ema = EMA(g, cfg.ema_decay, cfg.ema_start)
-    opt_g = torch.optim.Adam(g.parameters(), cfg.lr_g, betas=tuple(cfg.betas))
-    opt_d = torch.optim.Adam(d.parameters(), cfg.lr_d, betas=tuple(cfg.betas))
-    gen = torch.Generator().manual_seed(seed)
-    fp = fingerprint(cfg, seed, images, labels)
+    fused = {"fused": True} if dev.type == "cuda" else {}  # one kernel per optimiser step on the GPU
+    opt_g = torch.optim.Adam(g.parameters(), cfg.lr_g, betas=tuple(cfg.betas), **fused)
+    opt_d = torch.optim.Adam(d.parameters(), cfg.lr_d, betas=tuple(cfg.betas), **fused)
+    scaler_g, scaler_d = runtime.scaler(), runtime.scaler()
+    gen = runtime.generator(seed)
+    fp = fingerprint(cfg, seed, images, labels, runtime)
     start, history = 0, []
-    if ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if state.get("fingerprint") == fp:
-            g.load_state_dict(state["g"])
-            d.load_state_dict(state["d"])
-            ema.model.load_state_dict(state["ema"])
-            opt_g.load_state_dict(state["opt_g"])
-            opt_d.load_state_dict(state["opt_d"])
-            gen.set_state(state["gen"])
-            torch.set_rng_state(state["torch_rng"])
-            start, history = state["step"], state["history"]
-    x_all = torch.as_tensor(images).float().div_(127.5).sub_(1.0)
-    cond = make_condition(cfg, labels, num_classes)
+    resumed = _resume(ckpt_path, fp)
+    if resumed is not None:
+        meta, state = resumed
+        g.load_state_dict(state["g"])
+        d.load_state_dict(state["d"])
+        ema.model.load_state_dict(state["ema"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], dev)
+        start, history = meta["step"], meta["history"]
+    x_all = torch.as_tensor(images).to(dev).float().div_(127.5).sub_(1.0)
+    cond = make_condition(cfg, labels, num_classes).to(dev)
     augs = parse_policy(cfg.diffaug)
     bs = cfg.batch_size
+    g_fwd, d_fwd = runtime.compiled(g), runtime.compiled(d)
+    # compiled: spectral norm's power iteration runs eagerly once per G / D step (eager: once per call)
+    iterate = power_iterate if runtime.compile else (lambda m: None)
+    pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss_d, loss_g]) still on the device
+
+    def flush(bar: Progress) -> None:
+        if not pending:
+            return
+        values = torch.stack([v for _, v in pending]).tolist()  # the one host sync per LOG_EVERY steps
+        for (step, _), (ld, lg) in zip(pending, values, strict=True):
+            row = {"step": step, "loss_d": ld, "loss_g": lg}
+            history.append(row)
+            if log and (step % LOG_EVERY == 0 or step == cfg.iterations):
+                log(step, row)
+        bar.update(0, loss_d=history[-1]["loss_d"], loss_g=history[-1]["loss_g"])
+        pending.clear()
 
     def save(step: int) -> None:
-        state = {"fingerprint": fp, "step": step, "history": history, "g": g.state_dict(),
-                 "d": d.state_dict(), "ema": ema.model.state_dict(), "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "gen": gen.get_state(), "torch_rng": torch.get_rng_state()}
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(state, tmp)
+        state = {"g": g.state_dict(), "d": d.state_dict(), "ema": ema.model.state_dict(),
+                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
+                 "torch_rng": torch.get_rng_state()}
+        if dev.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(dev)
+        store.save(ckpt_path, "gan_checkpoint", {"fingerprint": fp, "step": step, "history": history}, state)
 
     with Progress(cfg.iterations, "train-gan", initial=start) as bar:
         for step in range(start + 1, cfg.iterations + 1):
             for _ in range(cfg.d_steps):
+                iterate(d)
                 b = cond.d_batch(bs, gen)
-                z = torch.randn(bs, cfg.z_dim, generator=gen)
-                with torch.no_grad():
-                    xf = g(z, b.fake_labels)
-                loss_d = d_hinge(d(diff_augment(x_all[b.real_idx], augs), b.target),
-                                 d(diff_augment(xf, augs), b.target), b.real_w, b.fake_w)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
+                z = torch.randn(bs, cfg.z_dim, generator=gen, device=dev)
+                with runtime.autocast():
+                    with torch.no_grad():
+                        xf = g_fwd(z, b.fake_labels).float()
+                    out_real = d_fwd(diff_augment(x_all[b.real_idx], augs), b.target).float()
+                    out_fake = d_fwd(diff_augment(xf, augs), b.target).float()
+                loss_d = d_hinge(out_real, out_fake, b.real_w, b.fake_w)
+                _backward(loss_d, opt_d, scaler_d)
+            iterate(g)
+            iterate(d)
             yf = cond.g_labels(bs, gen)
-            z = torch.randn(bs, cfg.z_dim, generator=gen)
-            loss_g = g_hinge(d(diff_augment(g(z, yf), augs), yf))
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
+            z = torch.randn(bs, cfg.z_dim, generator=gen, device=dev)
+            with runtime.autocast():
+                out = d_fwd(diff_augment(g_fwd(z, yf).float(), augs), yf).float()
+            loss_g = g_hinge(out)
+            _backward(loss_g, opt_g, scaler_g)
             ema.update(g, step)
-            row = {"step": step, "loss_d": loss_d.item(), "loss_g": loss_g.item()}
-            history.append(row)
-            bar.update(1, loss_d=row["loss_d"], loss_g=row["loss_g"])
-            if log and (step % 50 == 0 or step == cfg.iterations):
-                log(step, row)
-            if step % cfg.checkpoint_every == 0 or step == cfg.iterations:
+            pending.append((step, torch.stack([loss_d.detach(), loss_g.detach()])))
+            bar.update(1)
+            checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.iterations
+            if checkpoint or step % LOG_EVERY == 0:
+                flush(bar)
+            if checkpoint:
                 save(step)
             if stop_after is not None and step >= stop_after:
                 raise KeyboardInterrupt(f"stopped after step {step}")
@@ -108,8 +170,10 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
 @torch.no_grad()
 def sample(g: Generator, labels: np.ndarray, z_dim: int, gen: torch.Generator,
            batch_size: int = 500, truncation: float | None = None) -> np.ndarray:
-    """uint8 images for the given labels: class indices, or labels scaled to [0, 1] for a CcGAN."""
+    """uint8 images for the given labels: class indices, or labels scaled to [0, 1] for a CcGAN.
+    ``gen`` is a CPU generator, so the same seed gives the same noise on every device."""
     g.eval()
+    dev = module_device(g)
     out = []
     dtype = torch.float32 if g.num_classes is None else torch.long
     for i in range(0, len(labels), batch_size):
@@ -117,6 +181,6 @@ def sample(g: Generator, labels: np.ndarray, z_dim: int, gen: torch.Generator,
         z = torch.randn(len(y), z_dim, generator=gen)
         if truncation is not None:
             z = torch.clamp(z, -truncation, truncation)
-        x = g(z, y)
-        out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy())
+        x = g(z.to(dev), y.to(dev))
+        out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).cpu().numpy())
     return np.concatenate(out) if out else np.empty((0,), np.uint8)

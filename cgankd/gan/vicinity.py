@@ -73,6 +73,12 @@ class Vicinity:
         self.order_t = torch.as_tensor(self.order)
         self.unique = torch.as_tensor(np.unique(y))
 
+    def to(self, device: torch.device) -> Vicinity:
+        """Tables on the model's device. On CUDA the redraw loop of ``d_batch`` still reads one flag
+        per step (a host sync the classification GAN does not have)."""
+        self.sorted, self.order_t, self.unique = (t.to(device) for t in (self.sorted, self.order_t, self.unique))
+        return self
+
     def describe(self) -> dict[str, float | str]:
         return {"vicinity": self.kind, "sigma": self.sigma, "kappa": self.kappa, "nu": self.nu,
                 "radius": self.radius}
@@ -83,8 +89,9 @@ class Vicinity:
         return soft_weights(real, target, self.nu)
 
     def _targets(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        base = self.unique[torch.randint(0, len(self.unique), (n,), generator=gen)]
-        return base, base + torch.randn(n, generator=gen, dtype=torch.float64) * self.sigma
+        dev = gen.device
+        base = self.unique[torch.randint(0, len(self.unique), (n,), generator=gen, device=dev)]
+        return base, base + torch.randn(n, generator=gen, dtype=torch.float64, device=dev) * self.sigma
 
     def _window(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lo = torch.searchsorted(self.sorted, t - self.radius, side="left")
@@ -98,17 +105,19 @@ class Vicinity:
             empty = hi <= lo
             if not empty.any():
                 break
-            t[empty] = base[empty] + torch.randn(int(empty.sum()), generator=gen, dtype=torch.float64) * self.sigma
+            t[empty] = base[empty] + torch.randn(int(empty.sum()), generator=gen, dtype=torch.float64,
+                                                 device=gen.device) * self.sigma
             lo, hi = self._window(t)
         empty = hi <= lo
         t[empty] = base[empty]  # the training label itself always has a neighbour: itself
         lo, hi = self._window(t)
-        pick = lo + (torch.rand(n, generator=gen, dtype=torch.float64) * (hi - lo)).long().clamp_max(hi - lo - 1)
+        pick = lo + (torch.rand(n, generator=gen, dtype=torch.float64, device=gen.device)
+                     * (hi - lo)).long().clamp_max(hi - lo - 1)
         real_idx = self.order_t[pick]
         real_y = self.sorted[pick]
         a = (t - self.radius).clamp(0.0, 1.0)
         b = (t + self.radius).clamp(0.0, 1.0)
-        fake = a + (b - a) * torch.rand(n, generator=gen, dtype=torch.float64)
+        fake = a + (b - a) * torch.rand(n, generator=gen, dtype=torch.float64, device=gen.device)
         return VicinalBatch(real_idx, t.float(), self.weight(real_y, t).float(), fake.float(),
                             self.weight(fake, t).float())
 

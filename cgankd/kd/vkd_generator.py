@@ -63,26 +63,29 @@ class VKDTrainCfg:
 
 def class_means(p: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
     """C x C: the mean softened teacher distribution of each class."""
-    out = torch.zeros(num_classes, p.shape[1])
+    out = torch.zeros(num_classes, p.shape[1], device=p.device)
     out.index_add_(0, y, p)
     return out / torch.bincount(y, minlength=num_classes).clamp_min(1).unsqueeze(1).float()
 
 
 def train_generator(teacher_logits: torch.Tensor, y: torch.Tensor, num_classes: int, cfg: VKDTrainCfg,
                     seed: int, on_step=None) -> tuple[VirtualKnowledgeGenerator, list[dict[str, float]]]:  # noqa: ANN001
-    """Fit V to the teacher's logits on real images (``teacher_logits`` N x C, labels ``y``)."""
-    gen = torch.Generator().manual_seed(seed)
+    """Fit V to the teacher's logits on real images (``teacher_logits`` N x C, labels ``y``), on their
+    device. ``on_step(step, row)`` is called with the losses every ``steps // 20`` steps and at the
+    end (one read from the device each time)."""
+    dev = teacher_logits.device
+    gen = torch.Generator(device=dev).manual_seed(seed)
     torch.manual_seed(seed)
     p_t = F.softmax(teacher_logits / cfg.temperature, dim=1)
     means = class_means(p_t, y, num_classes)
-    v, d = VirtualKnowledgeGenerator(num_classes, cfg.z_dim), Critic(num_classes)
+    v, d = VirtualKnowledgeGenerator(num_classes, cfg.z_dim).to(dev), Critic(num_classes).to(dev)
     opt_v = torch.optim.Adam(v.parameters(), cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), cfg.lr, betas=(0.5, 0.999))
     history = []
     for step in range(1, cfg.steps + 1):
-        i = torch.randint(0, len(y), (cfg.batch_size,), generator=gen)
+        i = torch.randint(0, len(y), (cfg.batch_size,), generator=gen, device=dev)
         yb, pb = y[i], p_t[i]
-        z = torch.randn(len(yb), cfg.z_dim, generator=gen)
+        z = torch.randn(len(yb), cfg.z_dim, generator=gen, device=dev)
         with torch.no_grad():
             fake = v.soft(yb, cfg.temperature, z)
         loss_d = F.relu(1 - d(pb, yb)).mean() + F.relu(1 + d(fake, yb)).mean()
@@ -96,11 +99,12 @@ def train_generator(teacher_logits: torch.Tensor, y: torch.Tensor, num_classes: 
         opt_v.zero_grad(set_to_none=True)
         loss_v.backward()
         opt_v.step()
-        row = {"step": step, "loss_d": loss_d.item(), "loss_adv": loss_adv.item(), "loss_kl": loss_kl.item()}
-        if on_step:
-            on_step(step, row)
         if step % max(1, cfg.steps // 20) == 0 or step == cfg.steps:
+            ld, la, lk = torch.stack([loss_d.detach(), loss_adv.detach(), loss_kl.detach()]).tolist()
+            row = {"step": step, "loss_d": ld, "loss_adv": la, "loss_kl": lk}
             history.append(row)
+            if on_step:
+                on_step(step, row)
     return v.eval(), history
 
 

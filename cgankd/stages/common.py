@@ -1,4 +1,5 @@
-"""Helpers the stages share: data loading, model files, histories and metrics files."""
+"""Helpers the stages share: set-up (threads, seeds, the runtime), data loading, histories and
+metrics files. Model files and the output layout live in ``cgankd.store``."""
 
 from __future__ import annotations
 
@@ -7,20 +8,20 @@ import io
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared, load_prepared
-from cgankd.errors import CgankdError
-from cgankd.io import atomic_path, write_text
-from cgankd.models import ImageModel, build_model, rebuild_model
+from cgankd.device import Runtime
+from cgankd.io import write_text
+from cgankd.models import ImageModel, build_model
 from cgankd.train.evaluate import metrics, predict, seen_unseen
 from cgankd.train.loop import FitResult, seed_everything, set_threads
 
 
-def setup(cfg: Config, offset: int = 0) -> None:
+def setup(cfg: Config, offset: int = 0) -> Runtime:
+    """Threads and seeds; returns the stage's runtime (device, precision, compile)."""
     set_threads(cfg.threads)
     seed_everything(cfg.seed + offset)
+    return cfg.runtime
 
 
 def prepared(cfg: Config) -> Prepared:
@@ -31,24 +32,12 @@ def num_outputs(data: Prepared) -> int:
     return data.meta.num_classes if data.meta.task == "classification" else 1
 
 
-def new_model(arch: str, data: Prepared, width: float = 1.0) -> ImageModel:
+def new_model(arch: str, data: Prepared, width: float = 1.0, device: Any = "cpu") -> ImageModel:
     m = data.meta
     model = build_model(arch, m.channels, num_outputs(data), m.resolution, width)
     model.meta.update({"task": m.task, "classes": m.classes, "label_range": m.label_range,
                        "label_unit": m.label_unit})
-    return model
-
-
-def save_model(model: ImageModel, path: Path, extra: dict[str, Any] | None = None) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "meta": model.meta, **(extra or {})}, tmp)
-
-
-def load_model(path: Path) -> ImageModel:
-    if not path.is_file():
-        raise CgankdError(str(path), "model file not found (run the stage that makes it first)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    return rebuild_model(state["meta"], state["state_dict"])
+    return model.to(device)
 
 
 def write_history(path: Path, rows: list[dict[str, float]]) -> None:

@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Prepared
 from cgankd.io import atomic_path, read_json, write_json, write_text
-from cgankd.stages.common import load_model, metric_key, prepared
+from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
 from cgankd.train.evaluate import predict
@@ -150,9 +151,9 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     lines += ["", verdict(task, rows["nokd"][f"test_{k}"], cg), *caveat,
               f"Exported and registered: the {parity['method']} student (best validation {k}).", ""]
     write_text(cfg.path("report.md"), "\n".join(lines))
-    paths = {"teacher": cfg.path("teacher", "model.pt")}
-    paths.update({m: cfg.student_dir(m) / "model.pt" for m in cfg.student.methods})
-    preds = {name: predict(load_model(p), data["test"].images) for name, p in paths.items()}
+    layout, dev = store.Layout(cfg), cfg.runtime.device
+    paths = {"teacher": layout.teacher, **{m: layout.student(m) for m in cfg.student.methods}}
+    preds = {name: predict(store.load_model(p, dev), data["test"].images) for name, p in paths.items()}
     names, xs, table = per_label(preds, data)
     write_text(cfg.path("plots", "per_label.csv"), per_label_csv(names, table, list(preds), task))
     picture = cfg.path("plots", "evaluation.png")

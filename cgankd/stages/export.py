@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.io import read_json, write_json
-from cgankd.stages.common import load_model, metric_key, prepared
+from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
 from cgankd.train.evaluate import better
@@ -31,7 +32,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)
     method, m = select_student(cfg, data.meta.task)
-    model = load_model(cfg.student_dir(method) / "model.pt")
+    model = store.load_model(store.Layout(cfg).student(method))  # export and parity run on the CPU
     out = cfg.path("export")
     c, r = data.meta.channels, data.meta.resolution
     export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo,

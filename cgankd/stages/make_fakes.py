@@ -6,37 +6,26 @@ from __future__ import annotations
 import io
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
 from cgankd.errors import CgankdError
 from cgankd.fakes.make import FakeSet, label_grid, make_fakes
-from cgankd.features.extractor import extract, load_extractor
-from cgankd.gan.biggan import Generator
+from cgankd.features.extractor import extract
 from cgankd.io import atomic_path, write_json, write_text
+from cgankd.quality.cache import cached_real_stats
 from cgankd.quality.plot import quality_png
 from cgankd.quality.scores import quality, windows
-from cgankd.stages.common import load_model, prepared, setup
+from cgankd.stages.common import prepared, setup
 from cgankd.stages.registry import STAGES
-from cgankd.stages.train_extractor import cached_real_stats
-from cgankd.subsample.cdrrs import fit_cdrrs, save_dre
+from cgankd.subsample.cdrrs import fit_cdrrs
 from cgankd.tracking import NullTracker
 from cgankd.train.data import targets
-
-
-def load_generator(path: Path) -> Generator:
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    gan = state["gan"]
-    g = Generator(state["num_classes"], state["resolution"], state["channels"], gan["z_dim"],
-                  gan["g_ch"], gan["embed_dim"])
-    g.load_state_dict(state["state_dict"])
-    return g.eval()
 
 
 def score_histogram(ce: np.ndarray, kept: np.ndarray, bins: int = 40) -> str:
@@ -137,25 +126,24 @@ def quality_csv(names: list[str], per_group: dict[str, list[float]], task: str) 
 @STAGES.register("make-fakes")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
-    setup(cfg, 2)
+    dev = setup(cfg, 2).device  # generate, subsample, filter and measure on the device
     data = prepared(cfg)
-    meta = data.meta
-    g = load_generator(cfg.path("gan", "generator.pt"))
+    meta, layout = data.meta, store.Layout(cfg)
+    g = store.load(layout.gan, "gan_generator", dev, "train-gan")
     if (g.num_classes is None) != (meta.task == "regression"):
-        raise CgankdError(str(cfg.path("gan", "generator.pt")), f"was trained for another task than {meta.task}; "
-                          "re-run train-gan")
-    teacher = load_model(cfg.path("teacher", "model.pt"))
-    extractor_file = cfg.path("extractor", "model.pt")
-    extractor = load_extractor(extractor_file)
-    out = cfg.path("fakes")
+        raise CgankdError(str(layout.gan), f"was trained for another task than {meta.task}; re-run train-gan")
+    teacher = store.load(layout.teacher, "image_model", dev, "train-teacher")
+    extractor_file = layout.extractor
+    extractor = store.load(extractor_file, "extractor", dev, "train-extractor")
+    out = layout.fakes.parent
     ratio, dre_stats = None, {}
     if cfg.subsample_fakes:
         ratio, dre_stats, dre_hist = fit_cdrrs(cfg, g, extractor, data, cfg.seed + 3)
-        save_dre(ratio.dre, out / "dre.pt")
+        store.save_dre(ratio.dre, layout.dre)
         for row in dre_hist:
             tracker.log_metrics({"dre_loss": row["dre_loss"]}, step=row["step"])
     fs = make_fakes(cfg, g, teacher, meta, cfg.seed + 2, ratio)
-    with atomic_path(out / "fakes.npz") as tmp:
+    with atomic_path(layout.fakes) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, fake_images=fs.images, fake_labels=fs.labels, assigned_labels=fs.assigned,
                      teacher_score=fs.score)

@@ -7,9 +7,10 @@ from typing import Any
 
 import torch
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.io import read_json, write_json
-from cgankd.stages.common import load_model, metric_key, prepared
+from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker, register_student
 
@@ -22,7 +23,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     method = parity["method"]
     k = metric_key(data.meta.task)
     metric = read_json(cfg.student_metrics(method))[f"test_{k}"]
-    model = load_model(cfg.student_dir(method) / "model.pt")
+    model = store.load_model(store.Layout(cfg).student(method))  # registration runs on the CPU
     sample = torch.rand(2, data.meta.channels, data.meta.resolution, data.meta.resolution)
     info = register_student(cfg, cfg.path("export", "student.onnx"), model, sample, metric,
                             {"metric_name": f"test_{k}", "method": method}, tracker)

@@ -9,24 +9,21 @@ from typing import Any
 import numpy as np
 import torch
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.data.preview import save_grid
 from cgankd.gan.conditions import make_condition
 from cgankd.gan.train import sample, train_gan
-from cgankd.io import atomic_path
 from cgankd.stages.common import prepared, setup, write_history
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
 
 
-def checkpoint_path(cfg: Config):
-    return cfg.path(".checkpoints", "gan.pt")
-
-
 @STAGES.register("train-gan")
 def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
-    setup(cfg, 1)
+    rt = setup(cfg, 1)
+    layout = store.Layout(cfg)
     data = prepared(cfg)
     meta, train = data.meta, data["train"]
     regression = meta.task == "regression"
@@ -34,13 +31,12 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     labels = meta.scale(train.labels) if regression else train.labels
     tracker.log_params({f"gan.{k}": v for k, v in make_condition(cfg.gan, labels, num_classes).describe().items()})
     g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
-                           checkpoint_path(cfg), log=lambda s, row: tracker.log_metrics(row, step=s),
-                           stop_after=stop_after)
-    out = cfg.path("gan")
-    with atomic_path(out / "generator.pt") as tmp:
-        torch.save({"state_dict": g.state_dict(), "num_classes": num_classes, "task": meta.task,
-                    "resolution": meta.resolution, "channels": meta.channels,
-                    "label_range": meta.label_range, "gan": asdict(cfg.gan)}, tmp)
+                           layout.gan_checkpoint, log=lambda s, row: tracker.log_metrics(row, step=s),
+                           stop_after=stop_after, runtime=rt)
+    out = layout.gan.parent
+    store.save_gan_generator(g, layout.gan, {"num_classes": num_classes, "task": meta.task,
+                                             "resolution": meta.resolution, "channels": meta.channels,
+                                             "label_range": meta.label_range, "gan": asdict(cfg.gan)})
     write_history(out / "history.csv", history)
     if regression:  # 10 rows across the label range, 12 samples each
         scaled = np.repeat(np.linspace(0.0, 1.0, 10), 12).astype(np.float32)
@@ -54,4 +50,4 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     last = history[-1] if history else {}
     print(f"train-gan: {cfg.gan.iterations} iterations, last loss_d {last.get('loss_d', float('nan')):.3f} "
           f"loss_g {last.get('loss_g', float('nan')):.3f} -> {out}")
-    return {"generator": str(out / "generator.pt"), "iterations": cfg.gan.iterations}
+    return {"generator": str(layout.gan), "iterations": cfg.gan.iterations}

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Split
 from cgankd.errors import CgankdError
@@ -23,15 +24,14 @@ from cgankd.io import write_json
 from cgankd.kd import DISTILLERS, Distiller, Method, parse_method
 from cgankd.kd.base import KDContext
 from cgankd.models import ImageModel, count_params
-from cgankd.stages.common import fit_metrics, load_model, new_model, prepared, save_model, setup, write_history
+from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
 from cgankd.stages.registry import STAGES
-from cgankd.stages.train_vkd import load_generator
 from cgankd.tracking import NullTracker
 from cgankd.train.loop import fit
 
 
 def fakes_path(cfg: Config) -> Path:
-    return Path(cfg.student.fakes) if cfg.student.fakes else cfg.path("fakes", "fakes.npz")
+    return Path(cfg.student.fakes) if cfg.student.fakes else store.Layout(cfg).fakes
 
 
 def _read_fake_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -70,11 +70,12 @@ def load_fakes(cfg: Config, meta: Meta) -> Split:
 
 
 def make_distiller(cfg: Config, method: Method, student: ImageModel, meta: Meta) -> Distiller:
-    """The distiller with what it needs loaded: the teacher, or VKD's generator."""
+    """The distiller with what it needs loaded on the student's device: the teacher, or VKD's
+    generator."""
     cls = DISTILLERS.get(method.distiller)
-    k = cfg.kd
-    teacher = load_model(cfg.path("teacher", "model.pt")) if cls.needs_teacher else None
-    generator = load_generator(cfg.path("vkd", "generator.pt")) if cls.needs_generator else None
+    k, layout, dev = cfg.kd, store.Layout(cfg), next(student.parameters()).device
+    teacher = store.load(layout.teacher, "image_model", dev, "train-teacher") if cls.needs_teacher else None
+    generator = store.load(layout.vkd, "vkd_generator", dev, "train-vkd") if cls.needs_generator else None
     ctx = KDContext(meta.task, (meta.channels, meta.resolution, meta.resolution), teacher, generator,
                     k.temperature, k.alpha, k.beta, k.hint_layer)
     try:
@@ -90,28 +91,28 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     except ValueError as exc:
         raise CgankdError(f"method {method!r}", str(exc).removeprefix(f"unknown method {method!r}; ")) from None
     tracker = tracker or NullTracker()
-    setup(cfg, 3)
+    rt = setup(cfg, 3)
     data = prepared(cfg)
-    sc = cfg.student
+    sc, layout = cfg.student, store.Layout(cfg)
     fakes = load_fakes(cfg, data.meta) if m.fakes else None
     steps, lr = sc.steps, sc.lr
     if m.fakes and sc.mode == "finetune":
-        model = load_model(cfg.student_dir(m.distiller) / "model.pt")
+        model = store.load(layout.student(m.distiller), "image_model", rt.device, f"train-student {m.distiller}")
         model.train()
         steps, lr = sc.finetune_steps, sc.finetune_lr
     else:
-        model = new_model(sc.arch, data, sc.width)
+        model = new_model(sc.arch, data, sc.width, rt.device)
     distiller = make_distiller(cfg, m, model, data.meta)
     tracker.set_tags({"cgankd.method": method, "cgankd.distiller": m.distiller,
                       "cgankd.fakes": str(fakes_path(cfg)) if m.fakes else "none"})
     t0 = time.perf_counter()
     res = fit(model, data["train"], data["val"], data.meta, sc, cfg.seed + 3, f"train-student[{method}]",
               fakes=fakes, fake_ratio=sc.fake_ratio if fakes is not None else 0.0, steps=steps, lr=lr,
-              log=lambda s, row: tracker.log_metrics(row, step=s), distiller=distiller)
+              log=lambda s, row: tracker.log_metrics(row, step=s), distiller=distiller, runtime=rt)
     seconds = time.perf_counter() - t0
-    out = cfg.student_dir(method)
-    save_model(res.best, out / "model.pt", {"best_step": res.best_step, "method": method})
-    write_history(out / "history.csv", res.history)
+    path = layout.student(method)
+    store.save_model(res.best, path, {"best_step": res.best_step, "method": method})
+    write_history(path.parent / "history.csv", res.history)
     metrics: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,
                                "n_fakes": 0 if fakes is None else len(fakes)}
     metrics.update(fit_metrics(res, data))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.io import write_json
 from cgankd.models import count_params
-from cgankd.stages.common import fit_metrics, new_model, prepared, save_model, setup, write_history
+from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
 from cgankd.train.loop import fit
@@ -17,14 +18,14 @@ from cgankd.train.loop import fit
 @STAGES.register("train-teacher")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
-    setup(cfg)
+    rt = setup(cfg)
     data = prepared(cfg)
-    model = new_model(cfg.teacher.arch, data, cfg.teacher.width)
+    model = new_model(cfg.teacher.arch, data, cfg.teacher.width, rt.device)
     res = fit(model, data["train"], data["val"], data.meta, cfg.teacher, cfg.seed, "train-teacher",
-              log=lambda s, row: tracker.log_metrics(row, step=s))
-    out = cfg.path("teacher")
-    save_model(res.best, out / "model.pt", {"best_step": res.best_step})
-    write_history(out / "history.csv", res.history)
+              log=lambda s, row: tracker.log_metrics(row, step=s), runtime=rt)
+    path = store.Layout(cfg).teacher
+    store.save_model(res.best, path, {"best_step": res.best_step})
+    write_history(path.parent / "history.csv", res.history)
     m = {"params": count_params(model), "best_step": res.best_step}
     m.update(fit_metrics(res, data))
     write_json(cfg.path("metrics", "teacher.json"), m)

@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from cgankd import store
 from cgankd.config import Config
 from cgankd.errors import CgankdError
-from cgankd.io import atomic_path, write_json
-from cgankd.kd.vkd_generator import VirtualKnowledgeGenerator, VKDTrainCfg, match_metrics, train_generator
+from cgankd.io import write_json
+from cgankd.kd.vkd_generator import VKDTrainCfg, match_metrics, train_generator
 from cgankd.models import count_params
 from cgankd.progress import Progress
-from cgankd.stages.common import load_model, prepared, setup, write_history
+from cgankd.stages.common import prepared, setup, write_history
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
 from cgankd.train.augment import random_crop_flip
@@ -34,44 +34,29 @@ def teacher_views(teacher: torch.nn.Module, images: torch.Tensor, views: int, pa
     return torch.cat(out)
 
 
-def save_generator(v: VirtualKnowledgeGenerator, path: Path, extra: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": v.state_dict(), "num_classes": v.num_classes, "z_dim": v.z_dim, **extra}, tmp)
-
-
-def load_generator(path: Path) -> VirtualKnowledgeGenerator:
-    if not path.is_file():
-        raise CgankdError(str(path), "VKD generator not found (run `cgankd train-vkd` first)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    v = VirtualKnowledgeGenerator(state["num_classes"], state["z_dim"])
-    v.load_state_dict(state["state_dict"])
-    return v.eval()
-
-
 @STAGES.register("train-vkd")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
-    setup(cfg, 7)
+    dev = setup(cfg, 7).device
     data = prepared(cfg)
-    meta = data.meta
+    meta, layout = data.meta, store.Layout(cfg)
     if meta.task != "classification":
         raise CgankdError(f"task {meta.task!r}", "VKD applies to classification only")
-    teacher = load_model(cfg.path("teacher", "model.pt"))
+    teacher = store.load(layout.teacher, "image_model", dev, "train-teacher")
     vc = cfg.vkd
     gen = torch.Generator().manual_seed(cfg.seed + 7)
-    x, y = to_float(data["train"].images), targets(data["train"].labels, meta)
+    x, y = to_float(data["train"].images).to(dev), targets(data["train"].labels, meta).to(dev)
     logits = teacher_views(teacher, x, vc.views, max(1, meta.resolution // 8), gen)
     ys = y.repeat(vc.views)
     tc = VKDTrainCfg(cfg.kd.temperature, vc.steps, vc.batch_size, vc.lr, vc.kl_weight, vc.z_dim)
     with Progress(vc.steps, "train-vkd") as bar:
-        def on_step(step: int, row: dict[str, float]) -> None:
-            bar.update(1, kl=row["loss_kl"])
-            if step % max(1, vc.steps // 20) == 0:
-                tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
+        def on_step(step: int, row: dict[str, float]) -> None:  # every steps // 20 (one read of the losses)
+            bar.update(step - bar.n, kl=row["loss_kl"])
+            tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
 
         v, history = train_generator(logits, ys, meta.num_classes, tc, cfg.seed + 7, on_step)
-    out = cfg.path("vkd")
-    save_generator(v, out / "generator.pt", {"temperature": cfg.kd.temperature})
+    out = layout.vkd.parent
+    store.save_vkd_generator(v, layout.vkd, {"temperature": cfg.kd.temperature})
     write_history(out / "history.csv", history)
     m: dict[str, Any] = {"params": count_params(v), "n_targets": len(ys)}
     m.update(match_metrics(v, logits, ys, meta.num_classes, cfg.kd.temperature, cfg.seed + 7))

@@ -3,7 +3,6 @@ the real label distribution (so the joint ratio is the conditional one), then th
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,9 +11,9 @@ from torch import nn
 
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
+from cgankd.device import module_device
 from cgankd.features.extractor import extract
 from cgankd.gan.train import sample
-from cgankd.io import atomic_path
 from cgankd.subsample.dre import DreCfg, RatioMLP, ratios, train_ratio
 from cgankd.train.data import targets
 
@@ -40,15 +39,10 @@ def fit_cdrrs(cfg: Config, g: nn.Module, extractor: nn.Module, data: Prepared,
     real_f, fake_f = extract(extractor, train.images), extract(extractor, fake_x)
     dcfg = DreCfg(sc.dre_steps, sc.dre_batch_size, sc.dre_lr, sc.dre_hidden, sc.dre_lambda)
     num_classes = meta.num_classes if meta.task == "classification" else None
-    dre, history = train_ratio(real_f, real_y, fake_f, fake_y, num_classes, dcfg, seed)
+    dre, history = train_ratio(real_f, real_y, fake_f, fake_y, num_classes, dcfg, seed,
+                               device=module_device(extractor))
     fit_r, real_r = ratios(dre, fake_f, fake_y), ratios(dre, real_f, real_y)
     stats = {"dre_mean_ratio_fake": float(fit_r.mean()), "dre_mean_ratio_real": float(real_r.mean()),
              "dre_final_loss": history[-1]["dre_loss"]}
     return Cdrrs(extractor, dre), stats, history
 
-
-def save_dre(dre: RatioMLP, path: Path) -> None:
-    spec = {"feat_dim": dre.mean.numel(), "num_classes": dre.label.num_classes,
-            "hidden": dre.net[0].out_features}
-    with atomic_path(path) as tmp:
-        torch.save({"spec": spec, "state_dict": dre.state_dict()}, tmp)

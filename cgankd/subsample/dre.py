@@ -74,37 +74,45 @@ class DreCfg:
 
 
 def train_ratio(real_f: np.ndarray, real_y: np.ndarray, fake_f: np.ndarray, fake_y: np.ndarray,
-                num_classes: int | None, cfg: DreCfg, seed: int,
-                desc: str = "density-ratio") -> tuple[RatioMLP, list[dict[str, float]]]:
-    """Fit r(x | y) on features of real (x, y) pairs and fake (x, y) pairs; returns the model
-    (eval mode) and a loss history. Labels: class indices, or scaled to [0, 1]."""
+                num_classes: int | None, cfg: DreCfg, seed: int, desc: str = "density-ratio",
+                device: torch.device | str = "cpu") -> tuple[RatioMLP, list[dict[str, float]]]:
+    """Fit r(x | y) on features of real (x, y) pairs and fake (x, y) pairs on ``device``; returns
+    the model (eval mode) and a loss history. Labels: class indices, or scaled to [0, 1]."""
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    rf, ff = torch.as_tensor(real_f, dtype=torch.float32), torch.as_tensor(fake_f, dtype=torch.float32)
-    ry, fy = torch.as_tensor(np.asarray(real_y)), torch.as_tensor(np.asarray(fake_y))
-    model = RatioMLP(rf.shape[1], num_classes, cfg.hidden)
+    dev = torch.device(device)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    rf = torch.as_tensor(real_f, dtype=torch.float32).to(dev)
+    ff = torch.as_tensor(fake_f, dtype=torch.float32).to(dev)
+    ry, fy = torch.as_tensor(np.asarray(real_y)).to(dev), torch.as_tensor(np.asarray(fake_y)).to(dev)
+    model = RatioMLP(rf.shape[1], num_classes, cfg.hidden).to(dev)
     model.mean.copy_(rf.mean(0))
     model.std.copy_(rf.std(0).clamp_min(1e-6))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history, running = [], 0.0
+    history, running, pending, seen = [], 0.0, [], 0
     with Progress(cfg.steps, desc) as bar:
         for step in range(1, cfg.steps + 1):
-            i = torch.randint(len(rf), (cfg.batch_size,), generator=gen)
-            j = torch.randint(len(ff), (cfg.batch_size,), generator=gen)
+            i = torch.randint(len(rf), (cfg.batch_size,), generator=gen, device=dev)
+            j = torch.randint(len(ff), (cfg.batch_size,), generator=gen, device=dev)
             loss = sp_loss(model(rf[i], ry[i]), model(ff[j], fy[j]), cfg.lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            running = 0.95 * running + 0.05 * loss.item() if step > 1 else loss.item()
-            bar.update(1, loss=running)
-            if step % max(cfg.steps // 10, 1) == 0 or step == cfg.steps:
+            pending.append(loss.detach())
+            bar.update(1)
+            if step % max(cfg.steps // 10, 1) == 0 or step == cfg.steps:  # one read per history row
+                for v in torch.stack(pending).tolist():
+                    running = 0.95 * running + 0.05 * v if seen else v
+                    seen += 1
+                pending.clear()
+                bar.update(0, loss=running)
                 history.append({"step": step, "dre_loss": running})
     return model.eval(), history
 
 
 @torch.no_grad()
 def ratios(model: RatioMLP, feats: np.ndarray, labels: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    dev = model.mean.device
     f = torch.as_tensor(feats, dtype=torch.float32)
     y = torch.as_tensor(np.asarray(labels))
-    out = [model(f[i:i + batch_size], y[i:i + batch_size]) for i in range(0, len(f), batch_size)]
+    out = [model(f[i:i + batch_size].to(dev), y[i:i + batch_size].to(dev)).cpu() for i in range(0, len(f), batch_size)]
     return torch.cat(out).numpy() if out else np.empty(0, np.float32)

@@ -27,14 +27,14 @@ class EpochSampler:
     def __init__(self, n: int, gen: torch.Generator) -> None:
         self.n = n
         self.gen = gen
-        self.perm = torch.randperm(n, generator=gen)
+        self.perm = torch.randperm(n, generator=gen, device=gen.device)
         self.pos = 0
 
     def take(self, k: int) -> torch.Tensor:
         out = []
         while k > 0:
             if self.pos >= self.n:
-                self.perm = torch.randperm(self.n, generator=self.gen)
+                self.perm = torch.randperm(self.n, generator=self.gen, device=self.gen.device)
                 self.pos = 0
             chunk = self.perm[self.pos:self.pos + k]
             self.pos += len(chunk)

@@ -4,6 +4,10 @@ With fakes, every batch holds ``round(B / (1 + fake_ratio))`` real images and th
 the same augmentation applies to both. The model with the best validation metric is kept
 (selection never looks at the test split) and the last one is reported too. The loss comes from a
 distiller (``cgankd.kd``; NOKD when none is given): every term is logged on its own.
+
+The data lives on the model's device and random numbers are drawn there; the loss terms stay on
+the device and are read in one transfer at each validation check and every ``READ_EVERY`` steps
+for the progress bar, so no step waits for the GPU. ``runtime`` adds autocast and compile.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from torch import nn
 
 from cgankd.config import TrainCfg
 from cgankd.data.prepared import Meta, Split
+from cgankd.device import Runtime
 from cgankd.kd import DISTILLERS, Distiller
 from cgankd.kd.base import KDContext
 from cgankd.progress import Progress
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import EpochSampler, targets, to_float
 from cgankd.train.evaluate import better, metrics, predict
+
+READ_EVERY = 50  # steps between reads of the running loss for the progress bar
 
 
 @dataclass
@@ -39,7 +46,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
         desc: str, fakes: Split | None = None, fake_ratio: float = 0.0,
         steps: int | None = None, lr: float | None = None,
         log: Callable[[int, dict[str, float]], None] | None = None,
-        distiller: Distiller | None = None) -> FitResult:
+        distiller: Distiller | None = None, runtime: Runtime | None = None) -> FitResult:
     """Train ``model`` (the distiller's student when a distiller is given)."""
     if distiller is None:
         distiller = DISTILLERS.get("nokd")(model, KDContext(meta.task, (meta.channels, meta.resolution,
@@ -47,25 +54,39 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
     model = distiller.student
     steps = steps or cfg.steps
     lr = lr or cfg.lr
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
-    x_real, y_real = to_float(train.images), targets(train.labels, meta)
+    runtime = runtime or Runtime(device)
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    x_real, y_real = to_float(train.images).to(device), targets(train.labels, meta).to(device)
     use_fakes = fakes is not None and len(fakes) > 0 and fake_ratio > 0
     n_real = cfg.batch_size if not use_fakes else max(1, round(cfg.batch_size / (1 + fake_ratio)))
     real_sampler = EpochSampler(len(y_real), gen)
     if use_fakes:
-        x_fake, y_fake = to_float(fakes.images), targets(fakes.labels, meta)
+        x_fake, y_fake = to_float(fakes.images).to(device), targets(fakes.labels, meta).to(device)
         fake_sampler = EpochSampler(len(y_fake), gen)
     params = list(distiller.trainable())
     opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay, nesterov=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    scaler = runtime.scaler()
+    forward = runtime.compiled(distiller.forward_train)
     flip = cfg.augment and meta.task == "classification"  # a mirrored object changes its yaw
     pad = max(1, meta.resolution // 8) if cfg.augment else 0
     best, best_val, best_step, history = copy.deepcopy(model), None, 0, []
     distiller.train()
     running: dict[str, float] = {}
+    pending: list[torch.Tensor] = []  # per step: [loss, *terms], still on the device
+    names: list[str] = []
+
+    def read() -> None:  # one host sync for all steps since the last read
+        if pending:
+            for vals in torch.stack(pending).tolist():
+                for k, v in zip(names, vals, strict=True):
+                    running[k] = 0.9 * running[k] + 0.1 * v if k in running else v
+            pending.clear()
+            bar.update(0, loss=running["loss"])
+
     with Progress(steps, desc) as bar:
         for step in range(1, steps + 1):
             i = real_sampler.take(n_real)
@@ -74,17 +95,30 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
                 j = fake_sampler.take(cfg.batch_size - n_real)
                 xb, yb = torch.cat([xb, x_fake[j]]), torch.cat([yb, y_fake[j]])
             xb = random_crop_flip(xb, pad, flip, gen) if cfg.augment else xb
-            _, terms = distiller.forward_train(xb.to(device), yb.to(device))
+            with runtime.autocast():
+                _, terms = forward(xb, yb)
+            terms = {k: v.float() for k, v in terms.items()}
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if scaler is None:
+                loss.backward()
+            else:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
+            if scaler is None:
+                opt.step()
+            else:
+                scaler.step(opt)
+                scaler.update()
             sched.step()
-            values = {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
-            running = {k: 0.9 * running[k] + 0.1 * v if step > 1 else v for k, v in values.items()}
-            bar.update(1, loss=running["loss"])
+            names = ["loss", *terms]
+            pending.append(torch.stack([loss.detach(), *(v.detach() for v in terms.values())]))
+            bar.update(1)
+            if step % READ_EVERY == 0:
+                read()
             if step % cfg.eval_every == 0 or step == steps:
+                read()
                 row = {"step": step, **{f"train_{k}": v for k, v in running.items()}}
                 row.update(metrics(predict(model, val.images), val.labels, meta, "val"))
                 history.append(row)

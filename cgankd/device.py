@@ -1,0 +1,171 @@
+"""Where and how the core computes: the device, the autocast precision and ``torch.compile``.
+
+Chosen once per stage from the top-level params ``device`` / ``precision`` / ``compile``
+(``Runtime.from_config``); models are placed when they are built or loaded, and the core follows
+the device of the model it is given.
+
+- ``device``: ``auto`` (CUDA when usable, else the CPU) | ``cpu`` | ``cuda`` | ``cuda:N``.
+- ``precision``: ``fp32`` | ``bf16`` | ``fp16``: autocast of forward passes. Parameters,
+  optimiser state, the EMA copy, losses and the spectral-norm power iteration stay fp32
+  (``fp32_hooks``); fp16 needs CUDA and uses a gradient scaler.
+- ``compile``: ``torch.compile`` (inductor, default mode) of the training forward passes; a
+  graph is compiled once per shape, so it pays on long runs, not on a handful of steps.
+
+Reproducibility: random numbers are drawn from generators on the model's device, seeded as
+before, so the fp32 CPU path is bit-identical to the eager one; a CUDA run is not bit-identical
+to a CPU run, and not run-to-run either where cuDNN picks non-deterministic kernels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from cgankd.errors import CgankdError
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+CXX = ("c++", "g++", "clang++")
+
+
+def cuda_usable() -> bool:
+    try:
+        return torch.cuda.is_available() and torch.cuda.device_count() > 0
+    except Exception:  # a broken driver install reports through exceptions
+        return False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when usable else the CPU; refuses an unknown name or a missing GPU."""
+    if not DEVICE_RE.match(name or ""):
+        raise CgankdError("param device", f"must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if cuda_usable() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        if not cuda_usable():
+            raise CgankdError("param device", f"{name} asked for, but no usable CUDA GPU here "
+                              "(use device=auto or device=cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise CgankdError("param device", f"{name} asked for, but this machine has "
+                              f"{torch.cuda.device_count()} GPU(s) (cuda:0 ...)")
+    return dev
+
+
+def compiler_problem(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run here, or None."""
+    if not hasattr(torch, "compile"):
+        return "this torch has no torch.compile"
+    if device.type == "cuda":
+        return None if importlib.util.find_spec("triton") else "torch.compile on CUDA needs triton (pip install triton)"
+    if not any(shutil.which(c) for c in CXX):
+        return "torch.compile on the CPU needs a C++ compiler on PATH (apt-get install g++)"
+    return None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: str = "fp32"
+    compile: bool = False
+
+    @classmethod
+    def from_config(cls, device: str, precision: str, compile: bool) -> Runtime:
+        """The checked runtime: one-line errors (exit 2) name the key and what to do."""
+        if precision not in PRECISIONS:
+            raise CgankdError("param precision", f"must be fp32, bf16 or fp16, got {precision!r}")
+        dev = resolve_device(device)
+        if precision == "fp16" and dev.type != "cuda":
+            raise CgankdError("param precision", "fp16 needs a CUDA device; on the CPU use bf16 or fp32")
+        if compile:
+            problem = compiler_problem(dev)
+            if problem:
+                raise CgankdError("param compile", f"{problem}; or set compile=false")
+        return cls(dev, precision, compile)
+
+    @property
+    def dtype(self) -> torch.dtype | None:
+        return PRECISIONS[self.precision]
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """Autocast of forward passes at the chosen precision (a no-op for fp32)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def scaler(self) -> torch.amp.GradScaler | None:
+        """fp16 needs loss scaling; bf16 and fp32 do not."""
+        return torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
+
+    def compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``torch.compile(fn)`` when ``compile`` is on; the module object itself is left as it is,
+        so its state dict, deep copies and eval-mode predictions stay plain eager PyTorch."""
+        return torch.compile(fn, dynamic=False) if self.compile else fn
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A seeded generator on this device (random numbers never cross to the host)."""
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+
+CPU = Runtime(torch.device("cpu"))
+
+
+def module_device(module: nn.Module) -> torch.device:
+    p = next(module.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+class _Fp32Hook:
+    """Spectral norm's forward pre-hook with autocast off. Inside a ``torch.compile`` graph it only
+    divides by sigma from the current ``u`` / ``v`` (no in-place update, which compiled autograd
+    cannot save for backward); ``power_iterate`` then runs the power iteration eagerly."""
+
+    def __init__(self, hook: Any) -> None:
+        self.hook = hook
+
+    def __call__(self, module: nn.Module, inputs: Any) -> Any:
+        dev = module_device(module).type
+        with torch.autocast(dev, enabled=False):
+            if torch.compiler.is_compiling():
+                setattr(module, self.hook.name, self.hook.compute_weight(module, do_power_iteration=False))
+                return None
+            return self.hook(module, inputs)
+
+
+def fp32_hooks(module: nn.Module) -> nn.Module:
+    """Keep spectral normalisation (power iteration and sigma) in fp32 under autocast: bf16's
+    8-bit mantissa would make the in-place ``u`` / ``v`` estimates drift."""
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    for m in module.modules():
+        for k, hook in list(m._forward_pre_hooks.items()):
+            if isinstance(hook, SpectralNorm):
+                m._forward_pre_hooks[k] = _Fp32Hook(hook)
+    return module
+
+
+@torch.no_grad()
+def power_iterate(module: nn.Module) -> None:
+    """One eager power-iteration step of every spectral norm in ``module`` (training mode): what the
+    hooks do on each eager call, done once per optimiser step for compiled G and D."""
+    if not module.training:
+        return
+    for m in module.modules():
+        for hook in m._forward_pre_hooks.values():
+            if isinstance(hook, _Fp32Hook):
+                with torch.autocast(module_device(m).type, enabled=False):
+                    hook.hook.compute_weight(m, do_power_iteration=True)
+
+
+@contextlib.contextmanager
+def no_autocast(device: torch.device) -> Iterator[None]:
+    with torch.autocast(device.type, enabled=False):
+        yield

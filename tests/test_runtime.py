@@ -1,0 +1,155 @@
+"""Device, precision and compile: one-line errors (exit 2, nothing written), the fast paths on the
+CPU, and the fp32 CPU path unchanged by them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cgankd.config import GanCfg, TrainCfg
+from cgankd.device import Runtime, compiler_problem, cuda_usable, fp32_hooks, power_iterate
+from cgankd.errors import CgankdError
+from cgankd.gan.biggan import Discriminator
+from cgankd.gan.ema import EMA
+from cgankd.gan.train import train_gan
+
+ROOT = Path(__file__).resolve().parents[1]
+NO_CUDA = not cuda_usable()
+
+
+def _cli(out: Path, *sets: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    args = [sys.executable, "-m", "cgankd", "prepare", "-p", str(ROOT / "params.yaml"), "-S", f"out_dir={out}"]
+    for s in sets:
+        args += ["-S", s]
+    return subprocess.run(args, capture_output=True, text=True, cwd=out.parent,
+                          env={**os.environ, "CGANKD_TRACKING": "off", **(env or {})}, timeout=300)
+
+
+BAD = [
+    (["device=tpu"], "param device: must be auto, cpu, cuda or cuda:N"),
+    (["device=cuda:x"], "param device"),
+    (["precision=int8"], "param precision: must be fp32, bf16 or fp16"),
+    (["device=cpu", "precision=fp16"], "param precision: fp16 needs a CUDA device"),
+]
+if NO_CUDA:
+    BAD.append((["device=cuda"], "param device: cuda asked for, but no usable CUDA GPU here"))
+    BAD.append((["device=cuda:1"], "param device: cuda:1 asked for"))
+
+
+@pytest.mark.parametrize("sets,message", BAD)
+def test_bad_runtime_is_one_line_exit_2_and_writes_nothing(tmp_path, sets, message):
+    out = tmp_path / "out"
+    res = _cli(out, *sets)
+    assert res.returncode == 2, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and message in lines[0], res.stderr
+    assert not out.exists()
+
+
+def test_compile_without_a_compiler_is_one_line_exit_2(tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    (empty / "python").symlink_to(sys.executable)
+    out = tmp_path / "out"
+    res = _cli(out, "device=cpu", "compile=true", env={"PATH": str(empty)})
+    assert res.returncode == 2, res.stderr
+    assert "param compile: torch.compile on the CPU needs a C++ compiler" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_runtime_defaults_and_autocast():
+    rt = Runtime.from_config("cpu", "bf16", False)
+    assert rt.device.type == "cpu" and rt.scaler() is None
+    with rt.autocast():
+        y = torch.nn.Linear(4, 4)(torch.rand(2, 4))
+    assert y.dtype == torch.bfloat16
+    assert Runtime.from_config("auto", "fp32", False).device.type == ("cpu" if NO_CUDA else "cuda")
+    with pytest.raises(CgankdError):
+        Runtime.from_config("cpu", "fp16", False)
+
+
+def test_spectral_norm_stays_fp32_under_bf16_and_matches_fp32():
+    torch.manual_seed(0)
+    d = fp32_hooks(Discriminator(3, 16, 3, ch=4))
+    u_before = d.blocks[0].conv1.weight_u.clone()
+    x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        d(x, y)
+    assert d.fc.weight_u.dtype == torch.float32 and d.fc.weight.dtype == torch.float32
+    assert not torch.equal(u_before, d.blocks[0].conv1.weight_u)  # the power iteration ran (training mode)
+    d.eval()
+    w = d.fc.weight.clone()
+    power_iterate(d)  # eval mode: no update
+    d(x, y)
+    assert torch.equal(w, d.fc.weight)
+
+
+def test_foreach_ema_equals_per_tensor_lerp():
+    torch.manual_seed(0)
+    src = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    ema = EMA(src, decay=0.9, start=0)
+    ref = [p.detach().clone() for p in ema.model.parameters()]
+    with torch.no_grad():
+        for p in src.parameters():
+            p.add_(1.0)
+    src(torch.rand(5, 3))  # moves the BN buffers
+    ema.update(src, step=3)
+    d = min(0.9, 4 / 13)
+    for r, e, s in zip(ref, ema.model.parameters(), src.parameters(), strict=True):
+        assert torch.equal(e, r.lerp(s.detach(), 1.0 - d))
+    for e, s in zip(ema.model.buffers(), src.buffers(), strict=True):
+        assert torch.equal(e, s)
+
+
+def _gan_data():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (20, 3, 16, 16), dtype=np.uint8), np.arange(20) % 4
+
+
+def test_fast_paths_train_the_gan_on_cpu(tmp_path):
+    """bf16 and compile give finite losses and a full history; compile is skipped without g++."""
+    cfg = GanCfg(iterations=4, batch_size=8, z_dim=8, g_ch=4, d_ch=4, embed_dim=8, checkpoint_every=2, ema_start=1)
+    x, y = _gan_data()
+    runs = [Runtime.from_config("cpu", "bf16", False)]
+    if compiler_problem(torch.device("cpu")) is None:
+        runs.append(Runtime.from_config("cpu", "bf16", True))
+    for i, rt in enumerate(runs):
+        g, hist = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / f"{i}.pt", runtime=rt)
+        assert [h["step"] for h in hist] == [1, 2, 3, 4]
+        assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in hist)
+        assert all(p.dtype == torch.float32 for p in g.parameters())
+
+
+def test_losses_are_read_in_batches_not_per_step(tmp_path, monkeypatch):
+    """No host sync per step: the GAN and fit read their losses once per LOG_EVERY / READ_EVERY."""
+    calls = []
+    real = torch.Tensor.tolist
+
+    def counting(t):
+        calls.append(t.shape)
+        return real(t)
+
+    monkeypatch.setattr(torch.Tensor, "tolist", counting)
+    cfg = GanCfg(iterations=120, batch_size=4, z_dim=8, g_ch=4, d_ch=4, embed_dim=8, checkpoint_every=1000,
+                 ema_start=1)
+    x, y = _gan_data()
+    _, hist = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "g.pt")
+    assert len(hist) == 120 and len([c for c in calls if len(c) == 2]) == 3  # steps 50, 100, 120
+
+    from cgankd.data.prepared import Meta, Split
+    from cgankd.models import build_model
+    from cgankd.train.loop import fit
+
+    calls.clear()
+    meta = Meta(task="classification", source="t", channels=3, resolution=16, classes=["a", "b", "c", "d"])
+    monkeypatch.setattr("cgankd.train.loop.metrics", lambda *a, **k: {"val_acc": 1.0})
+    res = fit(build_model("convnet_xs", 3, 4, 16), Split(x, y), Split(x, y), meta,
+              TrainCfg(steps=100, batch_size=8, eval_every=100), seed=0, desc="t")
+    assert len(res.history) == 1 and len(calls) == 2  # step 50, and step 100 (read + validation)

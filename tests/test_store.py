@@ -1,0 +1,130 @@
+"""One home for model files: every kind round-trips with weights_only=True; pickled payloads and
+files of an older cgankd are refused with one line; the layout says what has run."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import shrunk
+
+from cgankd import store
+from cgankd.config import GanCfg
+from cgankd.errors import CgankdError
+from cgankd.features.sparse_ae import SparseAE
+from cgankd.gan.biggan import Generator
+from cgankd.kd.vkd_generator import VirtualKnowledgeGenerator
+from cgankd.models import build_model
+from cgankd.subsample.dre import RatioMLP
+
+
+def _same(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def _weights_only(path: Path) -> None:
+    torch.load(path, weights_only=True)  # the file itself needs no unpickling of code
+
+
+def test_every_kind_round_trips(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("resnet8", 3, 5, 16)
+    model.meta.update({"task": "classification", "classes": ["a", "b", "c", "d", "e"], "label_range": [0.0, 1.0],
+                       "label_unit": ""})
+    store.save_model(model, tmp_path / "m.pt", {"best_step": np.int64(7), "method": "nokd"})
+    _same(model, store.load_model(tmp_path / "m.pt"))
+    assert store.model_extra(tmp_path / "m.pt") == {"best_step": 7, "method": "nokd"}
+
+    g = Generator(None, 16, 1, z_dim=8, ch=4, embed_dim=8)
+    gan = GanCfg(z_dim=8, g_ch=4, embed_dim=8)
+    store.save_gan_generator(g, tmp_path / "g.pt", {"num_classes": None, "task": "regression", "resolution": 16,
+                                                    "channels": 1, "label_range": [np.float32(0), 90.0],
+                                                    "gan": asdict(gan)})
+    _same(g, store.load(tmp_path / "g.pt", "gan_generator"))
+
+    v = VirtualKnowledgeGenerator(5, 4)
+    store.save_vkd_generator(v, tmp_path / "v.pt", {"temperature": 4.0})
+    _same(v, store.load(tmp_path / "v.pt", "vkd_generator"))
+
+    ae = SparseAE(1, 16, 8)
+    store.save_extractor(ae, {"kind": "sparse_ae", "channels": 1, "resolution": 16, "feat_dim": 8}, tmp_path / "e.pt")
+    _same(ae, store.load(tmp_path / "e.pt", "extractor"))
+    store.save_extractor(model, {"kind": "classifier", **model.meta}, tmp_path / "c.pt")
+    _same(model, store.load(tmp_path / "c.pt", "extractor"))
+
+    dre = RatioMLP(8, 5, 16)
+    store.save_dre(dre, tmp_path / "d.pt")
+    _same(dre, store.load(tmp_path / "d.pt", "dre"))
+
+    opt = torch.optim.Adam(g.parameters())
+    g(torch.rand(2, 8), torch.rand(2)).sum().backward()
+    opt.step()
+    store.save(tmp_path / "k.pt", "gan_checkpoint", {"fingerprint": "x", "step": 3, "history": [{"step": 1}]},
+               {"opt": opt.state_dict(), "gen": torch.Generator().get_state()})
+    meta, state = store.read(tmp_path / "k.pt", "gan_checkpoint")
+    assert meta["step"] == 3 and torch.equal(state["gen"], torch.Generator().get_state())
+    torch.optim.Adam(g.parameters()).load_state_dict(state["opt"])
+    for name in ("m", "g", "v", "e", "c", "d", "k"):
+        _weights_only(tmp_path / f"{name}.pt")
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
+
+
+class _Payload:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.path),))  # would create a folder if unpickled
+
+
+def test_pickled_payload_is_refused_and_never_runs(tmp_path):
+    evil, marker = tmp_path / "evil.pt", tmp_path / "pwned"
+    torch.save({"format": store.FORMAT, "kind": "image_model", "meta": {"x": _Payload(marker)}, "state": {}}, evil)
+    with pytest.raises(CgankdError, match="holds pickled Python objects, refused"):
+        store.load_model(evil)
+    assert not marker.exists()
+
+
+def test_old_and_wrong_files_get_one_line_errors(tmp_path):
+    model = build_model("convnet_xs", 3, 2, 16)
+    torch.save({"state_dict": model.state_dict(), "meta": model.meta}, tmp_path / "old.pt")  # the earlier layout
+    with pytest.raises(CgankdError, match="older cgankd .*re-run"):
+        store.load_model(tmp_path / "old.pt")
+    store.save_dre(RatioMLP(4, 2, 8), tmp_path / "dre.pt")
+    with pytest.raises(CgankdError, match="holds a dre, expected a image_model"):
+        store.load_model(tmp_path / "dre.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a zip")
+    with pytest.raises(CgankdError, match="not a readable model file"):
+        store.load_model(tmp_path / "junk.pt")
+    with pytest.raises(CgankdError, match="not found .*re-run `cgankd train-teacher`"):
+        store.load(tmp_path / "none.pt", "image_model", stage="train-teacher")
+
+
+def test_old_gan_checkpoint_starts_afresh_with_a_notice(tmp_path, capsys):
+    from cgankd.gan.train import train_gan
+
+    torch.save({"fingerprint": "whatever", "step": 1}, tmp_path / "ck.pt")  # pickled dict of an old run
+    rng = np.random.default_rng(0)
+    cfg = GanCfg(iterations=2, batch_size=4, z_dim=8, g_ch=4, d_ch=4, embed_dim=8, checkpoint_every=1)
+    _, hist = train_gan(cfg, rng.integers(0, 256, (8, 3, 16, 16), dtype=np.uint8), np.arange(8) % 2, 2, 0,
+                        tmp_path / "ck.pt")
+    assert len(hist) == 2 and "ignoring checkpoint" in capsys.readouterr().err
+
+
+def test_layout_names_every_output(tmp_path):
+    cfg = shrunk(tmp_path, "student.tag=small")
+    lay = store.Layout(cfg)
+    assert lay.teacher == tmp_path / "teacher" / "model.pt"
+    assert lay.student("cgankd") == tmp_path / "students" / "small" / "cgankd" / "model.pt"
+    assert lay.metrics("train-student", "nokd") == tmp_path / "metrics" / "student_small_nokd.json"
+    assert lay.done("train-teacher") is None and lay.done("prepare") is None
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "teacher.json").write_text('{"test_acc": 50.0}')
+    assert lay.done("train-teacher") == {"test_acc": 50.0}
