@@ -20,9 +20,9 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override a param, e.g. -S filter.rho=0.7 (repeatable)")
 
 
-def _config(args: argparse.Namespace) -> Config:
+def _config(args: argparse.Namespace, runtime: bool = True) -> Config:
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
-    return load_config(path, args.overrides)
+    return load_config(path, args.overrides, runtime)
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
@@ -87,7 +87,7 @@ def _model_source(args: argparse.Namespace, cfg: Config) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from cgankd.serve.app import serve
 
-    cfg = _config(args)
+    cfg = _config(args, runtime=False)
     s = cfg.serve
     serve(_model_source(args, cfg), args.host or s.host, args.port or s.port,
           int((args.max_body_mb or s.max_body_mb) * 1024 * 1024), args.max_batch or s.max_batch,
@@ -99,7 +99,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from cgankd.serve.batch import predict_to_csv
     from cgankd.serve.runtime import load_model
 
-    cfg = _config(args)
+    cfg = _config(args, runtime=False)
     model = load_model(_model_source(args, cfg), args.providers or cfg.serve.providers,
                        args.threads or cfg.serve.threads)
     n = predict_to_csv(Path(args.input), Path(args.out), model, args.batch_size)
@@ -112,7 +112,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
     from cgankd.tracking import promote
 
-    cfg = _config(args)
+    cfg = _config(args, runtime=False)
     margin = cfg.tracking.promotion_margin if args.margin is None else args.margin
     if margin < 0:
         raise CgankdError("--margin", f"must be >= 0, got {margin}")

@@ -410,15 +410,16 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _validate(cfg: Config) -> None:
+def _validate(cfg: Config, runtime: bool = True) -> None:
     def bad(key: str, problem: str) -> None:
         raise CgankdError(f"param {key}", problem)
 
     if cfg.task not in TASKS:
         bad("task", f"must be one of {', '.join(TASKS)}, got {cfg.task!r}")
-    from cgankd.device import Runtime
+    if runtime:  # device / precision / compile: checked before any stage writes a file
+        from cgankd.device import Runtime
 
-    Runtime.from_config(cfg.device, cfg.precision, cfg.compile)  # checked before any stage writes a file
+        Runtime.from_config(cfg.device, cfg.precision, cfg.compile)
     if cfg.filter.rho is not None and not 0.0 < cfg.filter.rho <= 1.0:
         bad("filter.rho", f"must be in (0, 1], got {cfg.filter.rho}")
     if cfg.gan.ccgan.vicinity not in ("hard", "soft"):
@@ -515,9 +516,11 @@ def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> No
             bad(key, f"must be >= 1, got {v}")
 
 
-def load_config(path: str | Path | None = "params.yaml",
-                overrides: list[str] | None = None) -> Config:
-    """Read ``path`` (missing file = all defaults only when path is None), apply overrides."""
+def load_config(path: str | Path | None = "params.yaml", overrides: list[str] | None = None,
+                runtime: bool = True) -> Config:
+    """Read ``path`` (missing file = all defaults only when path is None), apply overrides.
+    ``runtime=False`` skips the device / compiler checks (and the torch import) for commands that
+    train nothing: serve, predict, promote."""
     tree: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -533,5 +536,5 @@ def load_config(path: str | Path | None = "params.yaml",
         key, value = parse_override(text)
         _set_dotted(tree, key, value)
     cfg = _build(Config, tree, "")
-    _validate(cfg)
+    _validate(cfg, runtime)
     return cfg

@@ -20,7 +20,7 @@ def promotion(name: str | None = None, version: int | None = None, margin: float
               params: str = "params.yaml", overrides: list[str] | None = None, force: bool = False) -> dict[str, Any]:
     """Champion only if the version's test metric beats the champion's by more than ``margin``
     (default ``tracking.promotion_margin``); otherwise ``challenger`` with the reason as a tag."""
-    cfg = load_config(params, list(overrides or []))
+    cfg = load_config(params, list(overrides or []), runtime=False)
     result = promote(name or cfg.model_name, version,
                      cfg.tracking.promotion_margin if margin is None else margin, force)
     print("promotion:", json.dumps(result))

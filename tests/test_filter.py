@@ -40,3 +40,28 @@ def test_label_adjustment():
 
 def test_regression_cutoff():
     assert regression_cutoff(np.arange(11.0), 0.7) == pytest.approx(7.0)
+
+
+def test_a_round_that_subsampling_rejects_whole_asks_again():
+    """cDR-RS can reject every fake of a round; the loop draws again instead of scoring nothing."""
+    import numpy as np
+
+    from cgankd.fakes.make import generate_and_filter
+
+    rounds = []
+
+    def sample_fn(groups):
+        return np.zeros((len(groups), 1, 2, 2), np.uint8)
+
+    def score_fn(x, groups):
+        assert len(x) > 0
+        return np.zeros(len(x))
+
+    def accept(x, groups):
+        rounds.append(len(x))
+        return np.zeros(len(x), bool) if len(rounds) == 1 else np.ones(len(x), bool)
+
+    x, score, group, generated = generate_and_filter(sample_fn, score_fn, np.ones(2), target=3, rho=1.0,
+                                                     max_rounds=5, accept=accept)
+    assert len(rounds) == 2 and len(x) == 6 and np.bincount(group).tolist() == [3, 3]
+    assert generated.sum() >= 2 * len(x)

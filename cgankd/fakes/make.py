@@ -120,6 +120,8 @@ def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
             if accept is not None:
                 ok = accept(x, groups)
                 x, groups = x[ok], groups[ok]
+                if len(x) == 0:  # subsampling rejected the whole round: nothing for the teacher to score
+                    continue
             score = score_fn(x, groups)
             keep = keep_mask(score, groups, cutoffs, rho)
             # the first `need` kept fakes of each group (groups stay contiguous and sorted)

@@ -97,7 +97,8 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     fakes = load_fakes(cfg, data.meta) if m.fakes else None
     steps, lr = sc.steps, sc.lr
     if m.fakes and sc.mode == "finetune":
-        model = store.load(layout.student(m.distiller), "image_model", rt.device, f"train-student {m.distiller}")
+        model = store.load(layout.student(m.distiller), "image_model", rt.device,
+                           f"train-student --method {m.distiller}")
         model.train()
         steps, lr = sc.finetune_steps, sc.finetune_lr
     else:

@@ -1,0 +1,188 @@
+"""Training speed, side by side in one run, for each device present (the CPU always, CUDA when
+usable): GAN iterations/s (batch 64 and 256, default widths and twice the width), teacher and
+student training images/s, make-fakes images/s (generate + teacher filter score), each on
+
+- ``today``:   eager fp32, the losses read from the device after every step (the loops before the
+               GPU work did this; data and random numbers now stay on the device in every path);
+- ``no-sync``: eager fp32, the losses read once per measured window;
+- ``compile``: fp32 + ``compile``, the losses read once per window;
+- ``bf16``:    bf16 autocast, eager, the losses read once per window;
+- ``fast``:    the fast path, ``precision`` bf16 + ``compile``, the losses read once per window.
+
+Every number is measured after a warm-up (compilation excluded) over a window of steps timed
+between two host syncs. The project's own modules run (``train_gan``, ``fit``, ``sample``,
+``predict``); the data are random images of the right shape (speed does not depend on content).
+
+    python bench/train_speed.py                    # CPU (and CUDA when usable), JSON + markdown
+    python bench/train_speed.py --device cuda --gan-steps 300 --warmup 50
+    python bench/train_speed.py --device cpu --gan-configs 64x24,256x24   # what the README's CPU rows ran
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cgankd.gan.train as gan_train  # noqa: E402
+import cgankd.train.loop as loop  # noqa: E402
+from cgankd.config import GanCfg, TrainCfg  # noqa: E402
+from cgankd.data.prepared import Meta, Split  # noqa: E402
+from cgankd.device import Runtime, compiler_problem, cuda_usable  # noqa: E402
+from cgankd.gan.train import sample, train_gan  # noqa: E402
+from cgankd.io import write_json, write_text  # noqa: E402
+from cgankd.models import build_model  # noqa: E402
+from cgankd.train.evaluate import predict  # noqa: E402
+
+PATHS = {"today": ("fp32", False, True), "no-sync": ("fp32", False, False), "compile": ("fp32", True, False),
+         "bf16": ("bf16", False, False), "fast": ("bf16", True, False)}
+CLASSES = 10
+META = Meta(task="classification", source="bench", channels=3, resolution=32, classes=[str(i) for i in range(CLASSES)])
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), np.arange(n) % CLASSES
+
+
+def gan_rate(rt: Runtime, per_step_read: bool, batch: int, width: int, warmup: int, steps: int) -> float:
+    """Iterations/s of train_gan between the syncs at step ``warmup`` and ``warmup + steps``."""
+    x, y = _data(1000)
+    cfg = GanCfg(iterations=warmup + steps, batch_size=batch, g_ch=width, d_ch=width, checkpoint_every=10**9)
+    stamps: dict[int, float] = {}
+    gan_train.LOG_EVERY = 1 if per_step_read else warmup
+
+    def log(step: int, row: dict[str, float]) -> None:
+        if step in (warmup, warmup + steps):
+            stamps[step] = time.perf_counter()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        train_gan(cfg, x, y, CLASSES, 0, Path(tmp) / "ck.pt", log=log, runtime=rt)
+    gan_train.LOG_EVERY = 50
+    return steps / (stamps[warmup + steps] - stamps[warmup])
+
+
+def fit_rate(rt: Runtime, per_step_read: bool, arch: str, batch: int, warmup: int, steps: int) -> float:
+    """Training images/s of ``fit`` between the validation checks at ``warmup`` and ``warmup + steps``."""
+    x, y = _data(2000)
+    val = Split(*_data(50, 1))
+    cfg = TrainCfg(arch=arch, steps=warmup + steps, batch_size=batch, eval_every=warmup)
+    stamps: dict[int, float] = {}
+    loop.READ_EVERY = 1 if per_step_read else 10**9
+    torch.manual_seed(0)
+    model = build_model(arch, 3, CLASSES, 32).to(rt.device)
+    loop.fit(model, Split(x, y), val, META, cfg, 0, f"bench {arch}", runtime=rt,
+             log=lambda s, row: stamps.setdefault(s, time.perf_counter()))
+    loop.READ_EVERY = 50
+    return steps * batch / (stamps[warmup + steps] - stamps[warmup])
+
+
+def fakes_rate(rt: Runtime, n: int, batch: int) -> float:
+    """Fakes/s of generate + teacher score (make-fakes' inner loop) with an untrained G and teacher."""
+    from cgankd.gan.biggan import Generator
+
+    g = Generator(CLASSES, 32, 3, 64, 24, 64).to(rt.device).eval()
+    teacher = build_model("resnet20", 3, CLASSES, 32).to(rt.device).eval()
+    labels = np.arange(n) % CLASSES
+    for _ in range(2):  # warm-up, then the timed pass
+        _sync(rt.device)
+        t0 = time.perf_counter()
+        with rt.autocast():
+            imgs = sample(g, labels, 64, torch.Generator().manual_seed(0), batch)
+            predict(teacher, imgs, batch)
+        _sync(rt.device)
+        dt = time.perf_counter() - t0
+    return n / dt
+
+
+def run_device(dev: str, args: argparse.Namespace) -> list[dict]:
+    rows = []
+    compile_ok = compiler_problem(torch.device(dev)) is None
+    paths = {k: v for k, v in PATHS.items() if k in args.paths.split(",") and (compile_ok or not v[1])}
+    gan_steps = args.gan_steps if dev != "cpu" else args.cpu_gan_steps
+    fit_steps = args.fit_steps if dev != "cpu" else args.cpu_fit_steps
+    warm = args.warmup if dev != "cpu" else args.cpu_warmup
+    for name, (precision, compile_, per_step) in paths.items():
+        rt = Runtime.from_config(dev, precision, compile_)
+        row = {"device": dev, "path": name, "precision": precision, "compile": compile_}
+        for batch, width in (map(int, c.split("x")) for c in args.gan_configs.split(",")):
+            row[f"gan_b{batch}_w{width}_it_s"] = gan_rate(rt, per_step, batch, width, warm, gan_steps)
+            print(f"{dev} {name} gan b{batch} w{width}: {row[f'gan_b{batch}_w{width}_it_s']:.2f} it/s", flush=True)
+        for role, arch in (("teacher", "resnet20"), ("student", "convnet_s")):
+            row[f"{role}_img_s"] = fit_rate(rt, per_step, arch, args.fit_batch, warm, fit_steps)
+            print(f"{dev} {name} {role} {arch}: {row[f'{role}_img_s']:.0f} img/s", flush=True)
+        if not per_step:  # make-fakes has no per-step read
+            row["fakes_img_s"] = fakes_rate(rt, args.fakes, args.fakes_batch)
+            print(f"{dev} {name} make-fakes: {row['fakes_img_s']:.0f} img/s", flush=True)
+        rows.append(row)
+    return rows
+
+
+def markdown(result: dict) -> str:
+    rows = result["rows"]
+    keys = [k for k in rows[0] if k.endswith(("_it_s", "_img_s"))] + ["fakes_img_s"]
+    keys = list(dict.fromkeys(keys))
+    lines = [f"Machine: {result['machine']}; torch {result['torch']}. Warm-up excluded; "
+             f"command: `{result['command']}`", "",
+             "| device | path | " + " | ".join(keys) + " |", "|---|---|" + "---:|" * len(keys)]
+    for r in rows:
+        lines.append(f"| {r['device']} | {r['path']} | " + " | ".join(
+            f"{r[k]:.1f}" if k in r else "-" for k in keys) + " |")
+    lines += ["", "Ratios to `today` on the same device:", ""]
+    for r in rows:
+        base = next(b for b in rows if b["device"] == r["device"] and b["path"] == "today")
+        if r is base:
+            continue
+        lines.append(f"- {r['device']} {r['path']}: " + ", ".join(
+            f"{k} x{r[k] / base[k]:.2f}" for k in keys if k in r and k in base))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
+    ap.add_argument("--paths", default=",".join(PATHS), help="comma-separated, of: " + ", ".join(PATHS))
+    ap.add_argument("--gan-configs", default="64x24,64x48,256x24,256x48", help="GAN batch x width (g_ch = d_ch)")
+    ap.add_argument("--warmup", type=int, default=50, help="steps before timing (CUDA); compile happens here")
+    ap.add_argument("--gan-steps", type=int, default=200, help="timed GAN iterations (CUDA)")
+    ap.add_argument("--fit-steps", type=int, default=200, help="timed training steps (CUDA)")
+    ap.add_argument("--cpu-warmup", type=int, default=5)
+    ap.add_argument("--cpu-gan-steps", type=int, default=10)
+    ap.add_argument("--cpu-fit-steps", type=int, default=20)
+    ap.add_argument("--fit-batch", type=int, default=64)
+    ap.add_argument("--fakes", type=int, default=5000)
+    ap.add_argument("--fakes-batch", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_speed"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    devices = ["cpu"] if args.device in ("all", "cpu") else []
+    if args.device in ("all", "cuda") and cuda_usable():
+        devices.append("cuda")
+    rows = [r for d in devices for r in run_device(d, args)]
+    machine = platform.processor() or platform.machine()
+    if "cuda" in devices:
+        machine += f" + {torch.cuda.get_device_name(0)}"
+    result = {"machine": f"{machine}, {args.threads} CPU threads", "torch": torch.__version__, "rows": rows,
+              "command": "python bench/train_speed.py " + " ".join(sys.argv[1:])}
+    write_json(args.out + ".json", result)
+    write_text(args.out + ".md", markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
