@@ -22,7 +22,7 @@ import contextlib
 import importlib.util
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,9 +163,3 @@ def power_iterate(module: nn.Module) -> None:
             if isinstance(hook, _Fp32Hook):
                 with torch.autocast(module_device(m).type, enabled=False):
                     hook.hook.compute_weight(m, do_power_iteration=True)
-
-
-@contextlib.contextmanager
-def no_autocast(device: torch.device) -> Iterator[None]:
-    with torch.autocast(device.type, enabled=False):
-        yield

@@ -162,12 +162,6 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> nn.Modul
     return load(path, "image_model", device)
 
 
-def model_extra(path: str | Path) -> dict[str, Any]:
-    """What a teacher or student file recorded beside the model (``best_step``, ``method``)."""
-    meta, _ = read(path, "image_model")
-    return {k: v for k, v in meta.items() if k != "model"}
-
-
 def save_gan_generator(g: nn.Module, path: str | Path, meta: dict[str, Any]) -> None:
     save(path, "gan_generator", meta, g.state_dict())
 

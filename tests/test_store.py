@@ -40,7 +40,9 @@ def test_every_kind_round_trips(tmp_path):
                        "label_unit": ""})
     store.save_model(model, tmp_path / "m.pt", {"best_step": np.int64(7), "method": "nokd"})
     _same(model, store.load_model(tmp_path / "m.pt"))
-    assert store.model_extra(tmp_path / "m.pt") == {"best_step": 7, "method": "nokd"}
+    meta, _ = store.read(tmp_path / "m.pt", "image_model")
+    assert {k: v for k, v in meta.items() if k != "model"} == {"best_step": 7, "method": "nokd"}
+    assert type(meta["best_step"]) is int  # numpy scalars saved as plain numbers
 
     g = Generator(None, 16, 1, z_dim=8, ch=4, embed_dim=8)
     gan = GanCfg(z_dim=8, g_ch=4, embed_dim=8)
