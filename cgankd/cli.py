@@ -48,10 +48,32 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
     quiet_telemetry()
     cfg = _config(args)
+    _sync_dvc_yaml(cfg)
     with pipeline_run(cfg, "dvc-repro"):
         rc = subprocess.call(["dvc", "repro", *args.dvc_args])
     if rc != 0:
         raise CgankdError("dvc repro", f"failed with exit code {rc}")
+    return 0
+
+
+def _sync_dvc_yaml(cfg: Config) -> None:
+    from cgankd import dvcfile
+
+    if Path("dvc.yaml").is_file() and dvcfile.write(cfg, Path("dvc.yaml")):
+        print(f"cgankd: dvc.yaml regenerated for student.methods={cfg.student.methods}", file=sys.stderr)
+
+
+def cmd_dvc_yaml(args: argparse.Namespace) -> int:
+    """Write dvc.yaml from params.yaml (``--check``: exit 2 when it is stale, write nothing)."""
+    from cgankd import dvcfile
+
+    cfg = _config(args, runtime=False)
+    path = Path(args.output)
+    if args.check:
+        if not path.is_file() or path.read_text() != dvcfile.render(cfg):
+            raise CgankdError(str(path), "is stale: run `cgankd dvc-yaml` to regenerate it")
+        return 0
+    print(f"{path}: {'written' if dvcfile.write(cfg, path) else 'already current'}")
     return 0
 
 
@@ -188,6 +210,12 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_repro)
     from cgankd.ablation import VARIANTS
 
+    p = sub.add_parser("dvc-yaml", help="write dvc.yaml from params.yaml: a stage per student method, the "
+                       "code each stage imports and the params it reads")
+    _common(p)
+    p.add_argument("-o", "--output", default="dvc.yaml")
+    p.add_argument("--check", action="store_true", help="exit 2 when the file is stale; write nothing")
+    p.set_defaults(func=cmd_dvc_yaml)
     p = sub.add_parser("ablate", help="student on real + fakes processed with none / subsample / filter / both / "
                        "+ adjust, over seeds; an MLflow parent run with a child per (seed, variant)")
     _common(p)

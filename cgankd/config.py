@@ -131,6 +131,10 @@ class SubsampleCfg:
     dre_hidden: int = 256
     n_fake_train: int = 5000
     max_draw_factor: int = 2
+    holdout: float = 0.3
+    dre_weight_decay: float = 1e-3
+    dre_patience: int | None = 5
+    m_quantile: float = 0.95
 
 
 @dataclass
@@ -165,6 +169,9 @@ class GanCfg:
     ema_start: int = 200
     diffaug: str = "color,translation,cutout"
     checkpoint_every: int = 250
+    score_every: int = 200
+    score_n: int = 50
+    stop_patience: int | None = None
     ccgan: CcganCfg = field(default_factory=CcganCfg)
 
 
@@ -216,6 +223,7 @@ class ServeCfg:
 
 @dataclass
 class Config:
+    profile: str | None = None
     seed: int = 0
     task: str = "classification"
     out_dir: str = "artifacts"
@@ -458,6 +466,14 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
             bad(key, f"must be [low, high] with low <= high, got {rng}")
     if cfg.fakes.n_per_class < 1:
         bad("fakes.n_per_class", f"must be >= 1, got {cfg.fakes.n_per_class}")
+    if not 0.0 <= cfg.subsample.holdout < 1.0:
+        bad("subsample.holdout", f"must be in [0, 1), got {cfg.subsample.holdout}")
+    if not 0.0 < cfg.subsample.m_quantile <= 1.0:
+        bad("subsample.m_quantile", f"must be in (0, 1], got {cfg.subsample.m_quantile}")
+    if cfg.subsample.dre_patience is not None and cfg.subsample.dre_patience < 1:
+        bad("subsample.dre_patience", f"must be >= 1 or null (no early stopping), got {cfg.subsample.dre_patience}")
+    if cfg.subsample.dre_weight_decay < 0:
+        bad("subsample.dre_weight_decay", f"must be >= 0, got {cfg.subsample.dre_weight_decay}")
     if cfg.subsample.dre_lambda < 0:
         bad("subsample.dre_lambda", f"must be >= 0, got {cfg.subsample.dre_lambda}")
     for key, v in (("subsample.dre_steps", cfg.subsample.dre_steps), ("subsample.n_fake_train",
@@ -472,6 +488,14 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
         bad("quality.window", f"must be in (0, 1] (a fraction of the label range), got {cfg.quality.window}")
     if cfg.gan.iterations < 1:
         bad("gan.iterations", f"must be >= 1, got {cfg.gan.iterations}")
+    if cfg.gan.score_every < 0:
+        bad("gan.score_every", f"must be >= 0 (0 = no checks), got {cfg.gan.score_every}")
+    if cfg.gan.score_n < 1:
+        bad("gan.score_n", f"must be >= 1, got {cfg.gan.score_n}")
+    if cfg.gan.stop_patience is not None and cfg.gan.stop_patience < 1:
+        bad("gan.stop_patience", f"must be >= 1 or null (never stop early), got {cfg.gan.stop_patience}")
+    if cfg.gan.stop_patience is not None and cfg.gan.score_every == 0:
+        bad("gan.stop_patience", "needs gan.score_every > 0 (the stop watches the label score)")
     if cfg.tracking.promotion_margin < 0:
         bad("tracking.promotion_margin", f"must be >= 0, got {cfg.tracking.promotion_margin}")
     if cfg.serve.providers not in ("auto", "cpu", "cuda"):
@@ -516,25 +540,63 @@ def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> No
             bad(key, f"must be >= 1, got {v}")
 
 
+PROFILES_DIR = "profiles"
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section (a leaf of ``top`` replaces the whole value)."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(p: Path, what: str) -> dict[str, Any]:
+    if not p.is_file():
+        raise CgankdError(str(p), f"{what} not found")
+    try:
+        tree = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise CgankdError(str(p), f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(tree, dict):
+        raise CgankdError(str(p), "top level must be a mapping")
+    return tree
+
+
+def profile_path(name: str, base: Path) -> Path:
+    """``profiles/<name>.yaml`` beside the params file, or a .yaml path given as the name."""
+    if name.endswith((".yaml", ".yml")):
+        return Path(name)
+    p = base / PROFILES_DIR / f"{name}.yaml"
+    if not p.is_file():
+        known = sorted(f.stem for f in (base / PROFILES_DIR).glob("*.yaml"))
+        raise CgankdError("param profile", f"no profile {name!r} ({p}); known: {', '.join(known) or 'none'}")
+    return p
+
+
 def load_config(path: str | Path | None = "params.yaml", overrides: list[str] | None = None,
                 runtime: bool = True) -> Config:
-    """Read ``path`` (missing file = all defaults only when path is None), apply overrides.
+    """Read ``path`` (missing file = all defaults only when path is None), lay the profile named
+    by the ``profile`` key (``profiles/<name>.yaml``) over it, then the overrides.
     ``runtime=False`` skips the device / compiler checks (and the torch import) for commands that
     train nothing: serve, predict, promote."""
     tree: dict[str, Any] = {}
+    base = Path(".")
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise CgankdError(str(p), "params file not found")
-        try:
-            tree = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise CgankdError(str(p), f"not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(tree, dict):
-            raise CgankdError(str(p), "top level must be a mapping")
+        tree = _read_yaml(Path(path), "params file")
+        base = Path(path).parent
+    top: dict[str, Any] = {}
     for text in overrides or []:
         key, value = parse_override(text)
-        _set_dotted(tree, key, value)
-    cfg = _build(Config, tree, "")
+        _set_dotted(top, key, value)
+    name = top.get("profile", tree.get("profile"))
+    if name is not None:
+        if not isinstance(name, str) or not name:
+            raise CgankdError("param profile", f"expected a profile name or null, got {name!r}")
+        prof = _read_yaml(profile_path(name, base), "profile")
+        if "profile" in prof:
+            raise CgankdError(str(profile_path(name, base)), "a profile cannot name another profile")
+        tree = _merge(tree, prof)
+    cfg = _build(Config, _merge(tree, top), "")
     _validate(cfg, runtime)
     return cfg

@@ -1,4 +1,5 @@
-"""A dependency-free progress bar on stderr (tqdm is not a core dependency)."""
+"""Progress on stderr: tqdm's bar on a terminal (when tqdm is installed: the ops extra; a bare GPU
+box falls back to a one-line bar), one line per 10% when stderr is a log or CI."""
 
 from __future__ import annotations
 
@@ -19,13 +20,18 @@ class Progress:
         self._last = 0.0
         self._decile = -1
         self.info: dict[str, float] = {}
+        self._tqdm = _tqdm(self.total, desc, self.stream, initial) if self.stream.isatty() else None
 
     def update(self, n: int = 1, **info: float) -> None:
         """Terminals redraw one line at most every ``min_interval`` s; logs get a line per 10%."""
         self.n += n
         self.info.update(info)
         now = time.perf_counter()
-        if self.stream.isatty():
+        if self._tqdm is not None:
+            self._tqdm.update(n)
+            if info:
+                self._tqdm.set_postfix({k: f"{v:.4g}" for k, v in self.info.items()}, refresh=False)
+        elif self.stream.isatty():
             if now - self._last >= self.min_interval or self.n >= self.total:
                 self._last = now
                 self.stream.write("\r" + self._line(now))
@@ -49,7 +55,17 @@ class Progress:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.stream.isatty():
+        if self._tqdm is not None:
+            self._tqdm.close()
+        elif self.stream.isatty():
             self.stream.write("\n")
             self.stream.flush()
 
+
+
+def _tqdm(total: int, desc: str, stream, initial: int):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, file=stream, initial=initial, mininterval=0.2, dynamic_ncols=True)

@@ -46,12 +46,18 @@ def git_commit() -> str:
         return "unknown"
 
 
+def run_tags(cfg: Config) -> dict[str, str]:
+    """What ran, as tags every run carries: profile, data source, task, student methods, commit."""
+    return {"cgankd.profile": cfg.profile or "default", "cgankd.source": cfg.source, "cgankd.task": cfg.task,
+            "cgankd.methods": ",".join(cfg.student.methods), "mlflow.source.git.commit": git_commit()}
+
+
 class NullTracker:
     run_id: str | None = None
 
     def log_params(self, params: dict[str, Any]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
-    def log_artifact(self, path: str | Path, folder: str | None = None) -> None: ...
+    def log_artifact(self, path: str | Path | None, folder: str | None = None) -> None: ...
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
 
@@ -68,8 +74,8 @@ class MlflowTracker(NullTracker):
         vals = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
         self.mlflow.log_metrics(vals, step=step)
 
-    def log_artifact(self, path: str | Path, folder: str | None = None) -> None:
-        if Path(path).exists():
+    def log_artifact(self, path: str | Path | None, folder: str | None = None) -> None:
+        if path is not None and Path(path).exists():  # None: a figure that was not drawn
             self.mlflow.log_artifact(str(path), artifact_path=folder)
 
     def set_tags(self, tags: dict[str, str]) -> None:
@@ -104,8 +110,7 @@ def pipeline_run(cfg: Config, name: str = "pipeline") -> Iterator[str | None]:
         yield None
         return
     mlflow.set_experiment(cfg.tracking.experiment)
-    with mlflow.start_run(run_name=name, tags={"mlflow.source.git.commit": git_commit(),
-                                               "cgankd.kind": "pipeline"}) as run:
+    with mlflow.start_run(run_name=name, tags={**run_tags(cfg), "cgankd.kind": "pipeline"}) as run:
         mlflow.log_params({k: ("null" if v is None else str(v))[:500] for k, v in cfg.flat().items()})
         old = os.environ.get(PARENT_ENV)
         os.environ[PARENT_ENV] = run.info.run_id
@@ -135,7 +140,7 @@ def stage_run(cfg: Config, stage: str) -> Iterator[NullTracker]:
             run_name=stage)
     with ctx as run:
         tracker = MlflowTracker(mlflow, run.info.run_id)
-        tracker.set_tags({"cgankd.stage": stage, "mlflow.source.git.commit": git_commit()})
+        tracker.set_tags({"cgankd.stage": stage, **run_tags(cfg)})
         tracker.log_params(cfg.flat())
         yield tracker
 

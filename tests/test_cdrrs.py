@@ -126,3 +126,53 @@ def test_intra_fid_windows_and_diversity():
     assert per[0] < 0.05 and per[1] == pytest.approx(2.0, abs=0.2)  # trace of the real cov
     assert q["intra_fid"] == pytest.approx(np.mean(per))
     assert q["diversity"] == pytest.approx(0.5, abs=0.05)
+
+
+def test_quantile_bound_keeps_every_fake_above_it_and_accepts_more():
+    rng = np.random.default_rng(5)
+    burn, x = rng.normal(0, SIGMA_Q, 4000), rng.normal(0, SIGMA_Q, 40000)
+    g0, g = np.zeros(len(burn), np.int64), np.zeros(len(x), np.int64)
+    exact = RejectionSampler(true_ratio(burn), g0, 1, np.random.default_rng(6))
+    q90 = RejectionSampler(true_ratio(burn), g0, 1, np.random.default_rng(6), quantile=0.9)
+    m = float(np.quantile(true_ratio(burn), 0.9))
+    assert q90.m[0] == pytest.approx(m) and m < exact.m[0]
+    r = true_ratio(x)
+    keep = q90.accept(r, g)
+    exact.accept(r, g)
+    assert keep[r >= m].all()  # above M: always kept
+    assert q90.m[0] == pytest.approx(m)  # a fixed bound: not raised by larger ratios
+    assert keep.mean() == pytest.approx(np.minimum(r, m).mean() / m, abs=0.01)  # E[min(r, M)] / M
+    assert q90.acceptance_rate > exact.acceptance_rate
+    assert x[keep].std() < x.std()  # still pulled towards p = N(0, 1)
+
+
+def test_quantile_bound_per_group():
+    s = RejectionSampler(np.array([1.0, 2.0, 3.0, 10.0, 20.0]), np.array([0, 0, 0, 1, 1]), 3,
+                         np.random.default_rng(0), quantile=0.5)
+    assert s.m.tolist() == [2.0, 15.0, 3.0]  # per-group medians; a group without burn-in: the overall one
+
+
+def test_early_stopping_keeps_the_best_check_and_ratios_near_one_for_identical_sets():
+    rng = np.random.default_rng(7)
+    real, fake = rng.normal(0, 1, (300, 4)).astype(np.float32), rng.normal(0, 1, (3000, 4)).astype(np.float32)
+    ry, fy = rng.integers(0, 3, 300), rng.integers(0, 3, 3000)
+    cfg = DreCfg(steps=3000, hidden=64, patience=3, checks=30)
+    model, hist = train_ratio(real, ry, fake, fy, 3, cfg, seed=0, desc="toy")
+    assert hist[-1]["step"] < cfg.steps  # stopped early
+    checks = [h["dre_check_loss"] for h in hist]
+    assert len(checks) == len(hist) and np.argmin(checks) == len(checks) - 1 - cfg.patience
+    fresh = rng.normal(0, 1, (2000, 4)).astype(np.float32)
+    r = ratios(model, fresh, rng.integers(0, 3, 2000))
+    assert 0.6 < np.median(r) < 1.6  # a fake that looks real gets a ratio near 1
+
+
+def test_holdout_is_per_class_seeded_and_disjoint():
+    from cgankd.subsample.holdout import holdout_mask
+
+    labels = np.repeat(np.arange(4), [10, 10, 3, 1])
+    m = holdout_mask(labels, 0.3, 0, 4)
+    assert [int(m[labels == c].sum()) for c in range(4)] == [3, 3, 1, 0]  # never a whole class
+    assert np.array_equal(m, holdout_mask(labels, 0.3, 0, 4)) and not np.array_equal(m, holdout_mask(labels, 0.3, 1, 4))
+    assert not holdout_mask(labels, 0.0, 0, 4).any()
+    cont = holdout_mask(np.linspace(0, 1, 100), 0.25, 0, None)
+    assert cont.sum() == 25

@@ -28,6 +28,12 @@ def test_overrides_are_typed():
     ("student.mode=sometimes", "student.mode"),
     ("filter.enabled=3", "filter.enabled"),
     ("gan.ccgan.vicinity=wide", "gan.ccgan.vicinity"),
+    ("profile=nosuch", "profile"),
+    ("profile=3", "profile"),
+    ("subsample.m_quantile=0", "subsample.m_quantile"),
+    ("subsample.holdout=1.0", "subsample.holdout"),
+    ("gan.stop_patience=0", "gan.stop_patience"),
+    ("gan.score_every=-1", "gan.score_every"),
     ("gan.ccgan.kappa=-1", "gan.ccgan.kappa"),
     ("gan.ccgan.threshold=1", "gan.ccgan.threshold"),
     ("fakes.n_labels=1", "fakes.n_labels"),
@@ -74,3 +80,26 @@ def test_vkd_is_refused_for_regression():
         load_config(ROOT / "params.yaml", ["task=regression", "student.methods=[nokd, vkd]"])
     cfg = load_config(ROOT / "params.yaml", ["task=regression", "student.methods=[nokd, blkd, cgankd+blkd]"])
     assert cfg.uses_fakes and not cfg.uses_vkd
+
+
+def test_profile_lies_between_params_and_overrides(tmp_path):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "params.yaml").write_text("seed: 3\ngan: {iterations: 10, batch_size: 8}\n")
+    (tmp_path / "profiles" / "big.yaml").write_text("gan: {iterations: 1000}\nstudent: {steps: 99}\n")
+    cfg = load_config(tmp_path / "params.yaml", ["profile=big", "student.steps=7"], runtime=False)
+    assert (cfg.profile, cfg.seed, cfg.gan.iterations, cfg.gan.batch_size, cfg.student.steps) == (
+        "big", 3, 1000, 8, 7)  # a section of the profile merges key by key; -S wins
+    assert cfg.flat()["profile"] == "big"  # every MLflow run logs it as a param
+    (tmp_path / "params.yaml").write_text("profile: big\n")  # chosen in params.yaml (dvc exp run -S profile=big)
+    assert load_config(tmp_path / "params.yaml", runtime=False).gan.iterations == 1000
+    assert load_config(tmp_path / "params.yaml", ["profile=null"], runtime=False).gan.iterations == 800
+    (tmp_path / "profiles" / "loop.yaml").write_text("profile: big\n")
+    with pytest.raises(CgankdError, match="cannot name another profile"):
+        load_config(tmp_path / "params.yaml", ["profile=loop"], runtime=False)
+
+
+def test_the_gpu_profile_is_valid_and_published_scale():
+    cfg = load_config(ROOT / "params.yaml", ["profile=gpu", "device=cpu"])
+    assert cfg.gan.iterations >= 20000 and cfg.gan.batch_size == 256
+    assert cfg.fakes.n_per_class >= 1000 and cfg.student.mode == "finetune" and cfg.student.fake_ratio == 2.0
+    assert load_config(ROOT / "params.yaml", ["profile=gpu"], runtime=False).device == "cuda"

@@ -34,6 +34,7 @@ def ran(res: subprocess.CompletedProcess) -> set[str]:
 def repo(tmp_path_factory) -> Path:
     repo = tmp_path_factory.mktemp("repo")
     shutil.copytree(ROOT / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "profiles", repo / "profiles")
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     params = shrunk(Path("artifacts")).to_dict()

@@ -87,3 +87,43 @@ def test_ema_warms_up_and_tracks_before_start():
         src.weight.fill_(2.0)
     ema.update(src, step=2)  # k = 0: decay 0.1
     assert ema.model.weight.item() == pytest.approx(0.1 * 1.0 + 0.9 * 2.0)
+
+
+def _tiny(iterations=12):
+    return GanCfg(iterations=iterations, batch_size=8, z_dim=8, g_ch=4, d_ch=4, embed_dim=8,
+                  checkpoint_every=5, ema_start=2)
+
+
+def test_watch_scores_without_changing_training(tmp_path):
+    from cgankd.gan.watch import Watch
+
+    x, y = _data()
+    seen = []
+    watch = Watch(lambda step, g: seen.append(step) or float(step), every=4)
+    g_w, _ = train_gan(_tiny(10), x, y, 4, seed=0, ckpt_path=tmp_path / "w.pt", watch=watch)
+    g_0, _ = train_gan(_tiny(10), x, y, 4, seed=0, ckpt_path=tmp_path / "n.pt")
+    assert seen == [4, 8, 10] and watch.stale == 0
+    for a, b in zip(g_w.state_dict().values(), g_0.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_watch_stops_when_the_score_stops_improving_and_the_stop_is_kept(tmp_path):
+    from cgankd.gan.watch import Watch
+
+    x, y = _data()
+    scores = {2: 50.0, 4: 60.0, 6: 59.0, 8: 58.0, 10: 70.0}
+
+    def make():
+        return Watch(lambda step, g: scores[step], every=2, patience=2)
+
+    w = make()
+    g, hist = train_gan(_tiny(), x, y, 4, seed=0, ckpt_path=tmp_path / "s.pt", watch=w)
+    assert hist[-1]["step"] == 8 and [s for s, _ in w.scores] == [2, 4, 6, 8]  # 2 checks without a gain
+    w2 = make()
+    g2, hist2 = train_gan(_tiny(), x, y, 4, seed=0, ckpt_path=tmp_path / "s.pt", watch=w2)
+    assert len(hist2) == 8 and w2.scores == w.scores  # the re-run does not train on
+    for a, b in zip(g.state_dict().values(), g2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    lower = Watch(lambda step, g: scores[step], every=2, patience=2, higher_is_better=False)
+    _, hist3 = train_gan(_tiny(), x, y, 4, seed=0, ckpt_path=tmp_path / "l.pt", watch=lower)
+    assert hist3[-1]["step"] == 6  # an MAE: lower is better, so 50 at step 2 is the best

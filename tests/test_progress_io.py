@@ -40,3 +40,16 @@ def test_progress_eta_counts_only_new_work_after_a_resume():
     bar.start -= 10.0  # 10 s for the first 10 new steps -> 40 s left, not 4 s
     bar.update(10)
     assert "eta   40s" in out.getvalue().splitlines()[-1]
+
+
+def test_a_terminal_gets_tqdm_with_the_losses():
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Tty()
+    with Progress(100, "train-gan", stream=out) as bar:
+        for _ in range(100):
+            bar.update(1, loss_d=0.25)
+    text = out.getvalue()
+    assert "100/100" in text and "loss_d=0.25" in text and "it/s" in text  # tqdm's rate and postfix

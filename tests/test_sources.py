@@ -212,3 +212,16 @@ def test_prepare_replaces_output_atomically(tmp_path):
         prepare.run(shrunk(tmp_path / "out", "data.source=mnist"))
     assert (cfg.path("prepared") / "data.npz").read_bytes() == first  # old output intact
     assert [p.name for p in cfg.path().iterdir() if p.name.startswith(".")] == []  # no temp litter
+
+
+@pytest.mark.parametrize("source", ["objects", "rc", "digits"])
+def test_every_embedded_source_prepares_on_its_defaults(tmp_path, capsys, source):
+    """What the README and `cgankd prepare -S data.source=...` offer runs without budget keys."""
+    task = ["-S", "task=regression"] if source == "rc" else []  # without it: one line that says so
+    assert main(["prepare", "-S", f"data.source={source}", "-S", f"out_dir={tmp_path}", *task]) == 0
+    d = load_prepared(tmp_path / "prepared")
+    assert len(d["train"]) > 0 and len(d["val"]) > 0 and len(d["test"]) > 0
+    if source == "digits":  # its smallest class has fewer than 100 + 20 images: clamped, and said
+        assert "data.n_per_class=" in capsys.readouterr().err
+        counts = np.bincount(d["train"].labels)
+        assert counts.min() == counts.max() < 100

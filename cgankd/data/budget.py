@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from cgankd.errors import CgankdError
@@ -20,6 +22,7 @@ def split_budget(labels: np.ndarray, task: str, n_per_class: int | None, n_val_p
     train: list[np.ndarray] = []
     val: list[np.ndarray] = []
     if task == "classification":
+        n_per_class = fit_budget(labels, n_per_class, n_val_per_class, subject)
         for c in np.unique(labels):
             idx = rng.permutation(np.flatnonzero(labels == c))
             n_tr = len(idx) - n_val_per_class if n_per_class is None else n_per_class
@@ -44,3 +47,18 @@ def split_budget(labels: np.ndarray, task: str, n_per_class: int | None, n_val_p
         n_val = min(n_val, max(1, len(tr) // 10))
         return np.sort(tr[n_val:]), np.sort(tr[:n_val])
     return np.sort(np.concatenate(train)), np.sort(pool[:n_val])
+
+
+def fit_budget(labels: np.ndarray, n_per_class: int | None, n_val_per_class: int, subject: str) -> int | None:
+    """``n_per_class``, or the most every class can give beside its validation images (with a
+    one-line notice) when the smallest class is too small for it; classes stay balanced."""
+    if n_per_class is None or len(labels) == 0:
+        return n_per_class
+    smallest = int(np.bincount(np.unique(labels, return_inverse=True)[1]).min())
+    if smallest >= n_per_class + n_val_per_class or smallest - n_val_per_class < 1:
+        return n_per_class  # fits, or cannot fit even one image per class (the caller says so)
+    used = smallest - n_val_per_class
+    print(f"prepare: notice: {subject}: the smallest class has {smallest} images, so data.n_per_class="
+          f"{used} is used instead of {n_per_class} (plus data.n_val_per_class={n_val_per_class}) for "
+          "every class", file=sys.stderr)
+    return used

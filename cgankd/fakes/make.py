@@ -42,6 +42,8 @@ class FakeSet:
     generated: np.ndarray  # fakes drawn per group (before subsampling and filtering)
     acceptance_rate: float = 1.0  # cDR-RS: accepted / offered (1 without subsampling)
     ratio_max: float = float("nan")  # the final M of rejection sampling (max over groups)
+    offered: np.ndarray | None = None  # cDR-RS: fakes offered to rejection sampling per group ...
+    accepted: np.ndarray | None = None  # ... and accepted by it
     pool: dict[str, np.ndarray] = field(default_factory=dict)  # unprocessed fakes + step masks
     teacher_out: np.ndarray | None = None  # the teacher's raw outputs on ``images``
 
@@ -114,6 +116,7 @@ def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
                 break
             if ask.sum() > room:  # share the room in proportion, at least one per unfinished group
                 ask = np.where(need > 0, np.maximum(ask * room // ask.sum(), 1), 0)
+                ask = np.minimum(ask, np.maximum(room - (np.cumsum(ask) - ask), 0))  # "at least one" stays in room
             groups = np.repeat(np.arange(n_groups), ask)
             x = sample_fn(groups)
             generated += ask
@@ -162,13 +165,18 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
     # the filter's cut-offs come from the raw burn-in: subsampling may accept too few for a quantile
     burn_score = score_fn(burn_x, burn_groups)
     sampler, accept = None, None
+    offered, accepted = np.zeros(spec.n_groups, np.int64), np.zeros(spec.n_groups, np.int64)
     if ratio is not None:  # the same burn-in gives rejection sampling its first M
         n_rs = int(spec.rs_group(np.arange(spec.n_groups)).max()) + 1
         r = ratio(burn_x, spec.g_labels(burn_groups))
-        sampler = RejectionSampler(r, spec.rs_group(burn_groups), n_rs, np.random.default_rng(seed + 1))
+        sampler = RejectionSampler(r, spec.rs_group(burn_groups), n_rs, np.random.default_rng(seed + 1),
+                                   cfg.subsample.m_quantile)
 
         def accept(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
-            return sampler.accept(ratio(x, spec.g_labels(groups)), spec.rs_group(groups))
+            ok = sampler.accept(ratio(x, spec.g_labels(groups)), spec.rs_group(groups))
+            np.add.at(offered, groups, 1)
+            np.add.at(accepted, groups, ok)
+            return ok
 
         sampler.accept(r, spec.rs_group(burn_groups))  # a first acceptance-rate estimate
     cutoffs = spec.cutoffs(burn_score, burn_groups)
@@ -187,6 +195,7 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
                  teacher_out=teacher_out)
     if sampler is not None:
         fs.acceptance_rate, fs.ratio_max = sampler.acceptance_rate, float(sampler.m.max())
+        fs.offered, fs.accepted = offered, accepted
     fs.pool = quality_pool(cfg, spec, sample_fn, teacher, cutoffs, rho, ratio, sampler, rng)
     return fs
 

@@ -28,6 +28,7 @@ from cgankd.gan.conditions import make_condition
 from cgankd.gan.diffaug import diff_augment, parse_policy
 from cgankd.gan.ema import EMA
 from cgankd.gan.losses import d_hinge, g_hinge
+from cgankd.gan.watch import Watch
 from cgankd.progress import Progress
 
 LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)
@@ -74,10 +75,13 @@ def _backward(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.
 
 def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: int | None, seed: int,
               ckpt_path: Path, log: Callable[[int, dict[str, float]], None] | None = None,
-              stop_after: int | None = None, runtime: Runtime = CPU) -> tuple[Generator, list[dict[str, float]]]:
+              stop_after: int | None = None, runtime: Runtime = CPU,
+              watch: Watch | None = None) -> tuple[Generator, list[dict[str, float]]]:
     """Returns the EMA generator and the loss history. ``num_classes`` None trains a CcGAN on
     ``labels`` scaled to [0, 1]. Resumes from ``ckpt_path`` when it holds a checkpoint of the
-    same config, seed, data and runtime; ``stop_after`` simulates a crash."""
+    same config, seed, data and runtime; ``stop_after`` simulates a crash. ``watch`` scores the
+    EMA generator every ``watch.every`` iterations and may stop training early (the stop is
+    checkpointed: a re-run does not train on)."""
     torch.manual_seed(seed)
     dev = runtime.device
     _, c, res, _ = images.shape
@@ -90,7 +94,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     scaler_g, scaler_d = runtime.scaler(), runtime.scaler()
     gen = runtime.generator(seed)
     fp = fingerprint(cfg, seed, images, labels, runtime)
-    start, history = 0, []
+    start, history, last = 0, [], cfg.iterations
     resumed = _resume(ckpt_path, fp)
     if resumed is not None:
         meta, state = resumed
@@ -104,6 +108,10 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         if "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
         start, history = meta["step"], meta["history"]
+        if watch is not None:
+            watch.load(meta)
+        if meta.get("stopped"):
+            last = start
     x_all = torch.as_tensor(images).to(dev).float().div_(127.5).sub_(1.0)
     cond = make_condition(cfg, labels, num_classes).to(dev)
     augs = parse_policy(cfg.diffaug)
@@ -125,16 +133,18 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         bar.update(0, loss_d=history[-1]["loss_d"], loss_g=history[-1]["loss_g"])
         pending.clear()
 
-    def save(step: int) -> None:
+    def save(step: int, stopped: bool = False) -> None:
         state = {"g": g.state_dict(), "d": d.state_dict(), "ema": ema.model.state_dict(),
                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
                  "torch_rng": torch.get_rng_state()}
         if dev.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(dev)
-        store.save(ckpt_path, "gan_checkpoint", {"fingerprint": fp, "step": step, "history": history}, state)
+        meta = {"fingerprint": fp, "step": step, "history": history, "stopped": stopped,
+                "watch": watch.state() if watch is not None else []}
+        store.save(ckpt_path, "gan_checkpoint", meta, state)
 
     with Progress(cfg.iterations, "train-gan", initial=start) as bar:
-        for step in range(start + 1, cfg.iterations + 1):
+        for step in range(start + 1, last + 1):
             for _ in range(cfg.d_steps):
                 iterate(d)
                 b = cond.d_batch(bs, gen)
@@ -157,11 +167,16 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
             ema.update(g, step)
             pending.append((step, torch.stack([loss_d.detach(), loss_g.detach()])))
             bar.update(1)
-            checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.iterations
+            stop = watch is not None and watch.due(step, cfg.iterations) and watch.check(step, ema.model)
+            checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.iterations or stop
             if checkpoint or step % LOG_EVERY == 0:
                 flush(bar)
             if checkpoint:
-                save(step)
+                save(step, stopped=stop)
+            if stop:
+                print(f"train-gan: stopped at iteration {step}: the label score has not improved for "
+                      f"{watch.patience} checks (gan.stop_patience)", file=sys.stderr)
+                break
             if stop_after is not None and step >= stop_after:
                 raise KeyboardInterrupt(f"stopped after step {step}")
     return ema.model.eval(), history

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgankd.data.prepared import Meta
 from cgankd.io import atomic_path
 from cgankd.quality.fid import Gaussian, fit_gaussian, frechet_distance
 
@@ -88,3 +89,13 @@ def quality(features: np.ndarray, labels: np.ndarray, real: RealStats, num_class
            "intra_fid": float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan"),
            "diversity": float(np.mean(div)) if div else float("nan"), "n": int(len(features))}
     return out, per_group
+
+
+def label_score(out: np.ndarray, labels: np.ndarray, meta: Meta) -> float:
+    """Teacher accuracy (%) against the labels, or the teacher's MAE in the label's unit, from
+    the teacher's raw outputs."""
+    if len(out) == 0:
+        return float("nan")
+    if meta.task == "classification":
+        return float(100 * np.mean(out.argmax(1) == labels))
+    return float(np.mean(np.abs(meta.unscale(out.reshape(-1)) - labels)))

@@ -7,12 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-from cgankd import store
+from cgankd import figures, store
 from cgankd.config import Config
-from cgankd.data.prepared import Meta, Prepared
-from cgankd.io import atomic_path, read_json, write_json, write_text
+from cgankd.data.prepared import Prepared
+from cgankd.io import read_json, write_json, write_text
 from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
@@ -23,28 +22,6 @@ def confusion(pred: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
     cm = np.zeros((n, n), np.int64)
     np.add.at(cm, (labels, pred), 1)
     return cm
-
-
-def confusion_png(cm: np.ndarray, classes: list[str], path) -> None:
-    n, cell, left, top = len(classes), 34, 70, 70
-    img = Image.new("RGB", (left + n * cell + 10, top + n * cell + 10), "white")
-    d = ImageDraw.Draw(img)
-    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    for i in range(n):
-        d.text((2, top + i * cell + cell // 2 - 5), classes[i][:10], fill="black")
-        d.text((left + i * cell + 2, top - 14 - (i % 2) * 12), classes[i][:6], fill="black")
-        for j in range(n):
-            v = int(255 * (1 - norm[i, j]))
-            d.rectangle([left + j * cell, top + i * cell, left + (j + 1) * cell - 1,
-                         top + (i + 1) * cell - 1], fill=(v, v, 255))
-            d.text((left + j * cell + 4, top + i * cell + 11), str(cm[i, j]),
-                   fill="white" if v < 120 else "black")
-    d.text((left, 4), "true (rows) vs predicted (columns)", fill="black")
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
-
-
-COLORS = {"teacher": (80, 80, 80), "nokd": (30, 90, 200), "cgankd": (210, 60, 40)}
 
 
 def per_label(preds: dict[str, np.ndarray], data: Prepared, bins: int = 30) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -71,29 +48,6 @@ def per_label_csv(names: list[str], table: np.ndarray, models: list[str], task: 
     head = ("class" if task == "classification" else "label") + "," + ",".join(models)
     lines = [head] + [f"{n}," + ",".join(f"{v:.4f}" for v in row) for n, row in zip(names, table, strict=True)]
     return "\n".join(lines) + "\n"
-
-
-def mae_png(xs: np.ndarray, table: np.ndarray, models: list[str], meta: Meta, path) -> None:
-    """Test MAE across the label range, one line per model."""
-    w, h, left, top, bottom = 640, 360, 60, 30, 40
-    img = Image.new("RGB", (w, h), "white")
-    d = ImageDraw.Draw(img)
-    ymax = float(np.nanmax(table)) * 1.1 or 1.0
-    lo, hi = meta.label_range
-    px = lambda x: left + (x - lo) / (hi - lo) * (w - left - 20)  # noqa: E731
-    py = lambda y: h - bottom - y / ymax * (h - top - bottom)  # noqa: E731
-    d.line([left, top, left, h - bottom, w - 20, h - bottom], fill="black")
-    for t in np.linspace(0, ymax, 5):
-        d.text((4, py(t) - 6), f"{t:.3g}", fill="black")
-    for t in np.linspace(lo, hi, 7):
-        d.text((px(t) - 10, h - bottom + 6), f"{t:.3g}", fill="black")
-    d.text((left, 6), f"test MAE ({meta.label_unit or 'label units'}) by label", fill="black")
-    for j, m in enumerate(models):
-        pts = [(px(x), py(y)) for x, y in zip(xs, table[:, j], strict=True) if np.isfinite(y)]
-        d.line(pts, fill=COLORS.get(m, (0, 150, 0)), width=2)
-        d.text((w - 120, top + 14 * j), m, fill=COLORS.get(m, (0, 150, 0)))
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
 
 
 LABELS = {"nokd": "NOKD", "cgankd": "cGAN-KD"}
@@ -159,9 +113,9 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     picture = cfg.path("plots", "evaluation.png")
     if task == "classification":
         cm = confusion(preds[parity["method"]].argmax(1), data["test"].labels, data.meta.num_classes)
-        confusion_png(cm, data.meta.classes, picture)
+        figures.confusion(cm, data.meta.classes, f"test split, exported {parity['method']} student", picture)
     else:
-        mae_png(xs, table, list(preds), data.meta, picture)
+        figures.mae_by_label(xs, table, list(preds), data.meta.label_unit, picture)
     tracker.log_artifact(picture, "plots")
     tracker.log_artifact(cfg.path("plots", "per_label.csv"), "plots")
     tracker.log_metrics({k2: v for k2, v in out.items() if isinstance(v, (int, float))})

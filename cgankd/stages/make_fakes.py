@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from typing import Any
 
 import numpy as np
 
-from cgankd import store
+from cgankd import figures, store
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
@@ -19,8 +20,7 @@ from cgankd.fakes.make import FakeSet, label_grid, make_fakes
 from cgankd.features.extractor import extract
 from cgankd.io import atomic_path, write_json, write_text
 from cgankd.quality.cache import cached_real_stats
-from cgankd.quality.plot import quality_png
-from cgankd.quality.scores import quality, windows
+from cgankd.quality.scores import label_score, quality, windows
 from cgankd.stages.common import prepared, setup
 from cgankd.stages.registry import STAGES
 from cgankd.subsample.cdrrs import fit_cdrrs
@@ -28,16 +28,21 @@ from cgankd.tracking import NullTracker
 from cgankd.train.data import targets
 
 
-def score_histogram(ce: np.ndarray, kept: np.ndarray, bins: int = 40) -> str:
-    """CSV for `dvc plots`: the teacher's score (CE, or |error| scaled to [0, 1]) of the burn-in
-    fakes and of the kept ones."""
+def score_counts(ce: np.ndarray, kept: np.ndarray, bins: int = 40) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bin left edges and counts of the teacher's score (CE, or |error| scaled to [0, 1]) of the
+    burn-in fakes and of the kept ones, up to the burn-in's 99th percentile."""
     hi = float(np.quantile(ce, 0.99)) if len(ce) else 1.0
     edges = np.linspace(0.0, max(hi, 1e-3), bins + 1)
     a, _ = np.histogram(np.clip(ce, 0, hi), edges)
     b, _ = np.histogram(np.clip(kept, 0, hi), edges)
+    return edges[:-1], a, b
+
+
+def score_histogram(ce: np.ndarray, kept: np.ndarray, bins: int = 40) -> str:
+    """CSV for `dvc plots`: ``score_counts`` as score,burn_in,kept."""
     buf = io.StringIO()
     buf.write("score,burn_in,kept\n")
-    for e, x, y in zip(edges[:-1], a, b, strict=True):
+    for e, x, y in zip(*score_counts(ce, kept, bins), strict=True):
         buf.write(f"{e:.4f},{int(x)},{int(y)}\n")
     return buf.getvalue()
 
@@ -62,30 +67,38 @@ def summary(fs: FakeSet, meta: Meta, rho: float, target: int) -> dict[str, Any]:
 
 
 def group_counts(fs: FakeSet, meta: Meta, n_bins: int = 10) -> dict[str, dict[str, float]]:
-    """Kept / generated per class, or per tenth of the label range."""
+    """Kept / generated per class, or per tenth of the label range; with cDR-RS also the fakes
+    offered to rejection sampling, accepted by it, and the acceptance rate."""
     if meta.task == "classification":
-        return {name: {"kept": int((fs.group == c).sum()), "generated": int(fs.generated[c]),
-                       "dropped": int(fs.generated[c] - (fs.group == c).sum()),
-                       "ce_cutoff": float(fs.cutoffs[c])} for c, name in enumerate(meta.classes)}
-    n = len(fs.generated)
-    edges = np.linspace(0, n, n_bins + 1).round().astype(int)
-    lab = meta.unscale(label_grid(n))
-    out = {}
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        spans = [(c, c + 1) for c in range(meta.num_classes)]
+        names = list(meta.classes)
+    else:
+        n = len(fs.generated)
+        edges = np.linspace(0, n, n_bins + 1).round().astype(int)
+        lab = meta.unscale(label_grid(n))
+        spans = list(zip(edges[:-1], edges[1:], strict=True))
+        names = [f"{lab[a]:.4g}-{lab[b - 1]:.4g}" for a, b in spans]
+    out: dict[str, dict[str, float]] = {}
+    for name, (a, b) in zip(names, spans, strict=True):
         kept = int(((fs.group >= a) & (fs.group < b)).sum())
         gen = int(fs.generated[a:b].sum())
-        out[f"{lab[a]:.4g}-{lab[b - 1]:.4g}"] = {"kept": kept, "generated": gen, "dropped": gen - kept}
+        row: dict[str, float] = {"kept": kept, "generated": gen, "dropped": gen - kept}
+        if meta.task == "classification":
+            row["ce_cutoff"] = float(fs.cutoffs[a])
+        if fs.offered is not None and fs.accepted is not None:
+            off, acc = int(fs.offered[a:b].sum()), int(fs.accepted[a:b].sum())
+            row.update({"offered": off, "accepted": acc, "acceptance": acc / off if off else float("nan")})
+        out[name] = row
     return out
 
 
-def label_score(out: np.ndarray, labels: np.ndarray, meta: Meta) -> float:
-    """Teacher accuracy (%) against the labels, or the teacher's MAE in the label's unit, from
-    the teacher's raw outputs."""
-    if len(out) == 0:
-        return float("nan")
-    if meta.task == "classification":
-        return float(100 * np.mean(out.argmax(1) == labels))
-    return float(np.mean(np.abs(meta.unscale(out.reshape(-1)) - labels)))
+def acceptance_metrics(counts: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``acceptance.<class or label window>`` for MLflow, and the lowest of them."""
+    rates = {re.sub(r"[^A-Za-z0-9_.-]", "_", f"acceptance.{k}"): v["acceptance"] for k, v in counts.items()
+             if np.isfinite(v.get("acceptance", float("nan")))}
+    if rates:
+        rates["acceptance_min_group"] = min(rates.values())
+    return rates
 
 
 def step_quality(cfg: Config, fs: FakeSet, extractor: Any, real: Any,
@@ -141,7 +154,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         ratio, dre_stats, dre_hist = fit_cdrrs(cfg, g, extractor, data, cfg.seed + 3)
         store.save_dre(ratio.dre, layout.dre)
         for row in dre_hist:
-            tracker.log_metrics({"dre_loss": row["dre_loss"]}, step=row["step"])
+            tracker.log_metrics(row, step=row["step"])
     fs = make_fakes(cfg, g, teacher, meta, cfg.seed + 2, ratio)
     with atomic_path(layout.fakes) as tmp:
         with open(tmp, "wb") as f:
@@ -155,13 +168,18 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     table, per_group = step_quality(cfg, fs, extractor, real, meta)
     for step, vals in table.items():  # e.g. quality_raw_fid, quality_final_intra_fid
         stats.update({f"quality_{step}_{k}": v for k, v in vals.items()})
-    write_json(out / "counts.json", group_counts(fs, meta))
+    counts = group_counts(fs, meta)
+    stats.update(acceptance_metrics(counts))
+    write_json(out / "counts.json", counts)
     write_json(out / "quality.json", table)
     write_json(cfg.path("metrics", "fakes.json"), stats)
     write_text(cfg.path("plots", "fakes_score_hist.csv"), score_histogram(fs.burn_in_score, fs.score))
+    what = "cross-entropy of the assigned class" if meta.task == "classification" else "|teacher - label|, scaled"
+    figures.score_histogram(*score_counts(fs.burn_in_score, fs.score), f"teacher's score of a fake: {what}",
+                            cfg.path("plots", "fakes_score_hist.png"))
     write_text(cfg.path("plots", "fakes_intra_fid.csv"), quality_csv(group_names(cfg, meta), per_group, meta.task))
     unit = "acc %" if meta.task == "classification" else f"MAE {meta.label_unit or ''}".strip()
-    quality_png(table, [("fid", "FID (lower is better)"), ("intra_fid", "Intra-FID"),
+    figures.quality_bars(table, [("fid", "FID (lower is better)"), ("intra_fid", "Intra-FID"),
                         ("label_score", f"label score, teacher {unit}"), ("diversity", "diversity (real = 1)")],
                 cfg.path("plots", "fakes_quality.png"))
     if len(fs.images) == 0:
@@ -173,6 +191,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
                         "fakes.subsample_used": cfg.subsample_fakes})
     tracker.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and np.isfinite(v)})
     for path in (cfg.path("plots", "fakes_score_hist.csv"), cfg.path("plots", "fakes_quality.png"),
+                 cfg.path("plots", "fakes_score_hist.png"),
                  cfg.path("plots", "fakes_intra_fid.csv")):
         tracker.log_artifact(path, "plots")
     tracker.log_artifact(out / "counts.json")

@@ -14,6 +14,7 @@ from cgankd.models import count_params
 from cgankd.quality.cache import cached_real_stats
 from cgankd.stages.common import prepared, setup, write_history
 from cgankd.stages.registry import STAGES
+from cgankd.subsample.holdout import extractor_data
 from cgankd.tracking import NullTracker
 
 
@@ -22,7 +23,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     rt = setup(cfg, 5)
     data = prepared(cfg)
-    model, spec, history = TRAINERS.get(data.meta.task)(cfg, data, rt)
+    fit_data = extractor_data(cfg, data)  # without the real images cDR-RS fits its ratio on
+    model, spec, history = TRAINERS.get(data.meta.task)(cfg, fit_data, rt)
     path = store.Layout(cfg).extractor
     out = path.parent
     for old in out.glob("real_stats_*.npz"):  # statistics of a previous extractor
@@ -30,7 +32,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     store.save_extractor(model, spec, path)
     write_history(out / "history.csv", history)
     cached_real_stats(cfg, model, path, data)
-    m = {"kind": spec["kind"], "params": count_params(model), **extractor_metrics(model, data)}
+    m = {"kind": spec["kind"], "params": count_params(model), "n_train": len(fit_data["train"]),
+         **extractor_metrics(model, data)}
     write_json(cfg.path("metrics", "extractor.json"), m)
     tracker.log_metrics(m)
     tracker.log_artifact(out / "history.csv")

@@ -15,6 +15,7 @@ from cgankd.device import module_device
 from cgankd.features.extractor import extract
 from cgankd.gan.train import sample
 from cgankd.subsample.dre import DreCfg, RatioMLP, ratios, train_ratio
+from cgankd.subsample.holdout import dre_reals
 from cgankd.train.data import targets
 
 
@@ -30,19 +31,24 @@ class Cdrrs:
 
 def fit_cdrrs(cfg: Config, g: nn.Module, extractor: nn.Module, data: Prepared,
               seed: int) -> tuple[Cdrrs, dict[str, Any], list[dict[str, float]]]:
-    sc, meta, train = cfg.subsample, data.meta, data["train"]
-    real_y = targets(train.labels, meta).numpy()  # class ids, or labels scaled to [0, 1]
+    sc, meta, reals = cfg.subsample, data.meta, dre_reals(cfg, data)
+    real_y = targets(reals.labels, meta).numpy()  # class ids, or labels scaled to [0, 1]
     rng = np.random.default_rng(seed)
     fake_y = rng.choice(real_y, sc.n_fake_train)
     fake_x = sample(g, fake_y, cfg.gan.z_dim, torch.Generator().manual_seed(seed), cfg.fakes.batch_size,
                     cfg.fakes.truncation)
-    real_f, fake_f = extract(extractor, train.images), extract(extractor, fake_x)
-    dcfg = DreCfg(sc.dre_steps, sc.dre_batch_size, sc.dre_lr, sc.dre_hidden, sc.dre_lambda)
+    real_f, fake_f = extract(extractor, reals.images), extract(extractor, fake_x)
+    dcfg = DreCfg(sc.dre_steps, sc.dre_batch_size, sc.dre_lr, sc.dre_hidden, sc.dre_lambda,
+                  sc.dre_weight_decay, sc.dre_patience)
     num_classes = meta.num_classes if meta.task == "classification" else None
     dre, history = train_ratio(real_f, real_y, fake_f, fake_y, num_classes, dcfg, seed,
                                device=module_device(extractor))
     fit_r, real_r = ratios(dre, fake_f, fake_y), ratios(dre, real_f, real_y)
     stats = {"dre_mean_ratio_fake": float(fit_r.mean()), "dre_mean_ratio_real": float(real_r.mean()),
-             "dre_final_loss": history[-1]["dre_loss"]}
+             "dre_median_ratio_fake": float(np.median(fit_r)), "dre_n_real": len(real_y),
+             "dre_final_loss": history[-1]["dre_loss"], "dre_steps_run": history[-1]["step"]}
+    checked = [h["dre_check_loss"] for h in history if "dre_check_loss" in h]
+    if checked:
+        stats["dre_best_check_loss"] = min(checked)
     return Cdrrs(extractor, dre), stats, history
 

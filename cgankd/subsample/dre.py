@@ -70,25 +70,46 @@ class DreCfg:
     lr: float = 1e-3
     hidden: int = 256
     lam: float = 0.01
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-3
+    patience: int | None = None  # early stopping on the check sets (None: train every step)
+    checks: int = 20
+
+
+def check_split(n: int, rng: np.random.Generator, fraction: float = 0.2) -> np.ndarray:
+    """True for the ``fraction`` of ``n`` samples held out to check the fit (at least one)."""
+    mask = np.zeros(n, bool)
+    if n >= 2:
+        mask[rng.choice(n, min(max(round(fraction * n), 1), n - 1), replace=False)] = True
+    return mask
 
 
 def train_ratio(real_f: np.ndarray, real_y: np.ndarray, fake_f: np.ndarray, fake_y: np.ndarray,
                 num_classes: int | None, cfg: DreCfg, seed: int, desc: str = "density-ratio",
                 device: torch.device | str = "cpu") -> tuple[RatioMLP, list[dict[str, float]]]:
     """Fit r(x | y) on features of real (x, y) pairs and fake (x, y) pairs on ``device``; returns
-    the model (eval mode) and a loss history. Labels: class indices, or scaled to [0, 1]."""
+    the model (eval mode) and a loss history. Labels: class indices, or scaled to [0, 1].
+    With ``cfg.patience`` a fifth of the reals and of the fakes is held out: the loss on it is
+    checked ``cfg.checks`` times, training stops after ``patience`` checks without improvement,
+    and the weights of the best check are returned."""
     torch.manual_seed(seed)
     dev = torch.device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)
     rf = torch.as_tensor(real_f, dtype=torch.float32).to(dev)
     ff = torch.as_tensor(fake_f, dtype=torch.float32).to(dev)
     ry, fy = torch.as_tensor(np.asarray(real_y)).to(dev), torch.as_tensor(np.asarray(fake_y)).to(dev)
+    check = None
+    if cfg.patience is not None:
+        rng = np.random.default_rng(seed)
+        rc, fc = torch.as_tensor(check_split(len(rf), rng)), torch.as_tensor(check_split(len(ff), rng))
+        check = (rf[rc.to(dev)], ry[rc.to(dev)], ff[fc.to(dev)], fy[fc.to(dev)])
+        rf, ry, ff, fy = rf[~rc.to(dev)], ry[~rc.to(dev)], ff[~fc.to(dev)], fy[~fc.to(dev)]
     model = RatioMLP(rf.shape[1], num_classes, cfg.hidden).to(dev)
     model.mean.copy_(rf.mean(0))
-    model.std.copy_(rf.std(0).clamp_min(1e-6))
+    model.std.copy_(rf.std(0).clamp_min(1e-6) if len(rf) > 1 else torch.ones_like(rf[0]))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history, running, pending, seen = [], 0.0, [], 0
+    best, best_state, stale = float("inf"), None, 0
+    every = max(cfg.steps // (cfg.checks if check is not None else 10), 1)
     with Progress(cfg.steps, desc) as bar:
         for step in range(1, cfg.steps + 1):
             i = torch.randint(len(rf), (cfg.batch_size,), generator=gen, device=dev)
@@ -99,13 +120,29 @@ def train_ratio(real_f: np.ndarray, real_y: np.ndarray, fake_f: np.ndarray, fake
             opt.step()
             pending.append(loss.detach())
             bar.update(1)
-            if step % max(cfg.steps // 10, 1) == 0 or step == cfg.steps:  # one read per history row
-                for v in torch.stack(pending).tolist():
-                    running = 0.95 * running + 0.05 * v if seen else v
-                    seen += 1
-                pending.clear()
-                bar.update(0, loss=running)
-                history.append({"step": step, "dre_loss": running})
+            if step % every != 0 and step != cfg.steps:
+                continue
+            for v in torch.stack(pending).tolist():  # one read per history row
+                running = 0.95 * running + 0.05 * v if seen else v
+                seen += 1
+            pending.clear()
+            row = {"step": step, "dre_loss": running}
+            if check is not None:
+                with torch.no_grad():
+                    model.eval()
+                    row["dre_check_loss"] = float(sp_loss(model(*check[:2]), model(*check[2:]), cfg.lam))
+                    model.train()
+                if row["dre_check_loss"] < best:
+                    best, stale = row["dre_check_loss"], 0
+                    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+                else:
+                    stale += 1
+            history.append(row)
+            bar.update(0, loss=running)
+            if check is not None and stale >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return model.eval(), history
 
 

@@ -44,7 +44,7 @@ def require_root(cfg: Config, what: str) -> Path:
 
 def require_task(cfg: Config, task: str) -> None:
     if cfg.task != task:
-        raise CgankdError(f"data.source={cfg.source}", f"is a {task} data set but task={cfg.task}")
+        raise CgankdError(f"data.source={cfg.source}", f"is a {task} data set but task={cfg.task} (add -S task={task})")
 
 
 def to_nchw(images: np.ndarray, channels: int | None, subject: str) -> np.ndarray:
