@@ -100,6 +100,7 @@ def test_dvc_repro_with_task_regression_in_params(tmp_path):
     repo = tmp_path / "repo"
     repo.mkdir()
     shutil.copytree(ROOT / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "profiles", repo / "profiles")
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(ROOT / name, repo / name)
     params = shrunk(Path("artifacts"), "task=regression").to_dict()
