@@ -65,3 +65,20 @@ def test_a_round_that_subsampling_rejects_whole_asks_again():
                                                      max_rounds=5, accept=accept)
     assert len(rounds) == 2 and len(x) == 6 and np.bincount(group).tolist() == [3, 3]
     assert generated.sum() >= 2 * len(x)
+
+
+def test_a_budget_that_subsampling_rejects_whole_gives_an_empty_set():
+    """Every round rejected until the draw budget is spent: an empty set shaped like the fakes, not a crash
+    (make-fakes then warns and cgankd trains on real data)."""
+    import numpy as np
+
+    from cgankd.fakes.make import generate_and_filter
+
+    def sample_fn(groups):
+        return np.zeros((len(groups), 1, 2, 2), np.uint8)
+
+    x, score, group, generated = generate_and_filter(
+        sample_fn, lambda x, g: np.zeros(len(x)), np.ones(2), target=3, rho=1.0, max_rounds=5,
+        accept=lambda x, g: np.zeros(len(x), bool), max_draws=40)
+    assert x.shape == (0, 1, 2, 2) and x.dtype == np.uint8 and len(score) == len(group) == 0
+    assert 0 < generated.sum() <= 40

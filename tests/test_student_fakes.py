@@ -24,6 +24,12 @@ def test_a_valid_external_fake_set_loads(tmp_path):
     assert len(split) == 5
 
 
+def test_an_empty_fake_set_loads(tmp_path):
+    """make-fakes may keep nothing (cDR-RS rejected every round): the student then trains on real data."""
+    p = write(tmp_path / "e.npz", np.zeros((0, 3, 16, 16), np.uint8), np.zeros(0, np.int64))
+    assert len(load_fakes(shrunk(tmp_path, f"student.fakes={p}"), META)) == 0
+
+
 @pytest.mark.parametrize("images, labels, problem", [
     (np.zeros((5, 1, 16, 16), np.uint8), np.zeros(5), "uint8 N x 3 x 16 x 16"),
     (np.zeros((5, 3, 16, 16), np.float32), np.zeros(5), "uint8"),

@@ -104,6 +104,7 @@ def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
     n_kept = np.zeros(n_groups, np.int64)
     generated = np.zeros(n_groups, np.int64)
     rate = max(min(rho, 1.0), 0.05) * max(accept_rate, 0.02) if accept is not None else rho
+    shape = np.empty((0,), np.uint8)  # the empty result before any draw
     with Progress(target * n_groups, "make-fakes") as bar:
         for _ in range(max_rounds):
             need = np.maximum(target - n_kept, 0)
@@ -119,6 +120,7 @@ def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
                 ask = np.minimum(ask, np.maximum(room - (np.cumsum(ask) - ask), 0))  # "at least one" stays in room
             groups = np.repeat(np.arange(n_groups), ask)
             x = sample_fn(groups)
+            shape = x[:0]
             generated += ask
             if accept is not None:
                 ok = accept(x, groups)
@@ -138,6 +140,8 @@ def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
             kept_g.append(groups[sel])
             n_kept += np.bincount(groups[sel], minlength=n_groups)
             bar.update(int(sel.sum()))
+    if not kept_g:  # every round rejected whole (or no room to draw): an empty set, shaped like a sample
+        return shape, np.empty(0, np.float32), np.empty(0, np.int64), generated
     order = np.argsort(np.concatenate(kept_g), kind="stable")
     return (np.concatenate(kept_x)[order], np.concatenate(kept_s)[order],
             np.concatenate(kept_g)[order], generated)
