@@ -37,13 +37,18 @@ class Watch:
         return self.stale >= self.patience if self.patience is not None else False
 
     @property
+    def best(self) -> tuple[int, float]:
+        """(step, score) of the best check so far (the first of equals)."""
+        top = self.scores[0]
+        for sv in self.scores[1:]:
+            if self.better(sv[1], top[1]):
+                top = sv
+        return top
+
+    @property
     def stale(self) -> int:
         """Checks since the best score so far."""
-        best_i = 0
-        for i, (_, s) in enumerate(self.scores):
-            if self.better(s, self.scores[best_i][1]):
-                best_i = i
-        return len(self.scores) - 1 - best_i if self.scores else 0
+        return len(self.scores) - 1 - self.scores.index(self.best) if self.scores else 0
 
     def state(self) -> list[list[float]]:
         return [[s, v] for s, v in self.scores]

@@ -179,9 +179,9 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
                             cfg.path("plots", "fakes_score_hist.png"))
     write_text(cfg.path("plots", "fakes_intra_fid.csv"), quality_csv(group_names(cfg, meta), per_group, meta.task))
     unit = "acc %" if meta.task == "classification" else f"MAE {meta.label_unit or ''}".strip()
-    figures.quality_bars(table, [("fid", "FID (lower is better)"), ("intra_fid", "Intra-FID"),
-                        ("label_score", f"label score, teacher {unit}"), ("diversity", "diversity (real = 1)")],
-                cfg.path("plots", "fakes_quality.png"))
+    panels = [("fid", "FID (lower is better)"), ("intra_fid", "Intra-FID"),
+              ("label_score", f"label score, teacher {unit}"), ("diversity", "diversity (real = 1)")]
+    figures.quality_bars(table, panels, cfg.path("plots", "fakes_quality.png"))
     if len(fs.images) == 0:
         print(f"make-fakes: warning: no fake was kept within subsample.max_draw_factor="
               f"{cfg.subsample.max_draw_factor}; cgankd trains on real data only", file=sys.stderr)

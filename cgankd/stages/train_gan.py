@@ -39,8 +39,8 @@ def watch_labels(meta: Meta, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tracker: NullTracker) -> Watch:
     """The teacher's label score on the same fakes (fixed z) at every check, logged with a grid."""
-    g_labels, labels = watch_labels(meta, cfg.gan.score_n)
     n = cfg.gan.score_n
+    g_labels, labels = watch_labels(meta, n)
     shown = np.concatenate([np.arange(i, i + min(SHOWN, n)) for i in range(0, len(labels), n)])
 
     def score(step: int, g: torch.nn.Module) -> float:
@@ -88,16 +88,11 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
             f"teacher MAE on fakes ({meta.label_unit or 'label units'})")
         tracker.log_artifact(figures.label_score_curve([s for s, _ in watch.scores], [v for _, v in watch.scores],
                                                        unit, out / "quality.png"), "plots")
-        best = (max if watch.higher_is_better else min)(watch.scores, key=lambda sv: sv[1])
+        best = watch.best
         result.update({"label_score": watch.scores[-1][1], "best_label_score": best[1], "best_step": best[0]})
         tracker.log_metrics({"gan_best_label_score": best[1], "gan_iterations_run": result["iterations"]})
-    if regression:  # 10 rows across the label range, 12 samples each
-        scaled = np.repeat(np.linspace(0.0, 1.0, 10), 12).astype(np.float32)
-        imgs = sample(g, scaled, cfg.gan.z_dim, torch.Generator().manual_seed(0))
-        shown = meta.unscale(scaled)
-    else:
-        shown = np.repeat(np.arange(meta.num_classes), 12)
-        imgs = sample(g, shown, cfg.gan.z_dim, torch.Generator().manual_seed(0))
+    g_labels, shown = watch_labels(meta, 12)  # 12 per class, or at each of 10 labels across the range
+    imgs = sample(g, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
     grid = save_grid(out / "samples.png", imgs, shown, meta.task, meta.classes)
     tracker.log_artifact(grid, "plots")
     last = history[-1] if history else {}

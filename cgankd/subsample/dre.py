@@ -100,9 +100,10 @@ def train_ratio(real_f: np.ndarray, real_y: np.ndarray, fake_f: np.ndarray, fake
     check = None
     if cfg.patience is not None:
         rng = np.random.default_rng(seed)
-        rc, fc = torch.as_tensor(check_split(len(rf), rng)), torch.as_tensor(check_split(len(ff), rng))
-        check = (rf[rc.to(dev)], ry[rc.to(dev)], ff[fc.to(dev)], fy[fc.to(dev)])
-        rf, ry, ff, fy = rf[~rc.to(dev)], ry[~rc.to(dev)], ff[~fc.to(dev)], fy[~fc.to(dev)]
+        rc = torch.as_tensor(check_split(len(rf), rng)).to(dev)
+        fc = torch.as_tensor(check_split(len(ff), rng)).to(dev)
+        check = (rf[rc], ry[rc], ff[fc], fy[fc])
+        rf, ry, ff, fy = rf[~rc], ry[~rc], ff[~fc], fy[~fc]
     model = RatioMLP(rf.shape[1], num_classes, cfg.hidden).to(dev)
     model.mean.copy_(rf.mean(0))
     model.std.copy_(rf.std(0).clamp_min(1e-6) if len(rf) > 1 else torch.ones_like(rf[0]))
