@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from cgankd.config import Config
+from cgankd.io import write_text
 from cgankd.kd.methods import method_distiller, method_uses_fakes
 from cgankd.stages.registry import ordered_methods
 
@@ -200,5 +201,5 @@ def write(cfg: Config, path: Path) -> bool:
     text = render(cfg)
     if path.is_file() and path.read_text() == text:
         return False
-    path.write_text(text)
+    write_text(path, text)  # atomic: a crash never leaves a half-written dvc.yaml
     return True
