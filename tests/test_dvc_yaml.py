@@ -24,6 +24,18 @@ def test_the_committed_dvc_yaml_is_current(capsys):
     assert main(["dvc-yaml", "-p", str(ROOT / "params.yaml"), "-o", str(ROOT / "dvc.yaml"), "--check"]) == 0
 
 
+def test_every_param_dvc_yaml_lists_is_in_params_yaml():
+    """DVC reads its params from the file itself, not from the validated Config: a key that only
+    has a default in config.py fails `dvc repro` ("Parameters ... are missing from 'params.yaml'")."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        for key in stage.get("params", []):
+            node = raw
+            for part in key.split("."):
+                assert isinstance(node, dict) and part in node, f"{name}: {key} is not in params.yaml"
+                node = node[part]
+
+
 def test_student_stages_follow_student_methods(tmp_path):
     cfg = load_config(ROOT / "params.yaml", ["student.methods=[nokd, blkd, cgankd+blkd, vkd]"], runtime=False)
     stages = yaml.safe_load(dvcfile.render(cfg))["stages"]
