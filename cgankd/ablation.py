@@ -86,6 +86,22 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(result: dict[str, Any]) -> dict[str, float]:
+    """For the parent run: the teacher's, NOKD's and each variant's test metric, and each variant's
+    paired difference to NOKD, as means over the seeds run so far."""
+    k = metric_key(result["task"])
+    base = {b["seed"]: b for b in result["baselines"]}
+    out = {f"{who}_test_{k}": float(np.mean([b[who][f"test_{k}"] for b in base.values()]))
+           for who in ("teacher", "nokd") if base}
+    for name in result["variants"]:
+        vr = [r for r in result["rows"] if r["variant"] == name]
+        if vr:
+            out[f"{name}/test_{k}"] = float(np.mean([r["student"][f"test_{k}"] for r in vr]))
+            out[f"{name}/minus_nokd_test_{k}"] = float(np.mean(
+                [r["student"][f"test_{k}"] - base[r["seed"]]["nokd"][f"test_{k}"] for r in vr if r["seed"] in base]))
+    return out
+
+
 def saver(out: Path, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> Callable[[], None]:
     """A function that writes ``result`` (JSON) and ``render(result)`` (markdown beside it), with
     ``minutes`` counting on from what a resumed run had already spent."""
@@ -136,7 +152,7 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
     have = {(r["seed"], r["variant"]) for r in result["rows"]}
     save = saver(out, result, table)
 
-    with pipeline_run(base_cfg, "ablation") as parent:
+    with pipeline_run(base_cfg, "ablation", seeds, lambda: headline(result)) as parent:
         result["parent_run_id"] = parent
         for seed in seeds:
             seed_over = [*overrides, f"seed={seed}", f"out_dir={work / base_cfg.task / f'seed{seed}'}",

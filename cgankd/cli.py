@@ -49,10 +49,10 @@ def cmd_repro(args: argparse.Namespace) -> int:
     quiet_telemetry()
     cfg = _config(args)
     _sync_dvc_yaml(cfg)
-    with pipeline_run(cfg, "dvc-repro"):
+    with pipeline_run(cfg, "dvc-repro"):  # a failure inside marks the parent failed, without a headline
         rc = subprocess.call(["dvc", "repro", *args.dvc_args])
-    if rc != 0:
-        raise CgankdError("dvc repro", f"failed with exit code {rc}")
+        if rc != 0:
+            raise CgankdError("dvc repro", f"failed with exit code {rc}")
     return 0
 
 
@@ -104,6 +104,16 @@ def _model_source(args: argparse.Namespace, cfg: Config) -> str:
     if args.version is not None:
         return f"models:/{cfg.model_name}/{args.version}"
     return f"models:/{cfg.model_name}@{args.alias}"
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """The MLflow UI on the tracking store, and the address of the experiment's runs table."""
+    from cgankd import mlflow_ui
+    from cgankd.tracking import require_mlflow, tracking_uri
+
+    cfg = _config(args, runtime=False)
+    require_mlflow("cgankd ui")
+    return mlflow_ui.serve(tracking_uri(), cfg.tracking.experiment, args.host, args.port)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -249,6 +259,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=None, help="request body limit (default: serve.max_body_mb)")
     p.add_argument("--max-batch", type=int, default=None, help="most inputs per request (default: serve.max_batch)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("ui", help="the MLflow UI on the tracking store (MLFLOW_TRACKING_URI, default "
+                       "sqlite:///mlflow.db), with the address of the runs table in the headline view")
+    _common(p)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_ui)
     p = sub.add_parser("predict", help="batch prediction: a folder of PNG/JPEG images or a .npy/.npz array -> CSV")
     _common(p)
     _model_args(p)

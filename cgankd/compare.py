@@ -86,6 +86,27 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline(result: dict[str, Any]) -> dict[str, float]:
+    """For the parent run: each pair's teacher and method test metric, and each method's paired
+    difference to NOKD, as means over the seeds run so far (``resnet20-convnet_s/cgankd_test_acc``)."""
+    k, rows, out = metric_key(result["task"]), result["rows"], {}
+    for t, s in (tuple(p) for p in result["pairs"]):
+        pair = f"{t}-{s}"
+        teach = [v[f"test_{k}"] for key, v in result["teachers"].items() if key.split("/")[1] == t]
+        if teach:
+            out[f"{pair}/teacher_test_{k}"] = float(np.mean(teach))
+        base = {r["seed"]: r["metrics"][f"test_{k}"] for r in rows
+                if (r["teacher"], r["student"], r["method"]) == (t, s, "nokd")}
+        for m in result["methods"]:
+            mr = [r for r in rows if (r["teacher"], r["student"], r["method"]) == (t, s, m)]
+            if mr:
+                out[f"{pair}/{m}_test_{k}"] = float(np.mean([r["metrics"][f"test_{k}"] for r in mr]))
+            d = [r["metrics"][f"test_{k}"] - base[r["seed"]] for r in mr if r["seed"] in base]
+            if d and m != "nokd":
+                out[f"{pair}/{m}_minus_nokd_test_{k}"] = float(np.mean(d))
+    return out
+
+
 def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tuple[str, str]],
                 methods: list[str], seeds: list[int], work: str | Path, reuse: bool = False,
                 resume: bool = False) -> dict[str, Any]:
@@ -105,7 +126,7 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
     have = {(r["seed"], r["teacher"], r["student"], r["method"]) for r in result["rows"]}
     save = saver(out, result, table)
 
-    with pipeline_run(base_cfg, "compare") as parent:
+    with pipeline_run(base_cfg, "compare", seeds, lambda: headline(result)) as parent:
         result["parent_run_id"] = parent
         for seed in seeds:
             for teacher in teachers:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,9 @@ from cgankd.config import Config
 from cgankd.errors import CgankdError
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
+# MLflow 3's UI opens an experiment on its GenAI overview (traces) unless this tag says otherwise
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+ENTRY_POINTS = ("pipeline", "dvc-repro", "prefect-pipeline")  # parents of one pipeline, named alike
 _NOTICE_SHOWN = False
 TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
@@ -50,6 +54,26 @@ def run_tags(cfg: Config) -> dict[str, str]:
     """What ran, as tags every run carries: profile, data source, task, student methods, commit."""
     return {"cgankd.profile": cfg.profile or "default", "cgankd.source": cfg.source, "cgankd.task": cfg.task,
             "cgankd.methods": ",".join(cfg.student.methods), "mlflow.source.git.commit": git_commit()}
+
+
+def run_name(cfg: Config, entry: str, seeds: list[int] | None = None) -> str:
+    """What a parent run ran, as the runs table shows it: ``objects/classification seed0``,
+    ``rc/regression compare seeds 0,1,2``; a profile other than the default is added in brackets."""
+    what = "" if entry in ENTRY_POINTS else f" {entry}"
+    which = f"seed{cfg.seed}" if seeds is None else "seeds " + ",".join(str(s) for s in seeds)
+    profile = f" [{cfg.profile}]" if cfg.profile else ""
+    return f"{cfg.source}/{cfg.task}{what} {which}{profile}"
+
+
+def evaluation_headline(cfg: Config) -> dict[str, Any]:
+    """The evaluate stage's metrics (``metrics.json``) for the parent run: every model's
+    validation and test metric, the gain over NOKD and the exported method; {} before evaluate."""
+    path = cfg.path("metrics.json")
+    if not path.is_file():
+        return {}
+    from cgankd.io import read_json
+
+    return {k: v for k, v in read_json(path).items() if not k.endswith("_params") and "_test_last_" not in k}
 
 
 class NullTracker:
@@ -101,21 +125,54 @@ def _mlflow():
     return mlflow
 
 
+def _experiment(mlflow: Any, cfg: Config) -> None:
+    mlflow.set_experiment(cfg.tracking.experiment)
+    mlflow.set_experiment_tag(*EXPERIMENT_KIND)
+
+
+def require_mlflow(what: str) -> Any:
+    mlflow = _mlflow()
+    if mlflow is None:
+        raise CgankdError(what, "MLflow is not available (CGANKD_TRACKING=off, or pip install 'cgankd[ops]')")
+    return mlflow
+
+
+def log_headline(mlflow: Any, metrics: dict[str, Any]) -> None:
+    """Numbers become metrics of the active run, text (the exported method) a ``cgankd.<key>`` tag;
+    the metrics join the experiment's headline view in the UI (mlflow_ui.py)."""
+    from mlflow.tracking import MlflowClient
+
+    from cgankd import mlflow_ui
+
+    numbers = {re.sub(r"[^\w\-. /]", "_", k): float(v) for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    mlflow.log_metrics(numbers)
+    mlflow.set_tags({f"cgankd.{k}": str(v) for k, v in metrics.items() if isinstance(v, str)})
+    if numbers:
+        mlflow_ui.save_view(MlflowClient(), mlflow.active_run().info.experiment_id, list(numbers))
+
+
 @contextlib.contextmanager
-def pipeline_run(cfg: Config, name: str = "pipeline") -> Iterator[str | None]:
+def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None = None,
+                 headline: Callable[[], dict[str, Any]] | None = None) -> Iterator[str | None]:
     """A parent run; stage runs started inside (or in child processes, via the environment)
-    nest under it. Yields the run id."""
+    nest under it. Yields the run id. ``entry``: what started it (tag ``cgankd.entry``). When the
+    block ends without an error the parent gets the headline metrics (default: the evaluate
+    stage's), so the runs table compares parents."""
     mlflow = _mlflow()
     if mlflow is None:
         yield None
         return
-    mlflow.set_experiment(cfg.tracking.experiment)
-    with mlflow.start_run(run_name=name, tags={**run_tags(cfg), "cgankd.kind": "pipeline"}) as run:
+    _experiment(mlflow, cfg)
+    tags = {**run_tags(cfg), "cgankd.kind": "pipeline", "cgankd.entry": entry,
+            "cgankd.seed": ",".join(str(s) for s in seeds) if seeds is not None else str(cfg.seed)}
+    with mlflow.start_run(run_name=run_name(cfg, entry, seeds), tags=tags) as run:
         mlflow.log_params({k: ("null" if v is None else str(v))[:500] for k, v in cfg.flat().items()})
         old = os.environ.get(PARENT_ENV)
         os.environ[PARENT_ENV] = run.info.run_id
         try:
             yield run.info.run_id
+            log_headline(mlflow, (headline or (lambda: evaluation_headline(cfg)))())
         finally:
             if old is None:
                 os.environ.pop(PARENT_ENV, None)
@@ -130,7 +187,7 @@ def stage_run(cfg: Config, stage: str) -> Iterator[NullTracker]:
     if mlflow is None:
         yield NullTracker()
         return
-    mlflow.set_experiment(cfg.tracking.experiment)
+    _experiment(mlflow, cfg)
     parent = os.environ.get(PARENT_ENV)
     active = mlflow.active_run()
     if active is not None and active.info.run_id == parent:
@@ -205,9 +262,7 @@ def promote(name: str, version: int | None, margin: float, force: bool = False) 
     ``challenger``. The reason is tagged."""
     from cgankd.promotion import Decision, decide
 
-    mlflow = _mlflow()
-    if mlflow is None:
-        raise CgankdError(f"registered model {name}", "MLflow is not available (CGANKD_TRACKING=off?)")
+    require_mlflow(f"registered model {name}")
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
@@ -258,9 +313,7 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
 def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
     """Download a registered ONNX model version into ``dst``; returns its .onnx path and (name,
     version, alias, uri, run id, tags). An unknown model, alias or version is a one-line error."""
-    mlflow = _mlflow()
-    if mlflow is None:
-        raise CgankdError(uri, "MLflow is not available (CGANKD_TRACKING=off or not installed)")
+    require_mlflow(uri)
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient

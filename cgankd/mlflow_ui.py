@@ -1,0 +1,86 @@
+"""What the MLflow UI opens on: the experiment's runs table with the headline columns.
+
+MLflow 3's UI (3.17 here) opens an experiment on its GenAI overview (traces, token usage) unless
+the browser chose "Model training" in the switch at the top of the page, which it keeps in the
+browser's local storage: the experiment tag ``mlflow.experimentKind`` is set (tracking.py), but
+this UI version reads it only when the switch is off. So the pipeline also saves a *shared view*
+(an experiment tag ``mlflow.sharedViewState.<key>``, the same one the UI's own "Share" button
+writes) whose columns are every parent's headline metrics, and :func:`link` gives the address
+that opens the runs table in that view. ``cgankd ui`` serves the store and prints that address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from typing import Any
+from urllib.parse import urlencode
+
+from cgankd.errors import CgankdError
+
+VIEW = "cgankd-headline"
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW}"
+MAX_COLUMNS = 30
+# the headline in the view: each model's test metric and the gain over NOKD (the parent run holds
+# the validation metrics too; "Columns" in the UI adds them)
+SHOWN = re.compile(r"(^|/)(\w+_)?test_(acc|mae)$|minus_nokd")
+TAGS = ["tags.`cgankd.profile`", "tags.`cgankd.selected`"]
+
+
+def rank(key: str) -> int:
+    """Teacher, NOKD, the other methods, then the gains over NOKD (per pair for ``compare``)."""
+    name = key.rpartition("/")[2]
+    if "minus_nokd" in name:
+        return 3
+    return 0 if name.startswith("teacher_") else 1 if name.startswith("nokd_") else 2
+
+
+def columns(metric_keys: list[str], old: list[str]) -> list[str]:
+    """The view's columns: those it had, then this parent's headline metrics, then the tags."""
+    shown = sorted((k for k in metric_keys if SHOWN.search(k)), key=lambda k: (k.rpartition("/")[0], rank(k)))
+    new = [f"metrics.`{k}`" for k in shown]
+    cols = list(dict.fromkeys([c for c in old if c not in TAGS] + new))[:MAX_COLUMNS]
+    return cols + TAGS
+
+
+def save_view(client: Any, experiment_id: str, metric_keys: list[str]) -> None:
+    """Add ``metric_keys`` to the experiment's headline view (creating it)."""
+    old = client.get_experiment(experiment_id).tags.get(VIEW_TAG)
+    try:
+        state = json.loads(old) if old else {}
+    except json.JSONDecodeError:  # edited by hand: start again
+        state = {}
+    cols = columns(metric_keys, state.get("selectedColumns", []))
+    client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps({"selectedColumns": cols, "columnOrder": cols}))
+
+
+def link(base_url: str, experiment_id: str) -> str:
+    """The runs table of the experiment, as model training, in the headline view."""
+    query = urlencode({"workflowType": "machine_learning", "viewStateShareKey": VIEW})
+    return f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def serve(uri: str, experiment: str, host: str, port: int) -> int:
+    """``cgankd ui``: ``mlflow server`` on the tracking store (or, for an http(s) tracking server,
+    nothing to start) and the address of the experiment's runs table."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    exp = MlflowClient().get_experiment_by_name(experiment)
+    if exp is None:
+        raise CgankdError(f"tracking.experiment={experiment}", f"no such experiment in {uri} (run the pipeline first)")
+    if uri.startswith(("http://", "https://")):
+        print(f"cgankd: runs table: {link(uri, exp.experiment_id)}")
+        return 0
+    base = f"http://{host}:{port}"
+    print(f"cgankd: serving {uri}; runs table: {link(base, exp.experiment_id)}  (Ctrl-C stops)", flush=True)
+    cmd = [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--backend-store-uri", uri,
+           "--host", host, "--port", str(port), "--workers", "1"]
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
