@@ -12,7 +12,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo demo-classification demo-regression test lint bench bench-serving clean
+.PHONY: setup demo demo-classification demo-regression ui test lint bench bench-serving clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -35,6 +35,10 @@ demo-classification: setup
 demo-regression: setup
 	cgankd run -S task=regression -S out_dir=artifacts/regression
 	@cat artifacts/regression/report.md
+
+# after `make demo`: the MLflow UI on mlflow.db; prints the address of the runs table
+ui: setup
+	cgankd ui
 
 lint: setup
 	ruff check .

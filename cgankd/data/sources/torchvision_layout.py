@@ -66,12 +66,28 @@ def fashionmnist(cfg: Config) -> Pool:
     return _mnist_like(cfg, "FashionMNIST", names)
 
 
+# what a CIFAR batch holds: dicts, lists, bytes, numbers and numpy arrays; any other global (a
+# function a crafted file would call) is refused before it is looked up, so nothing runs
+NUMPY_GLOBALS = {(m, n) for m in ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
+                                  "numpy._core.numeric", "numpy")
+                 for n in ("_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer")}
+
+
+class _DataOnly(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in NUMPY_GLOBALS:
+            raise pickle.UnpicklingError(f"{module}.{name} is not data")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     if not path.is_file():
         raise CgankdError(str(path), "missing CIFAR batch file")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
+            return _DataOnly(f, encoding="latin1").load()
+    except pickle.UnpicklingError as exc:
+        raise CgankdError(str(path), f"refused: a CIFAR batch holds only data, this pickle asks for {exc}") from None
     except Exception as exc:  # corrupt pickle: name the file
         raise CgankdError(str(path), f"unreadable CIFAR batch ({type(exc).__name__})") from None
 
