@@ -309,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
     except CgankdError as exc:
         print(f"cgankd: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk or an unwritable folder outside cgankd's own writes (MLflow, DVC)
+        from cgankd.io import WRITE_ERRORS
+
+        if exc.errno not in WRITE_ERRORS:
+            raise
+        print(f"cgankd: error: {exc.filename or 'a write'}: {exc.strerror}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("cgankd: interrupted (checkpoints kept; re-run to resume)", file=sys.stderr)
         return 130

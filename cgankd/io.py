@@ -1,8 +1,13 @@
-"""Atomic writes: every output goes to a temporary sibling first and is renamed into place."""
+"""Atomic writes: every output goes to a temporary sibling first and is renamed into place.
+
+A write that fails because the disk is full or the folder is not writable (ENOSPC, EACCES,
+EROFS, ...) is a one-line error naming the output; the temporary is removed and the previous
+output, if any, is left as it was."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -10,6 +15,25 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from cgankd.errors import CgankdError
+
+# the machine's fault, not the program's: reported in one line, never as a traceback
+WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
+
+
+def write_error(path: str | os.PathLike[str], exc: OSError) -> CgankdError:
+    return CgankdError(str(path), f"cannot write: {exc.strerror or exc} (the previous output, if any, is unchanged)")
+
+
+@contextlib.contextmanager
+def _reported(path: str | os.PathLike[str]) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in WRITE_ERRORS:
+            raise write_error(path, exc) from None
+        raise
 
 
 def _umask() -> int:
@@ -22,14 +46,16 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _reported(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
-        os.replace(tmp_path, path)
+        with _reported(path):
+            yield tmp_path
+            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+            os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -39,10 +65,12 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory; on success it replaces ``path`` as a whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _reported(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
+        with _reported(path):
+            yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old")

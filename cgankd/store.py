@@ -12,6 +12,7 @@ bench scripts use it (``done`` tells whether a stage has already run in a folder
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from collections.abc import Callable
@@ -51,8 +52,10 @@ def save(path: str | Path, kind: str, meta: dict[str, Any], state: dict[str, Any
     """Write a model file atomically (tensors on the CPU, so a CPU machine can read a GPU run's)."""
     KINDS.get(kind)
     state = _to_cpu(state)
+    buf = io.BytesIO()  # serialised in memory: a full disk is then an OSError of the write below
+    torch.save({"format": FORMAT, "kind": kind, "meta": plain(meta), "state": state}, buf)
     with atomic_path(path) as tmp:
-        torch.save({"format": FORMAT, "kind": kind, "meta": plain(meta), "state": state}, tmp)
+        tmp.write_bytes(buf.getbuffer())
 
 
 def _to_cpu(obj: Any) -> Any:
