@@ -19,6 +19,7 @@ import numpy as np
 from cgankd.config import load_config
 from cgankd.errors import CgankdError
 from cgankd.io import read_json, write_json, write_text
+from cgankd.lock import out_dir_lock
 from cgankd.pipeline import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES
@@ -152,7 +153,7 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
     have = {(r["seed"], r["variant"]) for r in result["rows"]}
     save = saver(out, result, table)
 
-    with pipeline_run(base_cfg, "ablation", seeds, lambda: headline(result)) as parent:
+    with out_dir_lock(work), pipeline_run(base_cfg, "ablation", seeds, lambda: headline(result)) as parent:
         result["parent_run_id"] = parent
         for seed in seeds:
             seed_over = [*overrides, f"seed={seed}", f"out_dir={work / base_cfg.task / f'seed{seed}'}",

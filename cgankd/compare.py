@@ -22,6 +22,7 @@ from cgankd.ablation import mean_std, saver
 from cgankd.config import load_config
 from cgankd.errors import CgankdError
 from cgankd.io import read_json
+from cgankd.lock import out_dir_lock
 from cgankd.pipeline import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES, ordered_methods, stage_calls
@@ -126,7 +127,7 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
     have = {(r["seed"], r["teacher"], r["student"], r["method"]) for r in result["rows"]}
     save = saver(out, result, table)
 
-    with pipeline_run(base_cfg, "compare", seeds, lambda: headline(result)) as parent:
+    with out_dir_lock(work), pipeline_run(base_cfg, "compare", seeds, lambda: headline(result)) as parent:
         result["parent_run_id"] = parent
         for seed in seeds:
             for teacher in teachers:

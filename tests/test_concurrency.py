@@ -1,0 +1,87 @@
+"""Two runs on one output folder: the second stops at once with one line naming the holder; a
+killed holder leaves no stale lock. Two pipelines in different folders sharing one mlflow.db both
+complete with every run recorded."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from conftest import shrunk
+
+from cgankd.lock import NAME, out_dir_lock
+
+BIN = os.path.dirname(sys.executable)
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([os.path.join(BIN, "cgankd"), *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def write_params(tmp_path, out, name="params.yaml", *extra):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(shrunk(out, *extra).to_dict(), sort_keys=False))
+    return str(path)
+
+
+def test_a_second_writer_stops_with_one_line_naming_the_holder(tmp_path):
+    out = tmp_path / "artifacts"
+    params = write_params(tmp_path, out)
+    with out_dir_lock(out):
+        for args in (["prepare", "-p", params], ["run", "-p", params]):
+            res = cli(*args)
+            assert res.returncode == 2, res.stderr
+            line = res.stderr.strip()
+            assert len(line.splitlines()) == 1 and f"in use by pid {os.getpid()}" in line, line
+        assert not (out / "prepared").exists()
+        with out_dir_lock(out):  # re-entrant in the holder: a pipeline's stages run under its lock
+            pass
+    assert cli("prepare", "-p", params).returncode == 0  # released
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    out = tmp_path / "artifacts"
+    code = f"from cgankd.lock import out_dir_lock\nwith out_dir_lock({str(out)!r}):\n    print('held', flush=True)\n" \
+           "    import time; time.sleep(600)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    params = write_params(tmp_path, out)
+    assert f"pid {proc.pid}" in cli("prepare", "-p", params).stderr
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / NAME).exists()  # the file stays; the kernel dropped the lock with its holder
+    assert cli("prepare", "-p", params).returncode == 0
+
+
+@pytest.mark.slow
+def test_two_pipelines_sharing_one_mlflow_db_both_complete(tmp_path):
+    db = tmp_path / "mlflow.db"
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
+    procs = []
+    for name in ("a", "b"):
+        params = write_params(tmp_path, tmp_path / name, f"{name}.yaml", f"seed={'ab'.index(name)}")
+        procs.append(subprocess.Popen([os.path.join(BIN, "cgankd"), "run", "-p", params], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}))
+        time.sleep(1)  # both create the store and the experiment at nearly the same time
+    for proc in procs:
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out[-3000:]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("cgankd")
+    runs = client.search_runs([exp.experiment_id], max_results=500)
+    parents = [r for r in runs if r.data.tags.get("cgankd.kind") == "pipeline"]
+    assert sorted(r.info.run_name for r in parents) == ["objects/classification seed0", "objects/classification seed1"]
+    for parent in parents:
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert len(children) == 10 and all(r.info.status == "FINISHED" for r in children)
+        assert "cgankd_test_acc" in parent.data.metrics
+    versions = client.search_model_versions("name = 'cgankd-objects'")
+    assert len(versions) == 2
