@@ -219,6 +219,8 @@ class ServeCfg:
     max_batch: int = 1024
     providers: str = "auto"
     threads: int | None = None
+    max_in_flight: int = 64
+    body_timeout_s: float = 10.0
 
 
 @dataclass
@@ -501,7 +503,8 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
     if cfg.serve.providers not in ("auto", "cpu", "cuda"):
         bad("serve.providers", f"must be auto, cpu or cuda, got {cfg.serve.providers!r}")
     for key, v in (("serve.port", cfg.serve.port), ("serve.max_batch", cfg.serve.max_batch),
-                   ("serve.max_body_mb", cfg.serve.max_body_mb)):
+                   ("serve.max_body_mb", cfg.serve.max_body_mb), ("serve.max_in_flight", cfg.serve.max_in_flight),
+                   ("serve.body_timeout_s", cfg.serve.body_timeout_s)):
         if v <= 0:
             bad(key, f"must be > 0, got {v}")
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cgankd import faults
 from cgankd.errors import CgankdError
 
 # the machine's fault, not the program's: reported in one line, never as a traceback
@@ -42,18 +43,31 @@ def _umask() -> int:
     return mask
 
 
+def clear_leftovers(path: Path) -> None:
+    """Temporaries of ``path`` that a killed writer left behind (SIGKILL runs no ``finally``).
+    Safe: one writer per output folder (cgankd/lock.py)."""
+    old = path.with_name(f".{path.name}.old")
+    if old.is_dir() and not path.exists():  # killed in the middle of atomic_dir's swap: put it back
+        os.replace(old, path)
+    for left in path.parent.glob(f".{path.name}.*"):
+        if left.name.endswith((".tmp", ".old")):
+            shutil.rmtree(left) if left.is_dir() and not left.is_symlink() else left.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
     with _reported(path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        clear_leftovers(path)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         with _reported(path):
             yield tmp_path
+            faults.point("write")
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
             os.replace(tmp_path, path)
     finally:
@@ -67,10 +81,12 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     path = Path(path)
     with _reported(path):
         path.parent.mkdir(parents=True, exist_ok=True)
+        clear_leftovers(path)
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         with _reported(path):
             yield tmp
+        faults.point("write")
         os.chmod(tmp, 0o777 & ~_umask())
         if path.exists():
             old = path.with_name(f".{path.name}.old")

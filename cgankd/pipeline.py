@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from cgankd import faults
 from cgankd.config import Config
 from cgankd.lock import out_dir_lock
 from cgankd.stages.registry import STAGES, stage_calls, stage_label
@@ -13,6 +14,7 @@ from cgankd.tracking import pipeline_run, stage_run
 def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
     """One stage, the only writer of ``out_dir`` while it runs (cgankd/lock.py)."""
     with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs)) as tracker:
+        faults.point("start")
         return STAGES.get(name)(cfg, tracker, **kwargs)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 import time
 
+from cgankd import faults
+
 
 class Progress:
     """``with Progress(total, "train-gan") as p: p.update(1, loss=0.3)``; redraws at most 5x/s."""
@@ -24,6 +26,8 @@ class Progress:
 
     def update(self, n: int = 1, **info: float) -> None:
         """Terminals redraw one line at most every ``min_interval`` s; logs get a line per 10%."""
+        if self.n < self.total / 2 <= self.n + n:
+            faults.point("half")
         self.n += n
         self.info.update(info)
         now = time.perf_counter()

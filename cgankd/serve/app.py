@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from cgankd.errors import CgankdError
 from cgankd.serve.decode import BadInput, from_json, one_part
+from cgankd.serve.limits import BodyDeadline, BodyTimeout, InFlightLimit
 from cgankd.serve.runtime import ServedModel
 
 JSON_TYPES = ("application/json", "text/json")
@@ -118,7 +119,8 @@ async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray
     return one_part(body, card, "body", max_batch), None
 
 
-def create_app(holder: Holder, max_body: int, max_batch: int = 1024) -> BodyLimit:
+def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flight: int = 64,
+               body_timeout: float = 10.0) -> InFlightLimit:
     app = FastAPI(title="cgankd student", description=__doc__)
 
     @app.exception_handler(BadInput)
@@ -128,6 +130,11 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024) -> BodyLimi
     @app.exception_handler(BodyTooLarge)
     async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         return JSONResponse({"error": f"body: over the limit of {max_body} bytes"}, status_code=413)
+
+    @app.exception_handler(BodyTimeout)
+    async def slow_body(_: Request, exc: BodyTimeout) -> JSONResponse:
+        return JSONResponse({"error": f"body: not received within {body_timeout:g} s (serve.body_timeout_s)"},
+                            status_code=408, headers={"Connection": "close"})
 
     @app.exception_handler(CgankdError)
     async def bad_source(_: Request, exc: CgankdError) -> JSONResponse:
@@ -168,11 +175,11 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024) -> BodyLimi
         new = await run_in_threadpool(holder.reload, model)
         return {"reloaded": True, **{k: new.info.get(k) for k in ("name", "version", "alias", "uri")}}
 
-    return BodyLimit(app, max_body)
+    return InFlightLimit(BodyDeadline(BodyLimit(app, max_body), body_timeout), max_in_flight)
 
 
 def serve(source: str, host: str, port: int, max_body: int, max_batch: int, providers: str,
-          threads: int | None) -> None:
+          threads: int | None, max_in_flight: int = 64, body_timeout: float = 10.0) -> None:
     """Load the model (errors here stop start-up with one line), then run uvicorn."""
     import uvicorn
 
@@ -185,6 +192,6 @@ def serve(source: str, host: str, port: int, max_body: int, max_batch: int, prov
     print(json.dumps({"serving": model.info.get("uri"), "version": model.info.get("version"),
                       "task": model.card.task, "input": list(model.card.shape),
                       "providers": model.session.get_providers(), "url": f"http://{host}:{port}"}), flush=True)
-    app = create_app(Holder(model, loader, source), max_body, max_batch)
+    app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout)
     asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                               access_log=False)).serve())

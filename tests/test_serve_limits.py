@@ -1,0 +1,94 @@
+"""`cgankd serve` under abuse, as a real process: a bound on requests in flight (503 with
+Retry-After, never a queue without limit, probes always answered) and a deadline for a body
+trickled byte by byte (408), while other clients are served meanwhile."""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+import time
+from urllib.parse import urlparse
+
+import httpx
+import numpy as np
+import pytest
+from conftest import shrunk
+from serving_kit import export, trained_student
+
+from cgankd.serve.process import start_server, stop_server
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    from cgankd.stages.prepare import build
+
+    tmp = tmp_path_factory.mktemp("limits")
+    data = build(shrunk(tmp / "artifacts"))
+    inputs = {"inputs": (data["test"].images[:4].astype(np.float32) / 255.0).tolist()}
+    return export(trained_student(data, steps=10), data, tmp / "student.onnx"), inputs
+
+
+def trickle(url: str, gap: float, out: dict) -> None:
+    """POST a 1000-byte body one byte per ``gap`` s until the server answers; keep its answer."""
+    port = urlparse(url).port
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: 1000\r\n\r\n[")
+        out["started"] = True
+        for _ in range(999):
+            if select.select([s], [], [], gap)[0]:
+                break
+            s.sendall(b" ")
+        out["answer"] = s.recv(65536).decode(errors="replace")
+        out["at"] = time.monotonic()
+
+
+def wait_until(cond, what: str, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_slow_body_holds_the_only_slot_others_get_503_then_it_gets_408(student):
+    path, images = student
+    proc, url = start_server(str(path), "-S", "serve.max_in_flight=1", "-S", "serve.body_timeout_s=3",
+                             "--threads", "1")
+    try:
+        slow: dict = {}
+        t = threading.Thread(target=trickle, args=(url, 0.1, slow))
+        t.start()
+        wait_until(lambda: slow.get("started"), "the slow client did not connect")
+        time.sleep(0.5)  # its request is in the app, reading the body
+        busy = httpx.post(f"{url}/predict", json=images, timeout=30)
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1", busy.text
+        assert "serve.max_in_flight=1" in busy.json()["error"]
+        assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # probes are never refused
+        t.join(60)
+        assert slow["answer"].startswith("HTTP/1.1 408"), slow["answer"][:200]
+        assert "serve.body_timeout_s" in slow["answer"]
+        ok = httpx.post(f"{url}/predict", json=images, timeout=30)
+        assert ok.status_code == 200 and len(ok.json()["predictions"]) == 4  # the slot is back
+    finally:
+        stop_server(proc)
+
+
+def test_a_slow_client_does_not_block_the_others(student):
+    path, images = student
+    proc, url = start_server(str(path), "-S", "serve.body_timeout_s=4", "--threads", "1")
+    try:
+        slow: dict = {}
+        t = threading.Thread(target=trickle, args=(url, 0.1, slow))
+        t.start()
+        wait_until(lambda: slow.get("started"), "the slow client did not connect")
+        answered = []
+        for _ in range(5):
+            r = httpx.post(f"{url}/predict", json=images, timeout=30)
+            assert r.status_code == 200
+            answered.append(time.monotonic())
+        t.join(60)
+        assert slow["answer"].startswith("HTTP/1.1 408")
+        assert max(answered) < slow["at"]  # every other request was answered while the slow one trickled
+    finally:
+        stop_server(proc)
