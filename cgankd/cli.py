@@ -106,6 +106,19 @@ def _model_source(args: argparse.Namespace, cfg: Config) -> str:
     return f"models:/{cfg.model_name}@{args.alias}"
 
 
+def cmd_tracking_replay(args: argparse.Namespace) -> int:
+    """Log what a run could not log while the tracking server was away (<out_dir>/tracking-backlog.jsonl)."""
+    from cgankd.tracking import require_mlflow, tracking_uri
+    from cgankd.tracking_backlog import NAME, replay
+
+    cfg = _config(args, runtime=False)
+    require_mlflow("cgankd tracking-replay")
+    counts = replay(tracking_uri(), cfg.path(NAME))
+    print(f"cgankd: tracking-replay: {counts['calls']} calls logged to {tracking_uri()}, "
+          f"{counts['runs_created']} runs created")
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """The MLflow UI on the tracking store, and the address of the experiment's runs table."""
     from cgankd import mlflow_ui
@@ -259,6 +272,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-mb", type=float, default=None, help="request body limit (default: serve.max_body_mb)")
     p.add_argument("--max-batch", type=int, default=None, help="most inputs per request (default: serve.max_batch)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("tracking-replay", help="log what a run kept in <out_dir>/tracking-backlog.jsonl while "
+                       "the tracking server was unreachable")
+    _common(p)
+    p.set_defaults(func=cmd_tracking_replay)
     p = sub.add_parser("ui", help="the MLflow UI on the tracking store (MLFLOW_TRACKING_URI, default "
                        "sqlite:///mlflow.db), with the address of the runs table in the headline view")
     _common(p)

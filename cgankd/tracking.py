@@ -12,12 +12,15 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cgankd.config import Config
 from cgankd.errors import CgankdError
+from cgankd.tracking_backlog import NAME as BACKLOG
+from cgankd.tracking_backlog import GuardedTracker, Ref, errors, http_defaults, offline, went_offline
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
 # MLflow 3's UI opens an experiment on its GenAI overview (traces) unless this tag says otherwise
@@ -85,27 +88,6 @@ class NullTracker:
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
 
-class MlflowTracker(NullTracker):
-    def __init__(self, mlflow: Any, run_id: str) -> None:
-        self.mlflow = mlflow
-        self.run_id = run_id
-
-    def log_params(self, params: dict[str, Any]) -> None:
-        clean = {k: ("null" if v is None else str(v))[:500] for k, v in params.items()}
-        self.mlflow.log_params(clean)
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        vals = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
-        self.mlflow.log_metrics(vals, step=step)
-
-    def log_artifact(self, path: str | Path | None, folder: str | None = None) -> None:
-        if path is not None and Path(path).exists():  # None: a figure that was not drawn
-            self.mlflow.log_artifact(str(path), artifact_path=folder)
-
-    def set_tags(self, tags: dict[str, str]) -> None:
-        self.mlflow.set_tags(tags)
-
-
 def _mlflow():
     if os.environ.get("CGANKD_TRACKING", "on").lower() in ("off", "0", "false"):
         return None
@@ -119,6 +101,7 @@ def _mlflow():
                   "(pip install 'cgankd[ops]' to track)", file=sys.stderr)
         return None
     quiet_telemetry()
+    http_defaults()
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
@@ -137,8 +120,8 @@ def require_mlflow(what: str) -> Any:
     return mlflow
 
 
-def log_headline(mlflow: Any, metrics: dict[str, Any]) -> None:
-    """Numbers become metrics of the active run, text (the exported method) a ``cgankd.<key>`` tag;
+def log_headline(tracker: GuardedTracker, metrics: dict[str, Any]) -> None:
+    """Numbers become metrics of the parent run, text (the exported method) a ``cgankd.<key>`` tag;
     the metrics join the experiment's headline view in the UI (mlflow_ui.py)."""
     from mlflow.tracking import MlflowClient
 
@@ -146,33 +129,75 @@ def log_headline(mlflow: Any, metrics: dict[str, Any]) -> None:
 
     numbers = {re.sub(r"[^\w\-. /]", "_", k): float(v) for k, v in metrics.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    mlflow.log_metrics(numbers)
-    mlflow.set_tags({f"cgankd.{k}": str(v) for k, v in metrics.items() if isinstance(v, str)})
-    if numbers:
-        mlflow_ui.save_view(MlflowClient(), mlflow.active_run().info.experiment_id, list(numbers))
+    tracker.log_metrics(numbers)
+    tracker.set_tags({f"cgankd.{k}": str(v) for k, v in metrics.items() if isinstance(v, str)})
+    if numbers and tracker.run_id is not None and not offline(tracker.uri):
+        client = MlflowClient(tracker.uri)
+        try:
+            mlflow_ui.save_view(client, client.get_run(tracker.run_id).info.experiment_id, list(numbers))
+        except errors() as exc:  # the view is a convenience: the next parent run writes it again
+            went_offline(tracker.uri, "saving the runs-table view", exc, tracker.backlog)
+
+
+def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[str, str]) -> GuardedTracker:
+    """Start a run (nested under the active parent, or a child of ``parent`` by id); when the
+    server does not answer, a tracker that logs into the backlog."""
+    uri, backlog = tracking_uri(), cfg.path(BACKLOG).resolve()
+    ref = Ref(name, cfg.tracking.experiment, parent)
+    if not offline(uri) and not (parent or "").startswith("backlog:"):
+        try:
+            _experiment(mlflow, cfg)
+            active = mlflow.active_run()
+            if active is not None and active.info.run_id == parent:
+                run = mlflow.start_run(run_name=name, nested=True, tags=tags)
+            else:
+                run = mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags)
+            ref.run_id = run.info.run_id
+            return GuardedTracker(uri, ref, backlog)
+        except errors() as exc:
+            went_offline(uri, f"{name}: starting its run", exc, backlog)
+    tracker = GuardedTracker(uri, ref, backlog)
+    tracker.set_tags(tags)  # into the backlog: the run is created when it is replayed
+    return tracker
+
+
+@contextlib.contextmanager
+def _run(cfg: Config, name: str, parent: str | None, tags: dict[str, str]) -> Iterator[GuardedTracker]:
+    mlflow = _mlflow()
+    tracker = _start(mlflow, cfg, name, parent, tags)
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    finally:
+        tracker.end(mlflow, status)
 
 
 @contextlib.contextmanager
 def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None = None,
                  headline: Callable[[], dict[str, Any]] | None = None) -> Iterator[str | None]:
     """A parent run; stage runs started inside (or in child processes, via the environment)
-    nest under it. Yields the run id. ``entry``: what started it (tag ``cgankd.entry``). When the
-    block ends without an error the parent gets the headline metrics (default: the evaluate
-    stage's), so the runs table compares parents."""
-    mlflow = _mlflow()
-    if mlflow is None:
+    nest under it. Yields the run id. ``entry``: what started it (tag ``cgankd.entry``). The
+    parent gets the headline metrics (default: the evaluate stage's ``metrics.json``; after a
+    failure only if this run wrote it), so the runs table compares parents."""
+    if _mlflow() is None:
         yield None
         return
-    _experiment(mlflow, cfg)
     tags = {**run_tags(cfg), "cgankd.kind": "pipeline", "cgankd.entry": entry,
             "cgankd.seed": ",".join(str(s) for s in seeds) if seeds is not None else str(cfg.seed)}
-    with mlflow.start_run(run_name=run_name(cfg, entry, seeds), tags=tags) as run:
-        mlflow.log_params({k: ("null" if v is None else str(v))[:500] for k, v in cfg.flat().items()})
+    with _run(cfg, run_name(cfg, entry, seeds), None, tags) as tracker:
+        tracker.log_params(cfg.flat())
         old = os.environ.get(PARENT_ENV)
-        os.environ[PARENT_ENV] = run.info.run_id
+        os.environ[PARENT_ENV] = tracker.run_id or f"backlog:{tracker.ref.key}"
+        started = time.time()
         try:
-            yield run.info.run_id
-            log_headline(mlflow, (headline or (lambda: evaluation_headline(cfg)))())
+            yield tracker.run_id
+            log_headline(tracker, (headline or (lambda: evaluation_headline(cfg)))())
+        except BaseException:  # a failure after evaluate (register) still shows this run's headline
+            fresh = cfg.path("metrics.json").is_file() and cfg.path("metrics.json").stat().st_mtime >= started
+            if headline is not None or fresh:
+                log_headline(tracker, (headline or (lambda: evaluation_headline(cfg)))())
+            raise
         finally:
             if old is None:
                 os.environ.pop(PARENT_ENV, None)
@@ -183,21 +208,10 @@ def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None =
 @contextlib.contextmanager
 def stage_run(cfg: Config, stage: str) -> Iterator[NullTracker]:
     """A run for one stage, a child of the pipeline run when there is one."""
-    mlflow = _mlflow()
-    if mlflow is None:
+    if _mlflow() is None:
         yield NullTracker()
         return
-    _experiment(mlflow, cfg)
-    parent = os.environ.get(PARENT_ENV)
-    active = mlflow.active_run()
-    if active is not None and active.info.run_id == parent:
-        ctx = mlflow.start_run(run_name=stage, nested=True)
-    else:
-        ctx = mlflow.start_run(run_name=stage, parent_run_id=parent) if parent else mlflow.start_run(
-            run_name=stage)
-    with ctx as run:
-        tracker = MlflowTracker(mlflow, run.info.run_id)
-        tracker.set_tags({"cgankd.stage": stage, **run_tags(cfg)})
+    with _run(cfg, stage, os.environ.get(PARENT_ENV), {"cgankd.stage": stage, **run_tags(cfg)}) as tracker:
         tracker.log_params(cfg.flat())
         yield tracker
 
@@ -206,9 +220,21 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
                      info: dict[str, Any], tracker: NullTracker) -> dict[str, Any]:
     """Log the student as ONNX and PyTorch models, register both, and move the aliases
     (``promote``: champion only when the test metric improves by more than the margin)."""
-    mlflow = _mlflow()
-    if mlflow is None or tracker.run_id is None:
+    if _mlflow() is None or not isinstance(tracker, GuardedTracker):
         return {"registered": False, "reason": "tracking is off"}
+    try:
+        if tracker.run_id is None or offline(tracker.uri):
+            raise ConnectionError("unreachable earlier in this run")
+        return _register(cfg, onnx_path, torch_model, sample, metric, info)
+    except errors() as exc:
+        raise CgankdError(f"register ({tracking_uri()})", f"the tracking server failed ({type(exc).__name__}): "
+                          "the student is not registered and no alias moved (aliases move only after a "
+                          "version's files are stored); its ONNX file is in export/; re-run `cgankd register` "
+                          "when the server is back") from None
+
+
+def _register(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any, metric: float,
+              info: dict[str, Any]) -> dict[str, Any]:
     import mlflow.onnx
     import mlflow.pytorch
     import onnx

@@ -14,7 +14,7 @@ import pytest
 def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stdout.read()
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else f"exited {proc.returncode}"
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return

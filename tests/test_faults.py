@@ -35,8 +35,8 @@ def run(cwd: Path, args: list[str], point: str | None = None) -> subprocess.Comp
     return subprocess.run([BIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
-def clocked(key: str) -> bool:
-    return any(c in key.lower() for c in CLOCK)
+def clocked(key: object) -> bool:
+    return isinstance(key, str) and any(c in key.lower() for c in CLOCK)
 
 
 def strip_clock(obj):

@@ -48,7 +48,7 @@ def server(tmp_path_factory):
     bindir = os.path.dirname(sys.executable)
     proc = subprocess.Popen([os.path.join(bindir, "mlflow"), "server", "--backend-store-uri", f"sqlite:///{db}",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=work, stdout=open(work / "server.log", "a"), stderr=subprocess.STDOUT,
                             start_new_session=True,
                             env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": bindir + os.pathsep
                                  + os.environ.get("PATH", "")})

@@ -1,0 +1,197 @@
+"""Tracking that survives the tracking server going away mid-run.
+
+A stage's logging goes through a :class:`GuardedTracker`. The first call that fails with a
+connection or server error switches it (and every later stage of the process) to *offline*: one
+line on stderr says so, the stage goes on and writes its outputs as usual, and every call it could
+not make (params, metrics with their step and time, tags, artifacts by path, the run's end) is
+appended to ``<out_dir>/tracking-backlog.jsonl``. ``cgankd tracking-replay`` logs that backlog
+once the server is back: runs that were never created are created (children under their parent),
+and the file is renamed ``tracking-backlog.replayed-<time>.jsonl``.
+
+MLflow's own HTTP retries (7 tries with back-off, 120 s timeout each: minutes per call) are
+shortened to 2 tries and 20 s unless the environment sets ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` /
+``MLFLOW_HTTP_REQUEST_TIMEOUT``: a training job should not stall on its tracking server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cgankd.errors import CgankdError
+
+NAME = "tracking-backlog.jsonl"
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+_offline: dict[str, str] = {}  # tracking uri -> why, for this process
+
+
+def errors() -> tuple[type[BaseException], ...]:
+    """What a tracking server that went away raises (not programming errors)."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    return (MlflowException, requests.exceptions.RequestException, ConnectionError, TimeoutError)
+
+
+def offline(uri: str) -> bool:
+    return uri in _offline
+
+
+def went_offline(uri: str, what: str, exc: BaseException, backlog: Path) -> None:
+    if uri not in _offline:
+        _offline[uri] = f"{type(exc).__name__}"
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        print(f"cgankd: tracking: {uri} failed while {what} ({first}); the run goes on and writes its "
+              f"outputs; what it cannot log is kept in {backlog}: `cgankd tracking-replay` logs it once the "
+              "server is back", file=sys.stderr, flush=True)
+
+
+class Ref:
+    """A run as the backlog knows it: its id once created, else a local key (and its parent's)."""
+
+    def __init__(self, name: str, experiment: str, parent: str | None) -> None:
+        self.key = uuid.uuid4().hex
+        self.name, self.experiment, self.parent = name, experiment, parent
+        self.run_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "name": self.name, "experiment": self.experiment, "parent": self.parent,
+                "run_id": self.run_id}
+
+
+class GuardedTracker:
+    """The stage's tracker (the interface of tracking.NullTracker): logs through the MLflow client
+    while the server answers, into the backlog once it does not."""
+
+    def __init__(self, uri: str, ref: Ref, backlog: Path) -> None:
+        self.uri, self.ref, self.backlog = uri, ref, backlog
+
+    @property
+    def run_id(self) -> str | None:
+        return self.ref.run_id
+
+    def _do(self, what: str, op: dict[str, Any], call: Any) -> None:
+        if self.ref.run_id is not None and not offline(self.uri):
+            try:
+                call()
+                return
+            except errors() as exc:
+                went_offline(self.uri, f"{self.ref.name}: {what}", exc, self.backlog)
+        record(self.backlog, self.ref, op)
+
+    def _client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(self.uri)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        clean = {k: ("null" if v is None else str(v))[:500] for k, v in params.items()}
+        self._do("logging params", {"op": "params", "params": clean}, lambda: self._client().log_batch(
+            self.ref.run_id, params=[Param(k, v) for k, v in clean.items()]))
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        vals = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
+        now = int(time.time() * 1000)
+        self._do("logging metrics", {"op": "metrics", "metrics": vals, "step": step or 0, "time": now},
+                 lambda: self._client().log_batch(self.ref.run_id, metrics=[
+                     Metric(k, v, now, step or 0) for k, v in vals.items()]))
+
+    def log_artifact(self, path: str | Path | None, folder: str | None = None) -> None:
+        if path is None or not Path(path).exists():  # None: a figure that was not drawn
+            return
+        path = str(Path(path).resolve())
+        self._do(f"logging {Path(path).name}", {"op": "artifact", "path": path, "folder": folder},
+                 lambda: self._client().log_artifact(self.ref.run_id, path, folder))
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self._do("setting tags", {"op": "tags", "tags": tags}, lambda: self._client().log_batch(
+            self.ref.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+
+    def end(self, mlflow: Any, status: str) -> None:
+        """End the run (popping MLflow's active-run stack whatever the server does)."""
+        if self.ref.run_id is None:
+            record(self.backlog, self.ref, {"op": "end", "status": status})
+            return
+        try:
+            if offline(self.uri):
+                raise ConnectionError("offline")
+            mlflow.end_run(status)
+        except errors() as exc:
+            if str(exc) != "offline":
+                went_offline(self.uri, f"{self.ref.name}: ending its run", exc, self.backlog)
+            record(self.backlog, self.ref, {"op": "end", "status": status})
+
+
+def record(backlog: Path, ref: Ref, op: dict[str, Any]) -> None:
+    """Append one call to the backlog (a line per call, flushed: a crash loses at most that line)."""
+    backlog.parent.mkdir(parents=True, exist_ok=True)
+    with open(backlog, "a") as f:
+        f.write(json.dumps({"run": ref.as_dict(), **op}) + "\n")
+        f.flush()
+
+
+def replay(uri: str, backlog: Path) -> dict[str, int]:
+    """Log a backlog to the tracking server at ``uri``; returns counts. Resumable: the calls done
+    so far and the runs created are kept beside it, so a replay cut short never logs one twice."""
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from cgankd.io import read_json, write_json
+
+    if not backlog.is_file():
+        raise CgankdError(str(backlog), "no tracking backlog here (nothing failed to log)")
+    lines = [json.loads(x) for x in backlog.read_text().splitlines() if x.strip()]
+    state_path = backlog.with_suffix(".progress.json")
+    state = read_json(state_path) if state_path.is_file() else {"applied": 0, "ids": {}, "created": 0}
+    ids: dict[str, str] = state["ids"]  # local key -> run id
+    client = MlflowClient(uri)
+    try:
+        for i, entry in enumerate(lines[state["applied"]:], start=state["applied"]):
+            run = entry["run"]
+            run_id = run["run_id"] or ids.get(run["key"])
+            if run_id is None:
+                exp = client.get_experiment_by_name(run["experiment"])
+                exp_id = exp.experiment_id if exp else client.create_experiment(run["experiment"])
+                parent = run["parent"] or ""
+                parent = ids.get(parent.removeprefix("backlog:")) if parent.startswith("backlog:") else parent
+                tags = {"mlflow.parentRunId": parent} if parent else {}
+                run_id = client.create_run(exp_id, run_name=run["name"], tags=tags).info.run_id
+                state["created"] += 1
+            ids[run["key"]] = run_id
+            op = entry["op"]
+            if op == "params":
+                client.log_batch(run_id, params=[Param(k, v) for k, v in entry["params"].items()])
+            elif op == "metrics":
+                client.log_batch(run_id, metrics=[Metric(k, v, entry["time"], entry["step"])
+                                                  for k, v in entry["metrics"].items()])
+            elif op == "tags":
+                client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in entry["tags"].items()])
+            elif op == "artifact" and Path(entry["path"]).exists():
+                client.log_artifact(run_id, entry["path"], entry["folder"])
+            elif op == "end":
+                client.set_terminated(run_id, entry["status"])
+            state["applied"] = i + 1
+            write_json(state_path, state)
+    except errors() as exc:
+        raise CgankdError(uri, f"still failing ({type(exc).__name__}); {state['applied']} of {len(lines)} "
+                          "backlog calls are logged, the rest is kept: replay again later") from None
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backlog.rename(backlog.with_name(f"tracking-backlog.replayed-{stamp}.jsonl"))
+    state_path.unlink()
+    return {"calls": len(lines), "runs_created": state["created"]}
+
+
+def http_defaults() -> None:
+    for k, v in HTTP_DEFAULTS.items():
+        os.environ.setdefault(k, v)

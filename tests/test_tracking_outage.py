@@ -1,0 +1,101 @@
+"""The MLflow tracking server (a real `mlflow server`) stops in the middle of a pipeline run: the
+run goes on, its outputs on disk are those of an untracked run, it says so in one line, register
+stops with one line and moves no alias; with the server back, `cgankd tracking-replay` logs what
+was kept and `cgankd register` registers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+import yaml
+from conftest import shrunk
+from server_kit import stop, wait_for
+from test_faults import files, same
+
+from cgankd.serve.process import free_port
+
+BIN = os.path.dirname(sys.executable)
+
+
+def mlflow_server(work, port: int) -> subprocess.Popen:
+    proc = subprocess.Popen([os.path.join(BIN, "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'db'}",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=work,
+                            stdout=open(work / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")})
+    wait_for(f"http://127.0.0.1:{port}/health", proc, 120)
+    return proc
+
+
+@pytest.mark.slow
+def test_the_server_going_away_mid_run_loses_nothing(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    untracked = subprocess.run([os.path.join(BIN, "cgankd"), "run", "-p", str(params), "-S", f"out_dir={ref}"],
+                               capture_output=True, text=True, env={**os.environ, "CGANKD_TRACKING": "off"})
+    assert untracked.returncode == 0, untracked.stderr[-2000:]
+
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    server = mlflow_server(tmp_path, port)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    run = subprocess.Popen([os.path.join(BIN, "cgankd"), "run", "-p", str(params)], cwd=tmp_path, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in run.stdout:
+            lines.append(line)
+            if line.startswith("train-gan [") and server.poll() is None:
+                stop(server)  # the GAN is training: the tracking server goes away
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    run.wait(timeout=900)
+    reader.join()
+    out = "".join(lines)
+    assert server.poll() is not None, "the server was never stopped"
+    assert run.returncode == 2, out[-3000:]
+    notices = [x for x in lines if x.startswith("cgankd: tracking:")]
+    assert len(notices) == 1 and "tracking-replay" in notices[0], notices
+    assert lines[-1].startswith("cgankd: error: register") and "no alias moved" in lines[-1], lines[-1]
+    art = tmp_path / "artifacts"
+    backlog = art / "tracking-backlog.jsonl"
+    assert backlog.is_file()
+    produced = files(art) - {"tracking-backlog.jsonl", "registry.json"}
+    assert produced == files(ref) - {"registry.json"}  # every stage ran; register wrote nothing
+    assert not [f for f in produced if not same(art / f, ref / f)]
+
+    server = mlflow_server(tmp_path, port)  # back, on the same store
+    try:
+        replay = subprocess.run([os.path.join(BIN, "cgankd"), "tracking-replay", "-p", str(params)], cwd=tmp_path,
+                                env=env, capture_output=True, text=True)
+        assert replay.returncode == 0, replay.stderr[-2000:]
+        assert not backlog.exists() and list(art.glob("tracking-backlog.replayed-*.jsonl"))
+        client = MlflowClient(uri)
+        exp = client.get_experiment_by_name("cgankd")
+        runs = client.search_runs([exp.experiment_id], max_results=200)
+        (parent,) = [r for r in runs if r.data.tags.get("cgankd.kind") == "pipeline"]
+        children = {r.data.tags.get("cgankd.stage"): r for r in runs
+                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+        assert set(children) >= {"prepare", "train-teacher", "train-gan", "make-fakes", "train-student[cgankd]",
+                                 "evaluate"}
+        assert children["train-student[cgankd]"].data.metrics  # logged after the outage, by the replay
+        assert children["evaluate"].info.status == "FINISHED"
+        assert "cgankd_test_acc" in parent.data.metrics  # the parent's headline too
+        assert children["register"].info.status == "FAILED"
+        reg = subprocess.run([os.path.join(BIN, "cgankd"), "register", "-p", str(params)], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+        assert reg.returncode == 0, reg.stderr[-2000:]
+        champ = client.get_model_version_by_alias("cgankd-objects", "champion")
+        assert httpx.get(f"{uri}/health").status_code == 200 and champ.version == "1"
+    finally:
+        stop(server)
