@@ -58,8 +58,8 @@ def quality_bars(table: dict[str, dict[str, float]], metrics: list[tuple[str, st
         vals = np.array([table[s].get(key, np.nan) for s in steps], float)
         bars = ax.bar(range(len(steps)), np.nan_to_num(vals), color=colors)
         ax.bar_label(bars, [f"{v:.3g}" if np.isfinite(v) else "" for v in vals], fontsize=7)
-        ax.set_xticks(range(len(steps)), [f"{s}\nn={int(table[s].get('n', 0))}" for s in steps], fontsize=7,
-                      rotation=30)
+        names = [f"{s.replace('_', ' + ')}\nn={int(table[s].get('n', 0))}" for s in steps]
+        ax.set_xticks(range(len(steps)), names, fontsize=7, rotation=35, ha="right", rotation_mode="anchor")
         ax.set_ylabel(label)
         ax.margins(y=0.15)
     fig.suptitle("fake quality after each processing step (extractor feature space)", fontsize=9)

@@ -1,8 +1,9 @@
 """Fault injection over every stage of both tasks (shrunken config, fp32 CPU): each stage is killed
-with SIGKILL at each failpoint (cgankd/faults.py: as it starts, half-way through its longest loop,
-and with an output written to its temporary but not renamed), then run again with the same
-command. After each stage the interrupted folder must hold exactly what an uninterrupted run
-wrote (bit-identical, apart from wall-clock fields), and no temporary is left beside the outputs.
+with SIGKILL at each failpoint in turn (cgankd/faults.py: as it starts, half-way through a progress
+bar, with an output written to its temporary but not renamed), each run resuming from what the
+killed one left (the GAN from its checkpoint), then run once more with the same command. After
+each stage the interrupted folder must hold exactly what an uninterrupted run wrote
+(bit-identical, apart from wall-clock fields), and no temporary is left beside the outputs.
 """
 
 from __future__ import annotations
@@ -100,15 +101,17 @@ def test_every_stage_killed_at_every_point_resumes_to_identical_outputs(tmp_path
     for name, kwargs in stage_calls(cfg):
         args = [name, "-p", str(params), *(["--method", kwargs["method"]] if kwargs else [])]
         label = f"{name}[{kwargs['method']}]" if kwargs else name
-        for point in POINTS:
+        hits = []
+        for point in POINTS:  # killed at each point in turn: each run resumes from what the last one left
             killed = run(hit, args, point)
             assert killed.returncode in (-9, 0), (label, point, killed.stderr[-2000:])
-            again = run(hit, args)
-            assert again.returncode == 0, (label, point, again.stderr[-3000:])
-            out = hit / "artifacts"
-            differ = sorted(f for f in files(out) if not same(out / f, ref / "artifacts" / f))
-            assert not differ, (label, point, differ)
-            assert not leftovers(out), (label, point, leftovers(out))
-            table.append((label, point, "killed" if killed.returncode == -9 else "not reached"))
+            hits.append(f"{point}: {'killed' if killed.returncode == -9 else 'not reached'}")
+        again = run(hit, args)
+        assert again.returncode == 0, (label, again.stderr[-3000:])
+        out = hit / "artifacts"
+        differ = sorted(f for f in files(out) if not same(out / f, ref / "artifacts" / f))
+        assert not differ, (label, differ)
+        assert not leftovers(out), (label, leftovers(out))
+        table.append(f"| {label} | {', '.join(hits)} | completed, outputs identical, nothing left behind |")
     assert files(hit / "artifacts") == files(ref / "artifacts")
-    print("\n".join(f"| {s} | {p} | {k}, resumed, outputs identical, nothing left behind |" for s, p, k in table))
+    print("\n".join(table))
