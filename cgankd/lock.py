@@ -58,8 +58,11 @@ def out_dir_lock(out_dir: str | os.PathLike[str]) -> Iterator[None]:
                               "out_dir") from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(
             [Path(sys.argv[0]).name, *sys.argv[1:]])[:200], "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:  # a full disk: the lock holds without the note; the stage's own write says why
+            pass
         _held[key] = 1
         try:
             yield
