@@ -68,4 +68,4 @@ bench-serving: setup
 	$(PY) bench/loadtest.py --model models:/cgankd-objects@champion --requests 5000 --clients 16
 
 clean:
-	rm -rf artifacts mlflow.db mlruns mlartifacts .prefect
+	rm -rf artifacts mlflow.db mlflow.db.init-lock mlruns mlartifacts .prefect

@@ -105,7 +105,29 @@ def _mlflow():
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(tracking_uri())
+    _init_sqlite(tracking_uri())
     return mlflow
+
+
+_INITIALISED: set[str] = set()
+
+
+def _init_sqlite(uri: str) -> None:
+    """Create (or migrate) a sqlite store's tables under a file lock, once per process: two runs
+    started together on a new ``mlflow.db`` otherwise race in MLflow's schema migration (seen:
+    one of them fails inside alembic)."""
+    if not uri.startswith("sqlite:///") or uri in _INITIALISED:
+        return
+    import fcntl
+
+    from mlflow.tracking import MlflowClient
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".init-lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
+        MlflowClient(uri).search_experiments(max_results=1)
+    _INITIALISED.add(uri)
 
 
 def _experiment(mlflow: Any, cfg: Config) -> None:
