@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,13 +53,17 @@ SHRINK = [
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     monkeypatch.setenv("DO_NOT_TRACK", "1")
     monkeypatch.setenv("DVC_NO_ANALYTICS", "1")
     monkeypatch.delenv("CGANKD_PARENT_RUN_ID", raising=False)
+    yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:  # MLflow keeps the last tracking URI set in-process: forget it, as a new process would
+        mlflow.set_tracking_uri(None)
 
 
 def shrunk(out_dir: Path, *extra: str) -> Config:
