@@ -20,56 +20,10 @@ from starlette.concurrency import run_in_threadpool
 
 from cgankd.errors import CgankdError
 from cgankd.serve.decode import BadInput, from_json, one_part
-from cgankd.serve.limits import BodyDeadline, BodyTimeout, InFlightLimit
+from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, Refused
 from cgankd.serve.runtime import ServedModel
 
 JSON_TYPES = ("application/json", "text/json")
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """ASGI middleware: 413 for a body over ``max_bytes``, by Content-Length or while streaming."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        seen = 0
-        started = False
-
-        async def counted() -> dict:
-            nonlocal seen
-            msg = await receive()
-            seen += len(msg.get("body", b""))
-            if seen > self.max_bytes:
-                raise BodyTooLarge
-            return msg
-
-        async def tracked(msg: dict) -> None:
-            nonlocal started
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(scope, receive, send)
-
-    async def _refuse(self, scope: dict, receive: Callable, send: Callable) -> None:
-        msg = f"body: over the limit of {self.max_bytes} bytes"
-        await JSONResponse({"error": msg}, status_code=413)(scope, receive, send)
 
 
 class Holder:
@@ -127,14 +81,9 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
     async def bad_input(_: Request, exc: BadInput) -> JSONResponse:
         return JSONResponse({"error": exc.message}, status_code=exc.status)
 
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse({"error": f"body: over the limit of {max_body} bytes"}, status_code=413)
-
-    @app.exception_handler(BodyTimeout)
-    async def slow_body(_: Request, exc: BodyTimeout) -> JSONResponse:
-        return JSONResponse({"error": f"body: not received within {body_timeout:g} s (serve.body_timeout_s)"},
-                            status_code=408, headers={"Connection": "close"})
+    @app.exception_handler(Refused)
+    async def refused(_: Request, exc: Refused) -> JSONResponse:  # a body guard raised while the app read
+        return exc.response()
 
     @app.exception_handler(CgankdError)
     async def bad_source(_: Request, exc: CgankdError) -> JSONResponse:

@@ -1,10 +1,12 @@
-"""ASGI guards in front of the app: a bound on requests in flight, and a deadline for a body.
+"""ASGI guards in front of the app: a bound on requests in flight, a size limit and a deadline
+for a body.
 
 - Over ``max_in_flight`` requests at once, a request gets 503 with ``Retry-After`` at once instead
   of joining a queue that grows without limit (health probes are never refused).
 - A client must send its whole body within ``body_timeout`` seconds of starting the request; one
   that trickles it byte by byte gets 408 and its slot back. Each connection is its own task on the
   event loop, so a slow client never blocks the others meanwhile.
+- A body over ``max_bytes`` gets 413, by Content-Length or while streaming.
 """
 
 from __future__ import annotations
@@ -25,14 +27,12 @@ class InFlightLimit:
         self.max = max_in_flight
         self.retry_after = retry_after
         self.n = 0  # one event loop: no lock needed
-        self.refused = 0
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
         if self.n >= self.max:
-            self.refused += 1
             body = {"error": f"busy: {self.n} requests in flight (serve.max_in_flight={self.max}); "
                              f"retry after {self.retry_after} s"}
             await JSONResponse(body, status_code=503, headers={"Retry-After": str(self.retry_after)})(
@@ -45,21 +45,85 @@ class InFlightLimit:
             self.n -= 1
 
 
-class BodyTimeout(Exception):
-    pass
+class Refused(Exception):
+    """A request refused while its body is read; carries the answer (the app's exception handler
+    sends it too, when the app was the one reading)."""
+
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.headers = status, headers
+
+    def response(self) -> JSONResponse:
+        return JSONResponse({"error": str(self)}, status_code=self.status, headers=self.headers)
 
 
-class BodyDeadline:
-    def __init__(self, app: Any, timeout: float) -> None:
+class BodyGuard:
+    """ASGI middleware that watches each request's body: ``check`` (before the app runs) and
+    ``reader`` (wrapping ``receive`` as the app reads) raise :class:`Refused`; the refusal is
+    answered unless a response started."""
+
+    def __init__(self, app: Any) -> None:
         self.app = app
-        self.timeout = timeout
+
+    def check(self, scope: dict) -> None:
+        """Refuse by the headers alone."""
+
+    def reader(self, scope: dict, receive: Callable) -> Callable:
+        raise NotImplementedError
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        deadline = time.monotonic() + self.timeout
         started = False
+
+        async def tracked(msg: dict) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            self.check(scope)
+            await self.app(scope, self.reader(scope, receive), tracked)
+        except Refused as exc:
+            if not started:
+                await exc.response()(scope, receive, send)
+
+
+class BodyLimit(BodyGuard):
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        super().__init__(app)
+        self.max_bytes = max_bytes
+
+    def refused(self) -> Refused:
+        return Refused(f"body: over the limit of {self.max_bytes} bytes", 413)
+
+    def check(self, scope: dict) -> None:
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            raise self.refused()
+
+    def reader(self, scope: dict, receive: Callable) -> Callable:
+        seen = 0
+
+        async def counted() -> dict:
+            nonlocal seen
+            msg = await receive()
+            seen += len(msg.get("body", b""))
+            if seen > self.max_bytes:
+                raise self.refused()
+            return msg
+
+        return counted
+
+
+class BodyDeadline(BodyGuard):
+    def __init__(self, app: Any, timeout: float) -> None:
+        super().__init__(app)
+        self.timeout = timeout
+
+    def reader(self, scope: dict, receive: Callable) -> Callable:
+        deadline = time.monotonic() + self.timeout
         done = False
 
         async def timed() -> dict:
@@ -69,19 +133,9 @@ class BodyDeadline:
             try:
                 msg = await asyncio.wait_for(receive(), max(deadline - time.monotonic(), 0.0))
             except TimeoutError:
-                raise BodyTimeout from None
+                raise Refused(f"body: not received within {self.timeout:g} s (serve.body_timeout_s)", 408,
+                              {"Connection": "close"}) from None
             done = msg["type"] != "http.request" or not msg.get("more_body", False)
             return msg
 
-        async def tracked(msg: dict) -> None:
-            nonlocal started
-            started = started or msg["type"] == "http.response.start"
-            await send(msg)
-
-        try:
-            await self.app(scope, timed, tracked)
-        except BodyTimeout:
-            if not started:
-                msg = f"body: not received within {self.timeout:g} s (serve.body_timeout_s)"
-                await JSONResponse({"error": msg}, status_code=408, headers={"Connection": "close"})(
-                    scope, receive, send)
+        return timed
