@@ -53,6 +53,16 @@ def label(method: str) -> str:
     return " + ".join(LABELS.get(p, p) for p in method.split("+"))
 
 
+def paired(rows: list[dict[str, Any]], t: str, s: str, m: str, k: str) -> tuple[list[float], list[float]]:
+    """Method ``m``'s test metric for ``t -> s`` in every seed run, and its difference to NOKD
+    paired by seed."""
+    pr = [r for r in rows if (r["teacher"], r["student"]) == (t, s)]
+    base = {r["seed"]: r["metrics"][f"test_{k}"] for r in pr if r["method"] == "nokd"}
+    mr = [r for r in pr if r["method"] == m]
+    return ([r["metrics"][f"test_{k}"] for r in mr],
+            [r["metrics"][f"test_{k}"] - base[r["seed"]] for r in mr if r["seed"] in base])
+
+
 def table(result: dict[str, Any]) -> str:
     """Markdown: rows = pairs, columns = methods; test metric of the best-validation checkpoint,
     mean ± std over seeds; then the paired difference to NOKD and the training time (median, robust
@@ -73,9 +83,8 @@ def table(result: dict[str, Any]) -> str:
         cells, dcells, tcells = [], [], []
         for m in methods:
             mr = [r for r in pr if r["method"] == m]
-            cells.append(mean_std([r["metrics"][f"test_{k}"] for r in mr]) if mr else "")
-            base = {r["seed"]: r["metrics"][f"test_{k}"] for r in pr if r["method"] == "nokd"}
-            d = [r["metrics"][f"test_{k}"] - base[r["seed"]] for r in mr if r["seed"] in base]
+            vals, d = paired(rows, t, s, m, k)
+            cells.append(mean_std(vals) if vals else "")
             dcells.append(mean_std(d) if d and m != "nokd" else "")
             tcells.append(f"{np.median([r['metrics']['train_seconds'] for r in mr]) / 60:.1f}" if mr else "")
         name = f"{t} -> {s} ({pr[0]['metrics']['params']:,} params)" if pr else f"{t} -> {s}"
@@ -96,13 +105,10 @@ def headline(result: dict[str, Any]) -> dict[str, float]:
         teach = [v[f"test_{k}"] for key, v in result["teachers"].items() if key.split("/")[1] == t]
         if teach:
             out[f"{pair}/teacher_test_{k}"] = float(np.mean(teach))
-        base = {r["seed"]: r["metrics"][f"test_{k}"] for r in rows
-                if (r["teacher"], r["student"], r["method"]) == (t, s, "nokd")}
         for m in result["methods"]:
-            mr = [r for r in rows if (r["teacher"], r["student"], r["method"]) == (t, s, m)]
-            if mr:
-                out[f"{pair}/{m}_test_{k}"] = float(np.mean([r["metrics"][f"test_{k}"] for r in mr]))
-            d = [r["metrics"][f"test_{k}"] - base[r["seed"]] for r in mr if r["seed"] in base]
+            vals, d = paired(rows, t, s, m, k)
+            if vals:
+                out[f"{pair}/{m}_test_{k}"] = float(np.mean(vals))
             if d and m != "nokd":
                 out[f"{pair}/{m}_minus_nokd_test_{k}"] = float(np.mean(d))
     return out

@@ -211,14 +211,14 @@ def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None =
         tracker.log_params(cfg.flat())
         old = os.environ.get(PARENT_ENV)
         os.environ[PARENT_ENV] = tracker.run_id or f"backlog:{tracker.ref.key}"
-        started = time.time()
+        started, metrics = time.time(), cfg.path("metrics.json")
+        given, headline = headline is not None, headline or (lambda: evaluation_headline(cfg))
         try:
             yield tracker.run_id
-            log_headline(tracker, (headline or (lambda: evaluation_headline(cfg)))())
+            log_headline(tracker, headline())
         except BaseException:  # a failure after evaluate (register) still shows this run's headline
-            fresh = cfg.path("metrics.json").is_file() and cfg.path("metrics.json").stat().st_mtime >= started
-            if headline is not None or fresh:
-                log_headline(tracker, (headline or (lambda: evaluation_headline(cfg)))())
+            if given or (metrics.is_file() and metrics.stat().st_mtime >= started):
+                log_headline(tracker, headline())
             raise
         finally:
             if old is None:

@@ -75,10 +75,14 @@ class GuardedTracker:
     def run_id(self) -> str | None:
         return self.ref.run_id
 
-    def _do(self, what: str, op: dict[str, Any], call: Any) -> None:
+    def _do(self, what: str, op: dict[str, Any], call: Any = None) -> None:
+        """Make the call (default: ``apply`` the op) while the server answers; else record the op."""
         if self.ref.run_id is not None and not offline(self.uri):
             try:
-                call()
+                if call is not None:
+                    call()
+                else:
+                    apply(self._client(), self.ref.run_id, op)
                 return
             except errors() as exc:
                 went_offline(self.uri, f"{self.ref.name}: {what}", exc, self.backlog)
@@ -90,47 +94,43 @@ class GuardedTracker:
         return MlflowClient(self.uri)
 
     def log_params(self, params: dict[str, Any]) -> None:
-        from mlflow.entities import Param
-
         clean = {k: ("null" if v is None else str(v))[:500] for k, v in params.items()}
-        self._do("logging params", {"op": "params", "params": clean}, lambda: self._client().log_batch(
-            self.ref.run_id, params=[Param(k, v) for k, v in clean.items()]))
+        self._do("logging params", {"op": "params", "params": clean})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        from mlflow.entities import Metric
-
         vals = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}
-        now = int(time.time() * 1000)
-        self._do("logging metrics", {"op": "metrics", "metrics": vals, "step": step or 0, "time": now},
-                 lambda: self._client().log_batch(self.ref.run_id, metrics=[
-                     Metric(k, v, now, step or 0) for k, v in vals.items()]))
+        self._do("logging metrics", {"op": "metrics", "metrics": vals, "step": step or 0,
+                                     "time": int(time.time() * 1000)})
 
     def log_artifact(self, path: str | Path | None, folder: str | None = None) -> None:
         if path is None or not Path(path).exists():  # None: a figure that was not drawn
             return
         path = str(Path(path).resolve())
-        self._do(f"logging {Path(path).name}", {"op": "artifact", "path": path, "folder": folder},
-                 lambda: self._client().log_artifact(self.ref.run_id, path, folder))
+        self._do(f"logging {Path(path).name}", {"op": "artifact", "path": path, "folder": folder})
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        from mlflow.entities import RunTag
-
-        self._do("setting tags", {"op": "tags", "tags": tags}, lambda: self._client().log_batch(
-            self.ref.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()]))
+        self._do("setting tags", {"op": "tags", "tags": tags})
 
     def end(self, mlflow: Any, status: str) -> None:
-        """End the run (popping MLflow's active-run stack whatever the server does)."""
-        if self.ref.run_id is None:
-            record(self.backlog, self.ref, {"op": "end", "status": status})
-            return
-        try:
-            if offline(self.uri):
-                raise ConnectionError("offline")
-            mlflow.end_run(status)
-        except errors() as exc:
-            if str(exc) != "offline":
-                went_offline(self.uri, f"{self.ref.name}: ending its run", exc, self.backlog)
-            record(self.backlog, self.ref, {"op": "end", "status": status})
+        """End the run through MLflow's active-run stack (replayed: set_terminated)."""
+        self._do("ending its run", {"op": "end", "status": status}, lambda: mlflow.end_run(status))
+
+
+def apply(client: Any, run_id: str, op: dict[str, Any]) -> None:
+    """One tracker call, made live or replayed from the backlog."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    kind = op["op"]
+    if kind == "params":
+        client.log_batch(run_id, params=[Param(k, v) for k, v in op["params"].items()])
+    elif kind == "metrics":
+        client.log_batch(run_id, metrics=[Metric(k, v, op["time"], op["step"]) for k, v in op["metrics"].items()])
+    elif kind == "tags":
+        client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in op["tags"].items()])
+    elif kind == "artifact" and Path(op["path"]).exists():
+        client.log_artifact(run_id, op["path"], op["folder"])
+    elif kind == "end":
+        client.set_terminated(run_id, op["status"])
 
 
 def record(backlog: Path, ref: Ref, op: dict[str, Any]) -> None:
@@ -144,7 +144,6 @@ def record(backlog: Path, ref: Ref, op: dict[str, Any]) -> None:
 def replay(uri: str, backlog: Path) -> dict[str, int]:
     """Log a backlog to the tracking server at ``uri``; returns counts. Resumable: the calls done
     so far and the runs created are kept beside it, so a replay cut short never logs one twice."""
-    from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
     from cgankd.io import read_json, write_json
@@ -169,18 +168,7 @@ def replay(uri: str, backlog: Path) -> dict[str, int]:
                 run_id = client.create_run(exp_id, run_name=run["name"], tags=tags).info.run_id
                 state["created"] += 1
             ids[run["key"]] = run_id
-            op = entry["op"]
-            if op == "params":
-                client.log_batch(run_id, params=[Param(k, v) for k, v in entry["params"].items()])
-            elif op == "metrics":
-                client.log_batch(run_id, metrics=[Metric(k, v, entry["time"], entry["step"])
-                                                  for k, v in entry["metrics"].items()])
-            elif op == "tags":
-                client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in entry["tags"].items()])
-            elif op == "artifact" and Path(entry["path"]).exists():
-                client.log_artifact(run_id, entry["path"], entry["folder"])
-            elif op == "end":
-                client.set_terminated(run_id, entry["status"])
+            apply(client, run_id, entry)
             state["applied"] = i + 1
             write_json(state_path, state)
     except errors() as exc:

@@ -69,3 +69,14 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 def shrunk(out_dir: Path, *extra: str) -> Config:
     return load_config(ROOT / "params.yaml", [*SHRINK, f"out_dir={out_dir}", *extra])
 
+
+class PicklePayload:
+    """Pickled, it asks the loader to call ``os.mkdir(path)``: a loader that runs it leaves the folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.mkdir, (str(self.path),))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -33,3 +35,15 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def mlflow_server(db: Path, port: int) -> subprocess.Popen:
+    """``mlflow server`` on the sqlite store ``db`` (artifacts and its log beside it), answering."""
+    bindir = os.path.dirname(sys.executable)
+    proc = subprocess.Popen([os.path.join(bindir, "mlflow"), "server", "--backend-store-uri", f"sqlite:///{db}",
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=db.parent,
+                            stdout=open(db.parent / "server.log", "a"), stderr=subprocess.STDOUT,
+                            start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
+                                                         "PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
+    wait_for(f"http://127.0.0.1:{port}/health", proc, 120)
+    return proc

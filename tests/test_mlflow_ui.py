@@ -10,13 +10,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from conftest import shrunk
-from server_kit import stop, wait_for
+from server_kit import mlflow_server, stop
 
 from cgankd import mlflow_ui
 from cgankd.cli import main
@@ -45,16 +44,9 @@ def server(tmp_path_factory):
         for k, v in old.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     port = free_port()
-    bindir = os.path.dirname(sys.executable)
-    proc = subprocess.Popen([os.path.join(bindir, "mlflow"), "server", "--backend-store-uri", f"sqlite:///{db}",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            cwd=work, stdout=open(work / "server.log", "a"), stderr=subprocess.STDOUT,
-                            start_new_session=True,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "PATH": bindir + os.pathsep
-                                 + os.environ.get("PATH", "")})
+    proc = mlflow_server(db, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{url}/health", proc, 120)
         yield url
     finally:
         stop(proc)

@@ -2,14 +2,13 @@
 
 import csv
 import gzip
-import os
 import pickle
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-from conftest import shrunk
+from conftest import PicklePayload, shrunk
 from PIL import Image
 
 from cgankd.cli import main
@@ -100,20 +99,12 @@ def test_cifar(tmp_path, hundred):
     assert d["train"].images.shape == (20, 3, 32, 32) and len(d["test"]) == 40
 
 
-class _Payload:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.path),))  # would create a folder if unpickled
-
-
 def test_a_cifar_batch_with_a_pickle_payload_is_refused_and_never_runs(tmp_path):
     root = make_cifar(tmp_path / "data")
     marker = tmp_path / "pwned"
     batch = root / "cifar-10-batches-py" / "data_batch_3"
     d = pickle.load(open(batch, "rb"))
-    pickle.dump({**d, "batch_label": _Payload(marker)}, open(batch, "wb"))
+    pickle.dump({**d, "batch_label": PicklePayload(marker)}, open(batch, "wb"))
     with pytest.raises(CgankdError, match=r"data_batch_3: refused: .*posix.mkdir is not data"):
         prep(tmp_path, "data.source=cifar10", f"data.root={root}", "data.n_per_class=2", "data.n_val_per_class=1")
     assert not marker.exists()

@@ -3,14 +3,13 @@ files of an older cgankd are refused with one line; the layout says what has run
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import shrunk
+from conftest import PicklePayload, shrunk
 
 from cgankd import store
 from cgankd.config import GanCfg
@@ -78,17 +77,9 @@ def test_every_kind_round_trips(tmp_path):
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave nothing behind
 
 
-class _Payload:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (os.mkdir, (str(self.path),))  # would create a folder if unpickled
-
-
 def test_pickled_payload_is_refused_and_never_runs(tmp_path):
     evil, marker = tmp_path / "evil.pt", tmp_path / "pwned"
-    torch.save({"format": store.FORMAT, "kind": "image_model", "meta": {"x": _Payload(marker)}, "state": {}}, evil)
+    torch.save({"format": store.FORMAT, "kind": "image_model", "meta": {"x": PicklePayload(marker)}, "state": {}}, evil)
     with pytest.raises(CgankdError, match="holds pickled Python objects, refused"):
         store.load_model(evil)
     assert not marker.exists()

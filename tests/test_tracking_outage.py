@@ -14,21 +14,12 @@ import httpx
 import pytest
 import yaml
 from conftest import shrunk
-from server_kit import stop, wait_for
+from server_kit import mlflow_server, stop
 from test_faults import files, same
 
 from cgankd.serve.process import free_port
 
 BIN = os.path.dirname(sys.executable)
-
-
-def mlflow_server(work, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([os.path.join(BIN, "mlflow"), "server", "--backend-store-uri", f"sqlite:///{work / 'db'}",
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=work,
-                            stdout=open(work / "server.log", "a"), stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PATH": BIN + os.pathsep + os.environ.get("PATH", "")})
-    wait_for(f"http://127.0.0.1:{port}/health", proc, 120)
-    return proc
 
 
 @pytest.mark.slow
@@ -45,7 +36,7 @@ def test_the_server_going_away_mid_run_loses_nothing(tmp_path):
 
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    server = mlflow_server(tmp_path, port)
+    server = mlflow_server(tmp_path / "db", port)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
     run = subprocess.Popen([os.path.join(BIN, "cgankd"), "run", "-p", str(params)], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -74,7 +65,7 @@ def test_the_server_going_away_mid_run_loses_nothing(tmp_path):
     assert produced == files(ref) - {"registry.json"}  # every stage ran; register wrote nothing
     assert not [f for f in produced if not same(art / f, ref / f)]
 
-    server = mlflow_server(tmp_path, port)  # back, on the same store
+    server = mlflow_server(tmp_path / "db", port)  # back, on the same store
     try:
         replay = subprocess.run([os.path.join(BIN, "cgankd"), "tracking-replay", "-p", str(params)], cwd=tmp_path,
                                 env=env, capture_output=True, text=True)
