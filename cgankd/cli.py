@@ -26,11 +26,14 @@ def _config(args: argparse.Namespace, runtime: bool = True) -> Config:
 
 
 def cmd_stage(args: argparse.Namespace) -> int:
+    """One stage; under ``torchrun`` (train-teacher/-extractor/-gan/-student) one rank of the job."""
+    from cgankd import distributed
     from cgankd.pipeline import run_stage
 
     cfg = _config(args)
     kwargs = {"method": args.method} if args.stage == "train-student" else {}
     run_stage(cfg, args.stage, **kwargs)
+    distributed.finish()
     return 0
 
 

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from cgankd import faults
+from cgankd import distributed, faults
 from cgankd.config import Config
+from cgankd.errors import CgankdError
 from cgankd.lock import out_dir_lock
-from cgankd.stages.registry import STAGES, stage_calls, stage_label
-from cgankd.tracking import pipeline_run, stage_run
+from cgankd.stages.registry import DDP_STAGES, STAGES, stage_calls, stage_label
+from cgankd.tracking import NullTracker, pipeline_run, stage_run
 
 
 def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
-    """One stage, the only writer of ``out_dir`` while it runs (cgankd/lock.py)."""
+    """One stage, the only writer of ``out_dir`` while it runs (cgankd/lock.py). Under torchrun the
+    training stages run on every rank; rank 0 alone holds the lock, logs and writes."""
+    if distributed.active():
+        if name not in DDP_STAGES:
+            raise CgankdError("torchrun", f"{name} does not train a network in parallel; run it without torchrun "
+                              f"(torchrun runs {', '.join(DDP_STAGES)})")
+        if not distributed.is_main():
+            return STAGES.get(name)(cfg, NullTracker(), **kwargs)
     with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs)) as tracker:
         faults.point("start")
         return STAGES.get(name)(cfg, tracker, **kwargs)

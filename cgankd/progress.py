@@ -12,7 +12,8 @@ from cgankd import faults
 class Progress:
     """``with Progress(total, "train-gan") as p: p.update(1, loss=0.3)``; redraws at most 5x/s."""
 
-    def __init__(self, total: int, desc: str, stream=None, min_interval: float = 0.2, initial: int = 0) -> None:
+    def __init__(self, total: int, desc: str, stream=None, min_interval: float = 0.2, initial: int = 0,
+                 quiet: bool = False) -> None:
         self.total = max(int(total), 1)
         self.desc = desc
         self.n = self.initial = initial  # initial: work already done (a resumed run)
@@ -22,7 +23,8 @@ class Progress:
         self._last = 0.0
         self._decile = -1
         self.info: dict[str, float] = {}
-        self._tqdm = _tqdm(self.total, desc, self.stream, initial) if self.stream.isatty() else None
+        self.quiet = quiet  # a torchrun rank other than 0: counts, failpoints, no output
+        self._tqdm = _tqdm(self.total, desc, self.stream, initial) if self.stream.isatty() and not quiet else None
 
     def update(self, n: int = 1, **info: float) -> None:
         """Terminals redraw one line at most every ``min_interval`` s; logs get a line per 10%."""
@@ -31,6 +33,8 @@ class Progress:
         self.n += n
         self.info.update(info)
         now = time.perf_counter()
+        if self.quiet:
+            return
         if self._tqdm is not None:
             self._tqdm.update(n)
             if info:
@@ -61,7 +65,7 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         if self._tqdm is not None:
             self._tqdm.close()
-        elif self.stream.isatty():
+        elif self.stream.isatty() and not self.quiet:
             self.stream.write("\n")
             self.stream.flush()
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cgankd import distributed
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
 from cgankd.device import Runtime, module_device
@@ -40,6 +41,9 @@ def _classifier(cfg: Config, data: Prepared, rt: Runtime) -> tuple[nn.Module, di
 @TRAINERS.register("regression")
 def _sparse_ae(cfg: Config, data: Prepared, rt: Runtime) -> tuple[nn.Module, dict[str, Any], list[dict[str, float]]]:
     m, ec = data.meta, cfg.extractor
+    if distributed.active():
+        raise CgankdError("torchrun", "the regression extractor (a small sparse autoencoder) trains in one "
+                          "process: run `cgankd train-extractor` without torchrun")
     model = SparseAE(m.channels, m.resolution, ec.feat_dim).to(rt.device)
     hist = train_sparse_ae(model, data["train"], m, ec.steps, ec.batch_size, ec.ae_lr, ec.sparsity, cfg.seed + 5)
     spec = {"kind": "sparse_ae", "channels": m.channels, "resolution": m.resolution, "feat_dim": ec.feat_dim}

@@ -5,6 +5,10 @@ The step keeps the device busy: the training images live on the model's device, 
 are drawn there, and nothing waits for the GPU inside a step: the losses stay on the device and
 are read every ``LOG_EVERY`` steps (and at checkpoints) in one transfer. ``runtime`` sets the
 device, autocast precision and ``torch.compile`` of the G and D forward passes (cgankd.device).
+
+Under ``torchrun``, G and D run in DistributedDataParallel: every rank draws the global batch and
+trains on its share; rank 0 alone keeps the EMA, scores it, and writes checkpoints, and every rank
+resumes from rank 0's checkpoint (all ranks hold the same weights and random-number state).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cgankd import store
+from cgankd import distributed, store
 from cgankd.config import GanCfg
 from cgankd.device import CPU, Runtime, fp32_hooks, module_device, power_iterate
 from cgankd.errors import CgankdError
@@ -116,7 +120,10 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     cond = make_condition(cfg, labels, num_classes).to(dev)
     augs = parse_policy(cfg.diffaug)
     bs = cfg.batch_size
-    g_fwd, d_fwd = runtime.compiled(g), runtime.compiled(d)
+    distributed.check_batch(bs, "gan.batch_size")
+    main = distributed.is_main()
+    g_fwd, d_fwd = runtime.compiled(distributed.wrap(g)), runtime.compiled(distributed.wrap(d))
+    part = distributed.shard  # torchrun: this rank's share of a global batch
     # compiled: spectral norm's power iteration runs eagerly once per G / D step (eager: once per call)
     iterate = power_iterate if runtime.compile else (lambda m: None)
     pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss_d, loss_g]) still on the device
@@ -134,6 +141,8 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         pending.clear()
 
     def save(step: int, stopped: bool = False) -> None:
+        if not main:
+            return
         state = {"g": g.state_dict(), "d": d.state_dict(), "ema": ema.model.state_dict(),
                  "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "gen": gen.get_state(),
                  "torch_rng": torch.get_rng_state()}
@@ -143,12 +152,12 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
                 "watch": watch.state() if watch is not None else []}
         store.save(ckpt_path, "gan_checkpoint", meta, state)
 
-    with Progress(cfg.iterations, "train-gan", initial=start) as bar:
+    with Progress(cfg.iterations, "train-gan", initial=start, quiet=not main) as bar:
         for step in range(start + 1, last + 1):
             for _ in range(cfg.d_steps):
                 iterate(d)
-                b = cond.d_batch(bs, gen)
-                z = torch.randn(bs, cfg.z_dim, generator=gen, device=dev)
+                b = distributed.shard_fields(cond.d_batch(bs, gen))
+                z = part(torch.randn(bs, cfg.z_dim, generator=gen, device=dev))
                 with runtime.autocast():
                     with torch.no_grad():
                         xf = g_fwd(z, b.fake_labels).float()
@@ -158,16 +167,18 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
                 _backward(loss_d, opt_d, scaler_d)
             iterate(g)
             iterate(d)
-            yf = cond.g_labels(bs, gen)
-            z = torch.randn(bs, cfg.z_dim, generator=gen, device=dev)
+            yf = part(cond.g_labels(bs, gen))
+            z = part(torch.randn(bs, cfg.z_dim, generator=gen, device=dev))
             with runtime.autocast():
                 out = d_fwd(diff_augment(g_fwd(z, yf).float(), augs), yf).float()
             loss_g = g_hinge(out)
             _backward(loss_g, opt_g, scaler_g)
-            ema.update(g, step)
+            if main:
+                ema.update(g, step)
             pending.append((step, torch.stack([loss_d.detach(), loss_g.detach()])))
             bar.update(1)
-            stop = watch is not None and watch.due(step, cfg.iterations) and watch.check(step, ema.model)
+            due = watch is not None and watch.due(step, cfg.iterations)
+            stop = due and distributed.from_main(main and watch.check(step, ema.model), dev)
             checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.iterations or stop
             if checkpoint or step % LOG_EVERY == 0:
                 flush(bar)

@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from cgankd import distributed
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared, load_prepared
 from cgankd.device import Runtime
@@ -18,10 +19,11 @@ from cgankd.train.loop import FitResult, seed_everything, set_threads
 
 
 def setup(cfg: Config, offset: int = 0) -> Runtime:
-    """Threads and seeds; returns the stage's runtime (device, precision, compile)."""
+    """Threads and seeds; returns the stage's runtime (device, precision, compile), on this rank's
+    device under torchrun."""
     set_threads(cfg.threads)
     seed_everything(cfg.seed + offset)
-    return cfg.runtime
+    return distributed.runtime(cfg.runtime)
 
 
 def prepared(cfg: Config) -> Prepared:

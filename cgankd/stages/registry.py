@@ -14,6 +14,7 @@ STAGES: Registry[Stage] = Registry("stage")
 STAGE_ORDER = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-vkd",
                "train-student", "export", "evaluate", "register")
 FAKE_STAGES = ("train-extractor", "train-gan", "make-fakes")
+DDP_STAGES = ("train-teacher", "train-extractor", "train-gan", "train-student")  # run under torchrun
 
 
 def stage_label(name: str, kwargs: dict[str, Any]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cgankd import store
+from cgankd import distributed, store
 from cgankd.config import Config
 from cgankd.features.extractor import TRAINERS, extractor_metrics
 from cgankd.io import write_json
@@ -25,6 +25,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     data = prepared(cfg)
     fit_data = extractor_data(cfg, data)  # without the real images cDR-RS fits its ratio on
     model, spec, history = TRAINERS.get(data.meta.task)(cfg, fit_data, rt)
+    if not distributed.is_main():  # torchrun: rank 0 writes the outputs
+        return {}
     path = store.Layout(cfg).extractor
     out = path.parent
     for old in out.glob("real_stats_*.npz"):  # statistics of a previous extractor

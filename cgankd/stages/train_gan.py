@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cgankd import figures, store
+from cgankd import distributed, figures, store
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
@@ -74,6 +74,8 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
                            layout.gan_checkpoint, log=lambda s, row: tracker.log_metrics(row, step=s),
                            stop_after=stop_after, runtime=rt, watch=watch)
+    if not distributed.is_main():  # torchrun: rank 0 writes the outputs
+        return {}
     store.save_gan_generator(g, layout.gan, {"num_classes": num_classes, "task": meta.task,
                                              "resolution": meta.resolution, "channels": meta.channels,
                                              "label_range": meta.label_range, "gan": asdict(cfg.gan)})

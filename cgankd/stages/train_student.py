@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from cgankd import store
+from cgankd import distributed, store
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Split
 from cgankd.errors import CgankdError
@@ -110,6 +110,8 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     res = fit(model, data["train"], data["val"], data.meta, sc, cfg.seed + 3, f"train-student[{method}]",
               fakes=fakes, fake_ratio=sc.fake_ratio if fakes is not None else 0.0, steps=steps, lr=lr,
               log=lambda s, row: tracker.log_metrics(row, step=s), distiller=distiller, runtime=rt)
+    if not distributed.is_main():  # torchrun: rank 0 writes the outputs
+        return {}
     seconds = time.perf_counter() - t0
     path = layout.student(method)
     store.save_model(res.best, path, {"best_step": res.best_step, "method": method})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cgankd import store
+from cgankd import distributed, store
 from cgankd.config import Config
 from cgankd.io import write_json
 from cgankd.models import count_params
@@ -23,6 +23,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     model = new_model(cfg.teacher.arch, data, cfg.teacher.width, rt.device)
     res = fit(model, data["train"], data["val"], data.meta, cfg.teacher, cfg.seed, "train-teacher",
               log=lambda s, row: tracker.log_metrics(row, step=s), runtime=rt)
+    if not distributed.is_main():  # torchrun: rank 0 writes the outputs
+        return {}
     path = store.Layout(cfg).teacher
     store.save_model(res.best, path, {"best_step": res.best_step})
     write_history(path.parent / "history.csv", res.history)

@@ -8,6 +8,9 @@ distiller (``cgankd.kd``; NOKD when none is given): every term is logged on its 
 The data lives on the model's device and random numbers are drawn there; the loss terms stay on
 the device and are read in one transfer at each validation check and every ``READ_EVERY`` steps
 for the progress bar, so no step waits for the GPU. ``runtime`` adds autocast and compile.
+
+Under ``torchrun`` the distiller runs in DistributedDataParallel and each rank trains on its share of
+the same global batch (``cgankd.distributed``); every rank validates the same synchronised model.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cgankd import distributed
 from cgankd.config import TrainCfg
 from cgankd.data.prepared import Meta, Split
 from cgankd.device import Runtime
@@ -70,7 +74,9 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
                           weight_decay=cfg.weight_decay, nesterov=True)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
     scaler = runtime.scaler()
-    forward = runtime.compiled(distiller.forward_train)
+    distributed.check_batch(cfg.batch_size, f"batch_size of {desc}")
+    forward = runtime.compiled(distributed.wrap(distiller, "forward_train") if distributed.active()
+                               else distiller.forward_train)
     flip = cfg.augment and meta.task == "classification"  # a mirrored object changes its yaw
     pad = max(1, meta.resolution // 8) if cfg.augment else 0
     best, best_val, best_step, history = copy.deepcopy(model), None, 0, []
@@ -87,7 +93,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
             pending.clear()
             bar.update(0, loss=running["loss"])
 
-    with Progress(steps, desc) as bar:
+    with Progress(steps, desc, quiet=not distributed.is_main()) as bar:
         for step in range(1, steps + 1):
             i = real_sampler.take(n_real)
             xb, yb = x_real[i], y_real[i]
@@ -95,6 +101,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
                 j = fake_sampler.take(cfg.batch_size - n_real)
                 xb, yb = torch.cat([xb, x_fake[j]]), torch.cat([yb, y_fake[j]])
             xb = random_crop_flip(xb, pad, flip, gen) if cfg.augment else xb
+            xb, yb = distributed.shard(xb), distributed.shard(yb)  # torchrun: this rank's slice
             with runtime.autocast():
                 _, terms = forward(xb, yb)
             terms = {k: v.float() for k, v in terms.items()}
