@@ -2,8 +2,9 @@
 (data, teacher, extractor, GAN, NOKD student) run once; then for each variant make-fakes and the
 cGAN-KD student run again with that processing, each as an MLflow child run of one parent.
 
-Results are written after every (seed, variant), so an interrupted ablation resumes where it
-stopped (``--resume``); ``--reuse`` takes upstream results already in the work folder.
+Results are written after every seed, so an interrupted ablation resumes where it stopped
+(``--resume``); ``--reuse`` takes upstream results already in the work folder. Seeds are
+independent jobs: ``--workers`` / ``--address`` run them on a Dask cluster (cgankd.sweep).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from cgankd.pipeline import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES
 from cgankd.store import Layout
+from cgankd.sweep import Cluster, Job, run_jobs
 from cgankd.tracking import pipeline_run, stage_run
 
 OFF = {"subsample.enabled": "false", "filter.enabled": "false", "adjust.enabled": "false"}
@@ -129,11 +131,40 @@ def parse_extra(texts: list[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def seed_job(params: str | None, overrides: list[str], seed: int, work: str, reuse: bool,
+             variants: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """One seed: the upstream stages and NOKD, then make-fakes and the cGAN-KD student per variant
+    (the variants share the seed's folder, so they run one after another)."""
+    task = load_config(params, overrides).task
+    seed_over = [*overrides, f"seed={seed}", f"out_dir={Path(work) / task / f'seed{seed}'}",
+                 "student.methods=[nokd, cgankd]"]
+    cfg = load_config(params, seed_over)
+    for stage in UPSTREAM:
+        if not (reuse and Layout(cfg).done(stage)):
+            run_stage(cfg, stage)
+    nokd = Layout(cfg).done("train-student", "nokd") if reuse else None
+    nokd = nokd or run_stage(cfg, "train-student", method="nokd")
+    k = metric_key(cfg.task)
+    rows = []
+    for name, over in variants.items():
+        vcfg = load_config(params, [*seed_over, *(f"{key}={v}" for key, v in over.items())])
+        with stage_run(vcfg, f"seed{seed}/{name}") as tracker:
+            tracker.set_tags({"cgankd.ablation.variant": name, "cgankd.seed": str(seed)})
+            fakes = STAGES.get("make-fakes")(vcfg, tracker)
+            student = STAGES.get("train-student")(vcfg, tracker, method="cgankd")
+            tracker.log_metrics({f"delta_test_{k}_vs_nokd": student[f"test_{k}"] - nokd[f"test_{k}"]})
+        rows.append({"seed": seed, "variant": name, "student": student,
+                     "fakes": {x: fakes.get(x, float("nan")) for x in FAKE_KEYS}})
+        print(f"ablation seed {seed} {name}: test {k} {student[f'test_{k}']:.3f} (NOKD {nokd[f'test_{k}']:.3f})")
+    return {"baseline": {"seed": seed, "nokd": nokd, "teacher": Layout(cfg).done("train-teacher")}, "rows": rows}
+
+
 def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[int], variants: list[str],
                  work: str | Path, reuse: bool = False, resume: bool = False,
-                 extra: dict[str, dict[str, str]] | None = None) -> dict[str, Any]:
+                 extra: dict[str, dict[str, str]] | None = None, cluster: Cluster = Cluster()) -> dict[str, Any]:
     """``extra``: more named variants (overrides on top of every step off), e.g. a control with
-    as few unprocessed fakes as subsampling keeps."""
+    as few unprocessed fakes as subsampling keeps. ``cluster``: where the seeds run (cgankd.sweep);
+    a seed's results are saved when all its variants are done."""
     known = {**VARIANTS, **(extra or {})}
     variants = [*variants, *(v for v in (extra or {}) if v not in variants)]
     for v in variants:
@@ -153,34 +184,25 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
     have = {(r["seed"], r["variant"]) for r in result["rows"]}
     save = saver(out, result, table)
 
+    params = None if params is None else str(params)
+    jobs = [Job(f"seed{seed}", "cgankd.ablation:seed_job", {
+        "params": params, "overrides": overrides, "seed": seed, "work": str(work), "reuse": reuse,
+        "variants": {n: known[n] for n in variants if (seed, n) not in have}})
+        for seed in seeds if any((seed, n) not in have for n in variants)]
+
+    def done(job: Job, res: dict[str, Any]) -> None:
+        seed = res["baseline"]["seed"]
+        if seed not in {b["seed"] for b in result["baselines"]}:
+            result["baselines"].append(res["baseline"])
+        result["rows"] += res["rows"]
+        names = result["variants"]
+        result["rows"].sort(key=lambda r: (r["seed"], names.index(r["variant"]) if r["variant"] in names
+                                           else len(names)))
+        save()
+
     with out_dir_lock(work), pipeline_run(base_cfg, "ablation", seeds, lambda: headline(result)) as parent:
         result["parent_run_id"] = parent
-        for seed in seeds:
-            seed_over = [*overrides, f"seed={seed}", f"out_dir={work / base_cfg.task / f'seed{seed}'}",
-                         "student.methods=[nokd, cgankd]"]
-            cfg = load_config(params, seed_over)
-            for stage in UPSTREAM:
-                if not (reuse and Layout(cfg).done(stage)):
-                    run_stage(cfg, stage)
-            nokd = Layout(cfg).done("train-student", "nokd") if reuse else None
-            nokd = nokd or run_stage(cfg, "train-student", method="nokd")
-            if seed not in {b["seed"] for b in result["baselines"]}:
-                result["baselines"].append({"seed": seed, "nokd": nokd, "teacher": Layout(cfg).done("train-teacher")})
-            for name in variants:
-                if (seed, name) in have:
-                    continue
-                vcfg = load_config(params, [*seed_over, *(f"{k}={v}" for k, v in known[name].items())])
-                with stage_run(vcfg, f"seed{seed}/{name}") as tracker:
-                    tracker.set_tags({"cgankd.ablation.variant": name, "cgankd.seed": str(seed)})
-                    fakes = STAGES.get("make-fakes")(vcfg, tracker)
-                    student = STAGES.get("train-student")(vcfg, tracker, method="cgankd")
-                    k = metric_key(vcfg.task)
-                    tracker.log_metrics({f"delta_test_{k}_vs_nokd": student[f"test_{k}"] - nokd[f"test_{k}"]})
-                result["rows"].append({"seed": seed, "variant": name, "student": student,
-                                       "fakes": {x: fakes.get(x, float("nan")) for x in FAKE_KEYS}})
-                save()
-                print(f"ablation seed {seed} {name}: test {k} {student[f'test_{k}']:.3f} "
-                      f"(NOKD {nokd[f'test_{k}']:.3f})")
+        run_jobs(jobs, done, cluster)
         save()
     print(table(result))
     print(json.dumps({"results": str(out), "markdown": str(out.with_suffix(".md"))}))

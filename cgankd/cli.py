@@ -86,7 +86,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
     work = args.work or str(load_config(path, args.overrides).path("ablation"))
     run_ablation(path, args.overrides, args.seeds, args.variants, work, args.reuse, args.resume,
-                 parse_extra(args.extra))
+                 parse_extra(args.extra), _cluster(args))
     return 0
 
 
@@ -96,8 +96,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
     work = args.work or str(load_config(path, args.overrides).path("compare"))
     run_compare(path, args.overrides, parse_pairs(args.pairs), args.methods, args.seeds, work, args.reuse,
-                args.resume)
+                args.resume, _cluster(args))
     return 0
+
+
+def _cluster(args: argparse.Namespace):
+    from cgankd.sweep import Cluster
+
+    return Cluster(args.workers, args.address)
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=0, help="run the independent jobs on a local Dask cluster of "
+                   "N worker processes, through Prefect (default 0: one after another in this process)")
+    p.add_argument("--address", default=None, help="run them on an existing Dask cluster, e.g. tcp://host:8786")
 
 
 def _model_source(args: argparse.Namespace, cfg: Config) -> str:
@@ -252,6 +264,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip (seed, variant) pairs already in the results file")
     p.add_argument("--extra", action="append", default=[], metavar='NAME="KEY=VALUE ..."',
                    help="another variant: these overrides on top of every processing step off")
+    _cluster_args(p)
     p.set_defaults(func=cmd_ablate)
     from cgankd.compare import DEFAULT_METHODS
 
@@ -265,6 +278,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default=None, help="folder for per-seed outputs and results (default: <out_dir>/compare)")
     p.add_argument("--reuse", action="store_true", help="keep upstream stage results already in the work folder")
     p.add_argument("--resume", action="store_true", help="skip runs already in the results file")
+    _cluster_args(p)
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("serve", help="HTTP server (FastAPI + onnxruntime) for the champion, an alias, "
                        "a version or a .onnx file: POST /predict, GET /healthz /ready /metadata, POST /reload")

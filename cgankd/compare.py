@@ -22,11 +22,13 @@ from cgankd.ablation import mean_std, saver
 from cgankd.config import load_config
 from cgankd.errors import CgankdError
 from cgankd.io import read_json
+from cgankd.kd import DISTILLERS, parse_method
 from cgankd.lock import out_dir_lock
 from cgankd.pipeline import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES, ordered_methods, stage_calls
 from cgankd.store import Layout
+from cgankd.sweep import Cluster, Job, run_jobs
 from cgankd.tracking import pipeline_run, stage_run
 
 DEFAULT_METHODS = ["nokd", "blkd", "fitnet", "vkd", "cgankd", "cgankd+blkd", "cgankd+fitnet", "cgankd+vkd"]
@@ -114,12 +116,65 @@ def headline(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def upstream_job(params: str | None, overrides: list[str], reuse: bool) -> dict[str, Any]:
+    """One seed and teacher: the upstream stages the methods need, run once and shared by path."""
+    cfg = load_config(params, overrides)
+    needed = {name for name, _ in stage_calls(cfg)}
+    done = {}
+    for stage in (s for s in UPSTREAM if s in needed):
+        res = Layout(cfg).done(stage) if reuse else None
+        done[stage] = res or run_stage(cfg, stage)
+    return {"upstream": done, "teacher": Layout(cfg).done("train-teacher")}
+
+
+def student_job(params: str | None, overrides: list[str], name: str, tags: dict[str, str],
+                method: str) -> dict[str, Any]:
+    """One student: an MLflow child run of the comparison's parent."""
+    cfg = load_config(params, overrides)
+    with stage_run(cfg, name) as tracker:
+        tracker.set_tags(tags)
+        return STAGES.get("train-student")(cfg, tracker, method=method)
+
+
+def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]], methods: list[str],
+         seeds: list[int], work: Path, task: str, have: set[tuple], reuse: bool) -> list[Job]:
+    """The jobs still to run: per seed and teacher the upstream stages, then each student method
+    (a method with fakes in fine-tune mode waits for its distiller without fakes)."""
+    jobs: list[Job] = []
+    teachers = list(dict.fromkeys(t for t, _ in pairs))
+    for seed in seeds:
+        for teacher in teachers:
+            t_over = [*overrides, f"seed={seed}", f"teacher.arch={teacher}",
+                      f"out_dir={work / task / f'seed{seed}' / f'teacher-{teacher}'}",
+                      f"student.methods=[{', '.join(methods)}]"]
+            cfg = load_config(params, t_over)
+            up = f"seed{seed}/{teacher}"
+            todo = [(s, m) for t, s in pairs if t == teacher for m in methods if (seed, t, s, m) not in have]
+            if not todo:
+                continue
+            gpu = cfg.runtime.device.type == "cuda"
+            jobs.append(Job(up, "cgankd.compare:upstream_job", {"params": params, "overrides": t_over,
+                                                                 "reuse": reuse}, gpu=gpu))
+            for student, method in todo:
+                m = parse_method(method, DISTILLERS.names())
+                base = f"{up}->{student}/{m.distiller}"
+                after = (up, base) if m.fakes and cfg.student.mode == "finetune" and \
+                    any(j.key == base for j in jobs) else (up,)
+                jobs.append(Job(f"{up}->{student}/{method}", "cgankd.compare:student_job", {
+                    "params": params, "overrides": [*t_over, f"student.arch={student}", f"student.tag={student}"],
+                    "name": f"seed{seed}/{teacher}->{student}/{method}", "method": method,
+                    "tags": {"cgankd.compare.pair": f"{teacher}->{student}", "cgankd.seed": str(seed)}},
+                    after, gpu))
+    return jobs
+
+
 def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tuple[str, str]],
                 methods: list[str], seeds: list[int], work: str | Path, reuse: bool = False,
-                resume: bool = False) -> dict[str, Any]:
+                resume: bool = False, cluster: Cluster = Cluster()) -> dict[str, Any]:
+    """``cluster``: where the jobs run (in this process by default; cgankd.sweep)."""
     methods = ordered_methods(list(dict.fromkeys(methods)))
-    teachers = list(dict.fromkeys(t for t, _ in pairs))
     base_cfg = load_config(params, [*overrides, f"student.methods=[{', '.join(methods)}]"])  # validates
+    params = None if params is None else str(params)
     work = Path(work)
     out = work / f"compare_{base_cfg.source}.json"
     result: dict[str, Any] = {"task": base_cfg.task, "source": base_cfg.source, "overrides": overrides,
@@ -132,33 +187,28 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
             result[key] = old[key]
     have = {(r["seed"], r["teacher"], r["student"], r["method"]) for r in result["rows"]}
     save = saver(out, result, table)
+    order = {m: i for i, m in enumerate(methods)}
+    pair_order = {tuple(p): i for i, p in enumerate(pairs)}
+
+    def done(job: Job, res: dict[str, Any]) -> None:
+        seed, rest = job.key.split("/", 1)
+        seed = int(seed.removeprefix("seed"))
+        if job.fn.endswith("upstream_job"):
+            for stage, r in res["upstream"].items():
+                result["upstream"][f"{seed}/{rest}/{stage}"] = r
+            result["teachers"][f"{seed}/{rest}"] = res["teacher"]
+        else:
+            pair, method = rest.split("/", 1)
+            teacher, student = pair.split("->")
+            result["rows"].append({"seed": seed, "teacher": teacher, "student": student, "method": method,
+                                   "metrics": res})
+            result["rows"].sort(key=lambda r: (r["seed"], pair_order.get((r["teacher"], r["student"]), 99),
+                                               order.get(r["method"], 99)))
+        save()
 
     with out_dir_lock(work), pipeline_run(base_cfg, "compare", seeds, lambda: headline(result)) as parent:
         result["parent_run_id"] = parent
-        for seed in seeds:
-            for teacher in teachers:
-                t_over = [*overrides, f"seed={seed}", f"teacher.arch={teacher}",
-                          f"out_dir={work / base_cfg.task / f'seed{seed}' / f'teacher-{teacher}'}",
-                          f"student.methods=[{', '.join(methods)}]"]
-                cfg = load_config(params, t_over)
-                needed = {name for name, _ in stage_calls(cfg)}
-                for stage in (s for s in UPSTREAM if s in needed):
-                    res = Layout(cfg).done(stage) if reuse else None
-                    res = res or run_stage(cfg, stage)
-                    result["upstream"][f"{seed}/{teacher}/{stage}"] = res
-                result["teachers"][f"{seed}/{teacher}"] = Layout(cfg).done("train-teacher")
-                for student in (s for t, s in pairs if t == teacher):
-                    scfg = load_config(params, [*t_over, f"student.arch={student}", f"student.tag={student}"])
-                    for method in methods:
-                        if (seed, teacher, student, method) in have:
-                            continue
-                        with stage_run(scfg, f"seed{seed}/{teacher}->{student}/{method}") as tracker:
-                            tracker.set_tags({"cgankd.compare.pair": f"{teacher}->{student}",
-                                              "cgankd.seed": str(seed)})
-                            m = STAGES.get("train-student")(scfg, tracker, method=method)
-                        result["rows"].append({"seed": seed, "teacher": teacher, "student": student,
-                                               "method": method, "metrics": m})
-                        save()
+        run_jobs(plan(params, overrides, pairs, methods, seeds, work, base_cfg.task, have, reuse), done, cluster)
         save()
     print(table(result))
     print(json.dumps({"results": str(out), "markdown": str(out.with_suffix(".md"))}))

@@ -6,6 +6,9 @@ what a scheduler's kill or a power cut leaves) when it first reaches the named p
 - ``half``: a progress bar (training, generation, scoring) passes half of its total;
 - ``write``: an output is fully written to its temporary and not yet renamed into place.
 
+With ``CGANKD_FAILPOINT_ONCE=<file>`` as well, only the first process to reach the point dies (it
+creates the file first): a kill that a retry survives (tests/test_sweep.py kills a Dask worker).
+
 Unset, a failpoint costs one dictionary lookup.
 """
 
@@ -15,9 +18,16 @@ import os
 import signal
 
 ENV = "CGANKD_FAILPOINT"
+ONCE_ENV = "CGANKD_FAILPOINT_ONCE"
 POINTS = ("start", "half", "write")
 
 
 def point(name: str) -> None:
     if os.environ.get(ENV) == name:
+        once = os.environ.get(ONCE_ENV)
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)

@@ -12,15 +12,18 @@ from typing import Any
 from prefect import flow
 
 from cgankd.compare import DEFAULT_METHODS, parse_pairs, run_compare
+from cgankd.sweep import Cluster
 
 
 @flow(name="cgankd-compare", log_prints=True)
 def compare(params: str = "params.yaml", overrides: list[str] | None = None, pairs: list[str] | None = None,
             methods: list[str] | None = None, seeds: list[int] | None = None, work: str = "artifacts/compare",
-            reuse: bool = False, resume: bool = True) -> dict[str, Any]:
-    """Returns the results (a row per seed, pair and method; the MLflow parent run id)."""
+            reuse: bool = False, resume: bool = True, workers: int = 0, address: str | None = None) -> dict[str, Any]:
+    """Returns the results (a row per seed, pair and method; the MLflow parent run id). ``workers`` /
+    ``address``: the student jobs fan out over a Dask cluster (a subflow with Prefect's DaskTaskRunner)."""
     return run_compare(params, list(overrides or []), parse_pairs(list(pairs or ["resnet20:convnet_s"])),
-                       list(methods or DEFAULT_METHODS), list(seeds or [0, 1, 2]), work, reuse, resume)
+                       list(methods or DEFAULT_METHODS), list(seeds or [0, 1, 2]), work, reuse, resume,
+                       Cluster(workers, address))
 
 
 if __name__ == "__main__":
@@ -29,5 +32,7 @@ if __name__ == "__main__":
     ap.add_argument("--pairs", nargs="+", default=["resnet20:convnet_s"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--work", default="artifacts/compare")
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--address", default=None)
     a = ap.parse_args()
-    compare(overrides=a.overrides, pairs=a.pairs, seeds=a.seeds, work=a.work)
+    compare(overrides=a.overrides, pairs=a.pairs, seeds=a.seeds, work=a.work, workers=a.workers, address=a.address)

@@ -1,0 +1,115 @@
+"""A sweep's jobs on a Dask cluster, through Prefect's ``DaskTaskRunner`` (prefect-dask).
+
+Why Dask and not Ray: prefect-dask and distributed are pure Python wheels (Ray ships a ~70 MB
+native runtime with its own object store and daemons, heavy on a 2-core box); a local cluster is
+one call; resources (``GPU=1``) are plain worker annotations; and ``dask-cuda`` / ``dask-jobqueue``
+/ ``dask-kubernetes`` start the same kind of cluster on GPUs, SLURM or Kubernetes.
+
+- Every job is one Prefect task run (named after the job) submitted with ``wait_for`` its upstream
+  jobs; a job that needs a GPU asks the scheduler for ``GPU=1`` (workers advertise their GPUs:
+  ``dask worker --resources GPU=1``; the local cluster does when CUDA is usable).
+- A worker that dies in the middle of a job costs that job a new attempt elsewhere: Dask's
+  scheduler moves the tasks of a lost worker to the living ones (``distributed.scheduler.
+  allowed-failures``), and Prefect retries a job whose run failed for an infrastructure reason
+  (a killed or lost worker, a closed connection), never for an error raised by the job itself.
+- Results reach the driver as jobs finish and are saved at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from cgankd.errors import CgankdError
+from cgankd.sweep import Cluster, Job, execute
+
+RETRIES = 2
+CONNECT_TIMEOUT_S = 10
+
+
+def infrastructure_failure(exc: BaseException | None) -> bool:
+    """A lost worker or connection: worth another attempt. Anything the job raised is not."""
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    return isinstance(exc, (KilledWorker, CommClosedError, ConnectionError))
+
+
+def _retry_condition(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except BaseException as exc:  # noqa: BLE001  (the job's exception, inspected, not handled)
+        return infrastructure_failure(exc)
+    return False
+
+
+def check_address(address: str) -> None:
+    """One line when no scheduler answers, instead of a 30 s hang and a traceback."""
+    from distributed import Client
+
+    try:
+        Client(address, timeout=CONNECT_TIMEOUT_S).close()
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise CgankdError("--address", f"no Dask scheduler answers at {address!r} ({type(exc).__name__}); "
+                          "start one (`dask scheduler`, then `dask worker ADDRESS`) or use --workers N "
+                          "for a local cluster") from None
+
+
+def task_runner(cluster: Cluster) -> Any:
+    from prefect_dask import DaskTaskRunner
+
+    from cgankd.device import cuda_usable
+
+    if cluster.address:
+        check_address(cluster.address)
+        return DaskTaskRunner(address=cluster.address)
+    kwargs: dict[str, Any] = {"n_workers": cluster.workers, "threads_per_worker": 1, "processes": True,
+                              "dashboard_address": None, "silence_logs": logging.WARNING}
+    if cuda_usable():
+        kwargs["resources"] = {"GPU": 1}
+    return DaskTaskRunner(cluster_kwargs=kwargs)
+
+
+def run_on_dask(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: Cluster, env: dict[str, str]) -> None:
+    import dask
+    from prefect import flow, task
+    from prefect.futures import as_completed
+
+    run_job = task(execute, name="cgankd-job", retries=RETRIES, retry_condition_fn=_retry_condition,
+                   persist_result=False)
+    by_key = {job.key: job for job in jobs}
+
+    @flow(name="cgankd-sweep", task_runner=task_runner(cluster), log_prints=True)
+    def sweep() -> list[str]:
+        futures: dict[str, Any] = {}
+        for job in jobs:
+            gpu = dask.annotate(resources={"GPU": 1}) if job.gpu else contextlib.nullcontext()
+            with gpu:
+                futures[job.key] = run_job.with_options(task_run_name=job.key).submit(
+                    job, env, wait_for=[futures[k] for k in job.after])
+        keys = {id(f): k for k, f in futures.items()}
+        failed = []
+        for fut in as_completed(list(futures.values())):
+            key = keys[id(fut)]
+            try:
+                result = fut.result()
+            except Exception as exc:  # noqa: BLE001  (reported with the others below)
+                failed.append(f"{key}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                continue
+            on_done(by_key[key], result)
+        return failed
+
+    try:
+        failed = sweep()
+    except CgankdError:
+        raise
+    except (OSError, TimeoutError) as exc:
+        where = cluster.address or f"the local cluster of {cluster.workers} workers"
+        raise CgankdError("--address" if cluster.address else "--workers",
+                          f"lost {where} ({type(exc).__name__}); finished jobs are saved: "
+                          "re-run with --resume") from None
+    if failed:
+        raise CgankdError("sweep", f"{len(failed)} of {len(jobs)} jobs failed (finished ones are saved; fix and "
+                          f"re-run with --resume): {'; '.join(failed[:3])}")
