@@ -12,7 +12,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo demo-classification demo-regression ui test lint bench bench-serving clean
+.PHONY: setup demo demo-classification demo-regression ui team-stack test lint bench bench-serving clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -39,6 +39,11 @@ demo-regression: setup
 # after `make demo`: the MLflow UI on mlflow.db; prints the address of the runs table
 ui: setup
 	cgankd ui
+
+# a team's tracking stack for a try-out: PostgreSQL, an MLflow server and a Prefect server on it
+# (data in .team-stack/); prints MLFLOW_TRACKING_URI and PREFECT_API_URL to export elsewhere
+team-stack: setup
+	cgankd team-stack
 
 lint: setup
 	ruff check .
@@ -68,4 +73,4 @@ bench-serving: setup
 	$(PY) bench/loadtest.py --model models:/cgankd-objects@champion --requests 5000 --clients 16
 
 clean:
-	rm -rf artifacts mlflow.db mlflow.db.init-lock mlruns mlartifacts .prefect
+	rm -rf artifacts mlflow.db mlflow.db.init-lock mlruns mlartifacts .prefect .team-stack

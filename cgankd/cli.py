@@ -100,6 +100,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_team_stack(args: argparse.Namespace) -> int:
+    from cgankd.team_stack import serve_forever
+
+    serve_forever(Path(args.root), args.pg_port, args.mlflow_port, args.prefect_port)
+    return 0
+
+
 def _cluster(args: argparse.Namespace):
     from cgankd.sweep import Cluster
 
@@ -280,6 +287,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="skip runs already in the results file")
     _cluster_args(p)
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("team-stack", help="PostgreSQL + an MLflow server on it (proxied artifacts) + a Prefect "
+                       "server on it, on this machine for a try-out; prints the variables that point at them")
+    p.add_argument("--root", default=".team-stack", help="where the databases and artifacts live (kept)")
+    p.add_argument("--pg-port", type=int, default=5433)
+    p.add_argument("--mlflow-port", type=int, default=5000)
+    p.add_argument("--prefect-port", type=int, default=4200)
+    p.set_defaults(func=cmd_team_stack)
     p = sub.add_parser("serve", help="HTTP server (FastAPI + onnxruntime) for the champion, an alias, "
                        "a version or a .onnx file: POST /predict, GET /healthz /ready /metadata, POST /reload")
     _common(p)

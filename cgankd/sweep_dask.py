@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cgankd.errors import CgankdError
@@ -57,7 +57,32 @@ def check_address(address: str) -> None:
                           "for a local cluster") from None
 
 
-def task_runner(cluster: Cluster) -> Any:
+@contextlib.contextmanager
+def prefect_api(cluster: Cluster) -> Iterator[str]:
+    """The Prefect API the driver and every worker report to: ``PREFECT_API_URL`` when set; for a
+    local cluster without it, one temporary server for the sweep (left to itself, each worker
+    process would start its own, and a killed worker would leave its server behind)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    url = PREFECT_API_URL.value()
+    if url:
+        yield url
+        return
+    if cluster.address:
+        raise CgankdError("PREFECT_API_URL", "a sweep on an existing cluster reports to a Prefect server that its "
+                          "workers reach: set PREFECT_API_URL here and on the workers (`make team-stack` starts one)")
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    server.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+
+
+def task_runner(cluster: Cluster, api_url: str) -> Any:
     from prefect_dask import DaskTaskRunner
 
     from cgankd.device import cuda_usable
@@ -66,7 +91,8 @@ def task_runner(cluster: Cluster) -> Any:
         check_address(cluster.address)
         return DaskTaskRunner(address=cluster.address)
     kwargs: dict[str, Any] = {"n_workers": cluster.workers, "threads_per_worker": 1, "processes": True,
-                              "dashboard_address": None, "silence_logs": logging.WARNING}
+                              "dashboard_address": None, "silence_logs": logging.WARNING,
+                              "env": {"PREFECT_API_URL": api_url}}
     if cuda_usable():
         kwargs["resources"] = {"GPU": 1}
     return DaskTaskRunner(cluster_kwargs=kwargs)
@@ -81,7 +107,7 @@ def run_on_dask(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: C
                    persist_result=False)
     by_key = {job.key: job for job in jobs}
 
-    @flow(name="cgankd-sweep", task_runner=task_runner(cluster), log_prints=True)
+    @flow(name="cgankd-sweep", log_prints=True)
     def sweep() -> list[str]:
         futures: dict[str, Any] = {}
         for job in jobs:
@@ -102,7 +128,8 @@ def run_on_dask(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: C
         return failed
 
     try:
-        failed = sweep()
+        with prefect_api(cluster) as url:
+            failed = sweep.with_options(task_runner=task_runner(cluster, url))()
     except CgankdError:
         raise
     except (OSError, TimeoutError) as exc:

@@ -10,9 +10,11 @@ import contextlib
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -195,6 +197,23 @@ def _run(cfg: Config, name: str, parent: str | None, tags: dict[str, str]) -> It
         tracker.end(mlflow, status)
 
 
+def reachable(uri: str, timeout: float = 5.0) -> None:
+    """Before a parent run starts: an http(s) tracking server that refuses connections is a wrong
+    setting, one line and exit 2. (A server lost later in the run is an outage: the run goes on
+    and keeps a backlog, cgankd/tracking_backlog.py.)"""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https"):
+        return
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname or "localhost", port), timeout=timeout).close()
+    except OSError as exc:
+        why = "refuses connections" if isinstance(exc, ConnectionRefusedError) else f"cannot be reached ({exc})"
+        raise CgankdError("MLFLOW_TRACKING_URI", f"{uri} {why}: start the tracking server (`make team-stack` "
+                          "starts one to try), point MLFLOW_TRACKING_URI at a running one, or set "
+                          "CGANKD_TRACKING=off") from None
+
+
 @contextlib.contextmanager
 def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None = None,
                  headline: Callable[[], dict[str, Any]] | None = None) -> Iterator[str | None]:
@@ -205,6 +224,7 @@ def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None =
     if _mlflow() is None:
         yield None
         return
+    reachable(tracking_uri())
     tags = {**run_tags(cfg), "cgankd.kind": "pipeline", "cgankd.entry": entry,
             "cgankd.seed": ",".join(str(s) for s in seeds) if seeds is not None else str(cfg.seed)}
     with _run(cfg, run_name(cfg, entry, seeds), None, tags) as tracker:

@@ -34,6 +34,11 @@ def compare(tmp_path: Path, work: str, *extra: str, env: dict[str, str] | None =
                           timeout=900)
 
 
+def prefect_servers() -> int:
+    out = subprocess.run(["pgrep", "-f", "prefect.server.api.server:create_app"], capture_output=True, text=True)
+    return len(out.stdout.split())
+
+
 def rows(tmp_path: Path, work: str) -> list[dict]:
     return json.loads((tmp_path / work / "compare_objects.json").read_text())["rows"]
 
@@ -44,12 +49,14 @@ def table(tmp_path: Path, work: str) -> list[str]:
 
 @pytest.mark.slow
 def test_compare_on_two_workers_equals_serial_and_survives_a_killed_worker(tmp_path):
+    servers = prefect_servers()
     serial = compare(tmp_path, "serial")
     assert serial.returncode == 0, serial.stderr[-3000:]
     # every worker process may die once half-way through a progress bar: the first one to get there does
     killed = compare(tmp_path, "dask", "--workers", "2", env={ENV: "half", ONCE_ENV: str(tmp_path / "killed")})
     assert killed.returncode == 0, killed.stderr[-3000:]
     assert (tmp_path / "killed").exists()  # a worker was killed in the middle of a job
+    assert prefect_servers() == servers  # the sweep's temporary Prefect server is gone, none left by workers
     assert table(tmp_path, "dask") == table(tmp_path, "serial")
     assert len(rows(tmp_path, "dask")) == 2 * len(METHODS)
 
@@ -80,7 +87,7 @@ def test_resume_after_a_killed_sweep_runs_only_the_missing_jobs(tmp_path):
     after = rows(tmp_path, "w")
     assert len(done) == len(METHODS) and after[:len(METHODS)] == done and len(after) == 2 * len(METHODS)
     assert all(p.stat().st_mtime_ns == t for p, t in models.items())  # nothing finished was trained again
-    new = [p for p in (tmp_path / "w").rglob("model.pt") if p not in models]
+    new = [p for p in (tmp_path / "w").rglob("students/*/*/model.pt") if p not in models]
     assert len(new) == len(METHODS) and all("seed1" in str(p) for p in new), new
 
 
