@@ -88,7 +88,6 @@ def task_runner(cluster: Cluster, api_url: str) -> Any:
     from cgankd.device import cuda_usable
 
     if cluster.address:
-        check_address(cluster.address)
         return DaskTaskRunner(address=cluster.address)
     kwargs: dict[str, Any] = {"n_workers": cluster.workers, "threads_per_worker": 1, "processes": True,
                               "dashboard_address": None, "silence_logs": logging.WARNING,
@@ -127,6 +126,8 @@ def run_on_dask(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: C
             on_done(by_key[key], result)
         return failed
 
+    if cluster.address:
+        check_address(cluster.address)
     try:
         with prefect_api(cluster) as url:
             failed = sweep.with_options(task_runner=task_runner(cluster, url))()
