@@ -81,8 +81,8 @@ class Postgres:
     def _run(self, *cmd: str) -> subprocess.CompletedProcess:
         res = subprocess.run(_as_owner(list(cmd)), capture_output=True, text=True)
         if res.returncode != 0:
-            raise CgankdError("postgresql", f"{Path(cmd[0]).name} failed: "
-                              f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+            last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
+            raise CgankdError("postgresql", f"{Path(cmd[0]).name} failed: {last}")
         return res
 
     def start(self) -> Postgres:

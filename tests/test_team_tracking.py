@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -35,7 +38,10 @@ except CgankdError:
 @pytest.mark.slow
 @pytest.mark.skipif(not HAVE_PG, reason="no PostgreSQL server programs (apt-get install postgresql)")
 def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path, monkeypatch):
-    pg = Postgres(tmp_path / "pg", free_port()).start()
+    # as root PostgreSQL runs as `postgres`, which cannot enter pytest's private tmp folders
+    pg_root = Path(tempfile.mkdtemp(prefix="cgankd-pg-"))
+    pg_root.chmod(0o755)
+    pg = Postgres(pg_root / "data", free_port()).start()
     procs = []
     try:
         procs.append(mlflow_server(pg, tmp_path / "mlartifacts", port := free_port(), tmp_path / "mlflow.log",
@@ -81,7 +87,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
             r = httpx.post(f"{url}/predict", content=buf.getvalue())
             assert r.status_code == 200 and len(r.json()["predictions"]) == 2
             other = next(v.version for v in versions if v.version != champion.version)
-            promoted = subprocess.run([BIN, "promote", "--version", str(other), "--margin", "-1000",
+            promoted = subprocess.run([BIN, "promote", "--version", str(other), "--force",
                                        "-S", f"out_dir={tmp_path / 'a'}"], capture_output=True, text=True)
             assert promoted.returncode == 0, promoted.stderr[-2000:]
             assert client.get_model_version_by_alias(NAME, "champion").version == other
@@ -106,6 +112,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         for p in reversed(procs):
             stop(p)
         pg.stop()
+        shutil.rmtree(pg_root, ignore_errors=True)
 
 
 def test_a_tracking_uri_that_refuses_connections_fails_in_one_line(tmp_path):
