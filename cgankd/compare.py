@@ -154,7 +154,8 @@ def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]],
                 continue
             gpu = cfg.runtime.device.type == "cuda"
             jobs.append(Job(up, "cgankd.compare:upstream_job", {"params": params, "overrides": t_over,
-                                                                 "reuse": reuse}, gpu=gpu))
+                                                                 "reuse": reuse}, gpu=gpu,
+                            about={"seed": seed, "teacher": teacher}))
             for student, method in todo:
                 m = parse_method(method, DISTILLERS.names())
                 base = f"{up}->{student}/{m.distiller}"
@@ -164,7 +165,7 @@ def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]],
                     "params": params, "overrides": [*t_over, f"student.arch={student}", f"student.tag={student}"],
                     "name": f"seed{seed}/{teacher}->{student}/{method}", "method": method,
                     "tags": {"cgankd.compare.pair": f"{teacher}->{student}", "cgankd.seed": str(seed)}},
-                    after, gpu))
+                    after, gpu, about={"seed": seed, "teacher": teacher, "student": student, "method": method}))
     return jobs
 
 
@@ -191,17 +192,13 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
     pair_order = {tuple(p): i for i, p in enumerate(pairs)}
 
     def done(job: Job, res: dict[str, Any]) -> None:
-        seed, rest = job.key.split("/", 1)
-        seed = int(seed.removeprefix("seed"))
-        if job.fn.endswith("upstream_job"):
+        where = f"{job.about['seed']}/{job.about['teacher']}"
+        if "method" not in job.about:  # the upstream stages of a seed and teacher
             for stage, r in res["upstream"].items():
-                result["upstream"][f"{seed}/{rest}/{stage}"] = r
-            result["teachers"][f"{seed}/{rest}"] = res["teacher"]
+                result["upstream"][f"{where}/{stage}"] = r
+            result["teachers"][where] = res["teacher"]
         else:
-            pair, method = rest.split("/", 1)
-            teacher, student = pair.split("->")
-            result["rows"].append({"seed": seed, "teacher": teacher, "student": student, "method": method,
-                                   "metrics": res})
+            result["rows"].append({**job.about, "metrics": res})
             result["rows"].sort(key=lambda r: (r["seed"], pair_order.get((r["teacher"], r["student"]), 99),
                                                order.get(r["method"], 99)))
         save()

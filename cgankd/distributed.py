@@ -31,7 +31,6 @@ from torch import nn
 from cgankd.device import Runtime
 from cgankd.errors import CgankdError
 
-ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 TIMEOUT = datetime.timedelta(minutes=10)  # a rank lost for this long fails the others instead of hanging them
 
 
@@ -132,11 +131,6 @@ def from_main(flag: bool, device: torch.device) -> bool:
     t = torch.tensor([1 if flag else 0], device=device)
     torch.distributed.broadcast(t, 0)
     return bool(t.item())
-
-
-def barrier() -> None:
-    if active() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
 
 
 def finish() -> None:

@@ -31,6 +31,7 @@ class Job:
     kwargs: dict[str, Any] = field(default_factory=dict)
     after: tuple[str, ...] = ()  # keys of the jobs this one needs finished first
     gpu: bool = False  # asks the cluster for one GPU
+    about: dict[str, Any] = field(default_factory=dict)  # what the driver files the result under
 
 
 @dataclass(frozen=True)

@@ -45,25 +45,25 @@ def pg_bindir() -> Path:
                       "e.g. apt-get install postgresql")
 
 
-def _as_owner(cmd: list[str]) -> list[str]:
-    """PostgreSQL refuses to run as root: run its programs as ``postgres`` (or ``nobody``) then."""
+def _owner() -> pwd.struct_passwd | None:
+    """Who runs PostgreSQL's programs: ourselves, or as root (which PostgreSQL refuses) the
+    ``postgres`` user (``nobody`` where there is none)."""
     if os.geteuid() != 0:
-        return cmd
-    user = "postgres" if _user_exists("postgres") else "nobody"
-    return ["runuser", "-u", user, "--", *cmd]
-
-
-def _user_exists(name: str) -> bool:
+        return None
     try:
-        pwd.getpwnam(name)
-        return True
+        return pwd.getpwnam("postgres")
     except KeyError:
-        return False
+        return pwd.getpwnam("nobody")
+
+
+def _as_owner(cmd: list[str]) -> list[str]:
+    user = _owner()
+    return cmd if user is None else ["runuser", "-u", user.pw_name, "--", *cmd]
 
 
 def _chown(path: Path) -> None:
-    if os.geteuid() == 0:
-        user = pwd.getpwnam("postgres" if _user_exists("postgres") else "nobody")
+    user = _owner()
+    if user is not None:
         for p in [path, *path.rglob("*")]:
             os.chown(p, user.pw_uid, user.pw_gid)
 
@@ -154,6 +154,7 @@ def prefect_server(pg: Postgres, home: Path, port: int, log: Path) -> subprocess
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the PID (its process group: the server's own children go too), then SIGKILL."""
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from cgankd.team_stack import stop  # noqa: F401  (the tests' way to stop a server, too)
 
 
 def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -24,17 +25,6 @@ def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:
             pass
         time.sleep(0.5)
     pytest.fail(f"{url} did not answer in {timeout:.0f} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the PID (its process group: the server's own children go too), then SIGKILL."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def mlflow_server(db: Path, port: int) -> subprocess.Popen:
