@@ -91,6 +91,7 @@ class StudentCfg(TrainCfg):
     methods: list[str] = field(default_factory=lambda: ["nokd", "cgankd"])
     fakes: str | None = None
     tag: str | None = None
+    skip_weak_fakes: bool = False
 
 
 @dataclass
@@ -172,6 +173,8 @@ class GanCfg:
     score_every: int = 200
     score_n: int = 50
     stop_patience: int | None = None
+    target_score: float | None = None
+    max_minutes: float | None = None
     ccgan: CcganCfg = field(default_factory=CcganCfg)
 
 
@@ -182,6 +185,7 @@ class FakesCfg:
     n_per_label: int = 10
     batch_size: int = 500
     truncation: float | None = None
+    min_relative_score: float = 0.85
 
 
 @dataclass
@@ -498,6 +502,15 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
         bad("gan.stop_patience", f"must be >= 1 or null (never stop early), got {cfg.gan.stop_patience}")
     if cfg.gan.stop_patience is not None and cfg.gan.score_every == 0:
         bad("gan.stop_patience", "needs gan.score_every > 0 (the stop watches the label score)")
+    if cfg.gan.target_score is not None and not 0.0 < cfg.gan.target_score <= 2.0:
+        bad("gan.target_score", f"must be in (0, 2] (the label score relative to the teacher's) or null, "
+            f"got {cfg.gan.target_score}")
+    if cfg.gan.target_score is not None and cfg.gan.score_every == 0:
+        bad("gan.target_score", "needs gan.score_every > 0 (the target is a label score)")
+    if cfg.gan.max_minutes is not None and not 0.0 < cfg.gan.max_minutes < float("inf"):
+        bad("gan.max_minutes", f"must be > 0 and finite, or null (no time budget), got {cfg.gan.max_minutes}")
+    if not 0.0 <= cfg.fakes.min_relative_score <= 2.0:
+        bad("fakes.min_relative_score", f"must be in [0, 2], got {cfg.fakes.min_relative_score}")
     if cfg.tracking.promotion_margin < 0:
         bad("tracking.promotion_margin", f"must be >= 0, got {cfg.tracking.promotion_margin}")
     if cfg.serve.providers not in ("auto", "cpu", "cuda"):

@@ -105,11 +105,11 @@ def stage_name(name: str, method: str | None = None) -> str:
 def _student(cfg: Config, a: str, method: str) -> dict[str, Any]:
     deps = [f"{a}/prepared", f"{a}/teacher/model.pt"]
     if method_uses_fakes(method) and cfg.student.fakes is None:
-        deps.append(f"{a}/fakes/fakes.npz")
+        deps += [f"{a}/fakes/fakes.npz", f"{a}/metrics/fakes.json"]  # the verdict: student.skip_weak_fakes
     if method_distiller(method) == "vkd":
         deps.append(f"{a}/vkd/generator.pt")
     if method_uses_fakes(method) and cfg.student.mode == "finetune":
-        deps.append(f"{a}/students/{method_distiller(method)}/model.pt")
+        deps.append(f"{a}/students/{method_distiller(method)}")
     return {"cmd": f"cgankd train-student --method {method} -S out_dir={a}", "module": "train_student",
             "deps": deps, "params": [*RUNTIME, "task", "student", "kd"], "outs": [f"{a}/students/{method}"],
             "metrics": [_cached(f"{a}/metrics/student_{method}.json")]}
@@ -120,7 +120,7 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
     ``artifacts``, the out_dir every command pins)."""
     a = "artifacts"
     methods = ordered_methods(cfg.student.methods)
-    students = [f"{a}/students/{m}/model.pt" for m in methods]
+    students = [f"{a}/students/{m}" for m in methods]  # a folder: a skipped student has no model.pt
     student_metrics = [f"{a}/metrics/student_{m}.json" for m in methods]
     specs: dict[str, dict[str, Any]] = {
         "prepare": {"deps": [], "params": ["profile", "task", "data"],
@@ -131,9 +131,11 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
                             "params": [*RUNTIME, "task", "data.source", "extractor", "subsample.enabled",
                                        "subsample.holdout", "quality.n_windows", "quality.window"],
                             "outs": [f"{a}/extractor"], "metrics": [_cached(f"{a}/metrics/extractor.json")]},
-        "train-gan": {"deps": [f"{a}/prepared", f"{a}/teacher/model.pt"], "params": [*RUNTIME, "gan"],
+        "train-gan": {"deps": [f"{a}/prepared", f"{a}/teacher/model.pt", f"{a}/metrics/teacher.json"],
+                      "params": [*RUNTIME, "gan"],
                       "outs": [f"{a}/gan"]},
-        "make-fakes": {"deps": [f"{a}/prepared", f"{a}/gan/generator.pt", f"{a}/teacher/model.pt", f"{a}/extractor"],
+        "make-fakes": {"deps": [f"{a}/prepared", f"{a}/gan", f"{a}/teacher/model.pt", f"{a}/metrics/teacher.json",
+                                f"{a}/extractor"],
                        "params": [*RUNTIME, "task", "data.source", "gan.z_dim", "fakes", "subsample", "filter",
                                   "adjust", "quality"],
                        "outs": [f"{a}/fakes", _cached(f"{a}/plots/fakes_quality.png"),
@@ -154,7 +156,8 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
     specs["export"] = {"deps": [*students, *student_metrics],
                        "params": ["profile", "task", "export", "student.methods", "student.tag"],
                        "outs": [f"{a}/export"]}
-    specs["evaluate"] = {"deps": [f"{a}/prepared", f"{a}/metrics/teacher.json", *student_metrics,
+    verdict = [f"{a}/metrics/fakes.json"] if cfg.uses_fakes else []
+    specs["evaluate"] = {"deps": [f"{a}/prepared", f"{a}/metrics/teacher.json", *student_metrics, *verdict,
                                   f"{a}/export/parity.json", f"{a}/teacher/model.pt", *students],
                          "params": [*RUNTIME, "task", "student", "teacher.arch"],
                          "outs": [_cached(f"{a}/report.md"), _cached(f"{a}/plots/evaluation.png"),

@@ -208,6 +208,11 @@ class Layout:
         return self.cfg.path("gan", "generator.pt")
 
     @property
+    def gan_last(self) -> Path:
+        """The last EMA generator; ``gan`` is the best-scoring one (the same without checks)."""
+        return self.cfg.path("gan", "generator_last.pt")
+
+    @property
     def gan_checkpoint(self) -> Path:
         return self.cfg.path(".checkpoints", "gan.pt")
 

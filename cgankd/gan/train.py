@@ -32,6 +32,7 @@ from cgankd.gan.conditions import make_condition
 from cgankd.gan.diffaug import diff_augment, parse_policy
 from cgankd.gan.ema import EMA
 from cgankd.gan.losses import d_hinge, g_hinge
+from cgankd.gan.stop import Stop
 from cgankd.gan.watch import Watch
 from cgankd.progress import Progress
 
@@ -44,8 +45,13 @@ def build_gan(cfg: GanCfg, num_classes: int | None, resolution: int, channels: i
     return fp32_hooks(g), fp32_hooks(d)
 
 
+# when training stops, not what it computes: a checkpoint of the same run trains on under new limits
+STOP_FIELDS = ("iterations", "checkpoint_every", "stop_patience", "target_score", "max_minutes")
+
+
 def fingerprint(cfg: GanCfg, seed: int, images: np.ndarray, labels: np.ndarray, runtime: Runtime = CPU) -> str:
-    h = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode())
+    what = {k: v for k, v in asdict(cfg).items() if k not in STOP_FIELDS}
+    h = hashlib.sha256(json.dumps(what, sort_keys=True).encode())
     h.update(str(seed).encode())
     if runtime.device.type != "cpu" or runtime.precision != "fp32":  # CPU fp32 keeps its old fingerprints
         h.update(f"{runtime.device.type}/{runtime.precision}".encode())
@@ -80,12 +86,14 @@ def _backward(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.
 def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: int | None, seed: int,
               ckpt_path: Path, log: Callable[[int, dict[str, float]], None] | None = None,
               stop_after: int | None = None, runtime: Runtime = CPU,
-              watch: Watch | None = None) -> tuple[Generator, list[dict[str, float]]]:
-    """Returns the EMA generator and the loss history. ``num_classes`` None trains a CcGAN on
+              watch: Watch | None = None, stop: Stop | None = None) -> tuple[Generator, list[dict[str, float]]]:
+    """Returns the last EMA generator and the loss history. ``num_classes`` None trains a CcGAN on
     ``labels`` scaled to [0, 1]. Resumes from ``ckpt_path`` when it holds a checkpoint of the
-    same config, seed, data and runtime; ``stop_after`` simulates a crash. ``watch`` scores the
-    EMA generator every ``watch.every`` iterations and may stop training early (the stop is
-    checkpointed: a re-run does not train on)."""
+    same computation (config less its stop fields, seed, data and runtime); ``stop_after``
+    simulates a crash. ``watch`` scores the EMA generator every ``watch.every`` iterations and
+    keeps the best one (``watch.best_state``). ``stop`` (default: the cap and budget of ``cfg``)
+    ends training and records why (``stop.reason``, cgankd/gan/stop.py); it is asked again on
+    resume, so raised limits train on and unchanged ones do not."""
     torch.manual_seed(seed)
     dev = runtime.device
     _, c, res, _ = images.shape
@@ -98,7 +106,8 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     scaler_g, scaler_d = runtime.scaler(), runtime.scaler()
     gen = runtime.generator(seed)
     fp = fingerprint(cfg, seed, images, labels, runtime)
-    start, history, last = 0, [], cfg.iterations
+    stop = stop or Stop(cfg.iterations, cfg.max_minutes)
+    start, history = 0, []
     resumed = _resume(ckpt_path, fp)
     if resumed is not None:
         meta, state = resumed
@@ -112,10 +121,9 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         if "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
         start, history = meta["step"], meta["history"]
+        stop.resume(float(meta.get("seconds", 0.0)))
         if watch is not None:
-            watch.load(meta)
-        if meta.get("stopped"):
-            last = start
+            watch.load(meta, state.get("best"))
     x_all = torch.as_tensor(images).to(dev).float().div_(127.5).sub_(1.0)
     cond = make_condition(cfg, labels, num_classes).to(dev)
     augs = parse_policy(cfg.diffaug)
@@ -140,7 +148,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         bar.update(0, loss_d=history[-1]["loss_d"], loss_g=history[-1]["loss_g"])
         pending.clear()
 
-    def save(step: int, stopped: bool = False) -> None:
+    def save(step: int) -> None:
         if not main:
             return
         state = {"g": g.state_dict(), "d": d.state_dict(), "ema": ema.model.state_dict(),
@@ -148,12 +156,17 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
                  "torch_rng": torch.get_rng_state()}
         if dev.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(dev)
-        meta = {"fingerprint": fp, "step": step, "history": history, "stopped": stopped,
-                "watch": watch.state() if watch is not None else []}
+        if watch is not None and watch.best_state is not None:
+            state["best"] = watch.best_state
+        meta = {"fingerprint": fp, "step": step, "history": history, "stop_reason": stop.reason,
+                "seconds": stop.seconds, "watch": watch.state() if watch is not None else []}
         store.save(ckpt_path, "gan_checkpoint", meta, state)
 
+    done = start > 0 and distributed.from_main(main and stop.check(start, watch) is not None, dev)
     with Progress(cfg.iterations, "train-gan", initial=start, quiet=not main) as bar:
-        for step in range(start + 1, last + 1):
+        step = start
+        while not done:
+            step += 1
             for _ in range(cfg.d_steps):
                 iterate(d)
                 b = distributed.shard_fields(cond.d_batch(bs, gen))
@@ -177,20 +190,36 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
                 ema.update(g, step)
             pending.append((step, torch.stack([loss_d.detach(), loss_g.detach()])))
             bar.update(1)
-            due = watch is not None and watch.due(step, cfg.iterations)
-            stop = due and distributed.from_main(main and watch.check(step, ema.model), dev)
-            checkpoint = step % cfg.checkpoint_every == 0 or step == cfg.iterations or stop
-            if checkpoint or step % LOG_EVERY == 0:
+            done = _decide(step, cfg, stop, watch, ema.model, main, dev)
+            if done or step % cfg.checkpoint_every == 0 or step % LOG_EVERY == 0:
                 flush(bar)
-            if checkpoint:
-                save(step, stopped=stop)
-            if stop:
-                print(f"train-gan: stopped at iteration {step}: the label score has not improved for "
-                      f"{watch.patience} checks (gan.stop_patience)", file=sys.stderr)
-                break
-            if stop_after is not None and step >= stop_after:
+            if done or step % cfg.checkpoint_every == 0:
+                save(step)
+            if stop_after is not None and step >= stop_after and not done:
                 raise KeyboardInterrupt(f"stopped after step {step}")
+    if main and stop.reason is not None and stop.reason != "iterations":
+        print(f"train-gan: {stop.describe(step)}", file=sys.stderr)
     return ema.model.eval(), history
+
+
+def _decide(step: int, cfg: GanCfg, stop: Stop, watch: Watch | None, ema_g: torch.nn.Module, main: bool,
+            dev: torch.device) -> bool:
+    """After ``step``: score the EMA generator when the watch is due, then ask the stop rule; a
+    run that stops for time is scored at its last step too. Under torchrun rank 0 decides, and
+    the ranks agree once per ``LOG_EVERY`` steps and at every check (one broadcast each)."""
+    due = watch is not None and watch.due(step, cfg.iterations)
+    if not (due or step >= cfg.iterations or step % LOG_EVERY == 0 or not distributed.active()):
+        return False
+    reason = None
+    if main:
+        stop.tick()
+        if due:
+            watch.check(step, ema_g)
+        reason = stop.check(step, watch)
+        if reason == "time" and watch is not None and not due and watch.every > 0:
+            watch.check(step, ema_g)
+            reason = stop.check(step, watch)
+    return distributed.from_main(reason is not None, dev)
 
 
 @torch.no_grad()

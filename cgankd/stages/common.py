@@ -10,9 +10,10 @@ from typing import Any
 
 from cgankd import distributed
 from cgankd.config import Config
-from cgankd.data.prepared import Prepared, load_prepared
+from cgankd.data.prepared import Meta, Prepared, load_prepared
 from cgankd.device import Runtime
-from cgankd.io import write_text
+from cgankd.errors import CgankdError
+from cgankd.io import read_json, write_text
 from cgankd.models import ImageModel, build_model
 from cgankd.train.evaluate import metrics, predict, seen_unseen
 from cgankd.train.loop import FitResult, seed_everything, set_threads
@@ -55,6 +56,15 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
 
 def metric_key(task: str) -> str:
     return "acc" if task == "classification" else "mae"
+
+
+def teacher_metric(cfg: Config, meta: Meta) -> float:
+    """The teacher's own validation metric (accuracy % or MAE): what label scores are relative to."""
+    key = f"val_{metric_key(meta.task)}"
+    m = read_json(cfg.path("metrics", "teacher.json"))
+    if key not in m:
+        raise CgankdError(str(cfg.path("metrics", "teacher.json")), f"has no {key}; re-run train-teacher")
+    return float(m[key])
 
 
 def fit_metrics(res: FitResult, data: Prepared) -> dict[str, float]:

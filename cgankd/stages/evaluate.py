@@ -58,7 +58,9 @@ def safe(method: str) -> str:
     return method.replace("+", "_")
 
 
-def verdict(task: str, nokd: float, cgankd: float | None) -> str:
+def verdict(task: str, nokd: float, cgankd: float | None, skipped: bool = False) -> str:
+    if skipped:
+        return "cGAN-KD was skipped: the fakes are too weak (student.skip_weak_fakes)."
     if cgankd is None:
         return "cGAN-KD was not run (student.methods has no cgankd)."
     diff = cgankd - nokd
@@ -76,6 +78,10 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     teacher = read_json(cfg.path("metrics", "teacher.json"))
     rows = {"teacher": teacher}
     rows.update({m: read_json(cfg.student_metrics(m)) for m in cfg.student.methods})
+    skipped = [m for m in list(rows) if "skipped" in rows[m]]
+    for m in skipped:
+        rows.pop(m)
+    fakes = read_json(cfg.path("metrics", "fakes.json")) if cfg.uses_fakes else {}
     parity = read_json(cfg.path("export", "parity.json"))
     out: dict[str, Any] = {}
     extra = ("test_mae_seen", "test_mae_unseen") if task == "regression" else ()
@@ -87,6 +93,10 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     if "cgankd" in rows:
         out[f"cgankd_minus_nokd_test_{k}"] = rows["cgankd"][f"test_{k}"] - rows["nokd"][f"test_{k}"]
     out["selected"] = parity["method"]
+    if "verdict" in fakes:  # the parent run shows it: a metric and a cgankd.fakes_verdict tag
+        out.update({"fakes_relative_label_score": fakes["raw_relative_label_score"],
+                    "fakes_weak": fakes["weak_fakes"], "fakes_verdict": fakes["verdict"]})
+    out.update({f"{safe(m)}_skipped": 1.0 for m in skipped})
     write_json(cfg.path("metrics.json"), out)
     unit = "%" if task == "classification" else f" {data.meta.label_unit}".rstrip()
     cols = [f"val {k}", f"test {k} (best val)", f"test {k} (last)"]
@@ -102,11 +112,14 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
                "`-S student.fake_ratio=0` trains the same fine-tuning on real data alone, the control "
                "that separates the fakes' effect from the extra steps."]
               if cg is not None and cfg.student.mode == "finetune" else [])
-    lines += ["", verdict(task, rows["nokd"][f"test_{k}"], cg), *caveat,
+    lines += [f"| {LABELS.get(m, m)} {cfg.student.arch} | skipped: the fakes are too weak (below) |"
+              for m in skipped]
+    lines += ["", *([fakes["verdict"] + "."] if "verdict" in fakes else []),
+              verdict(task, rows["nokd"][f"test_{k}"], cg, "cgankd" in skipped), *caveat,
               f"Exported and registered: the {parity['method']} student (best validation {k}).", ""]
     write_text(cfg.path("report.md"), "\n".join(lines))
     layout, dev = store.Layout(cfg), cfg.runtime.device
-    paths = {"teacher": layout.teacher, **{m: layout.student(m) for m in cfg.student.methods}}
+    paths = {"teacher": layout.teacher, **{m: layout.student(m) for m in cfg.student.methods if m not in skipped}}
     preds = {name: predict(store.load_model(p, dev), data["test"].images) for name, p in paths.items()}
     names, xs, table = per_label(preds, data)
     write_text(cfg.path("plots", "per_label.csv"), per_label_csv(names, table, list(preds), task))

@@ -15,11 +15,14 @@ from cgankd.train.evaluate import better
 
 
 def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
-    """The method whose student has the best *validation* metric (never the test split)."""
+    """The method whose student has the best *validation* metric (never the test split); students
+    skipped by ``student.skip_weak_fakes`` are not candidates."""
     key = f"val_{metric_key(task)}"
     best, best_m = None, None
     for method in cfg.student.methods:
         m = read_json(cfg.student_metrics(method))
+        if "skipped" in m:
+            continue
         if best_m is None or better(m[key], best_m[key], task):
             best, best_m = method, m
     return best, best_m

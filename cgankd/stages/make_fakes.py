@@ -20,8 +20,11 @@ from cgankd.fakes.make import FakeSet, label_grid, make_fakes
 from cgankd.features.extractor import extract
 from cgankd.io import atomic_path, write_json, write_text
 from cgankd.quality.cache import cached_real_stats
+from cgankd.quality.curve import read_curve
+from cgankd.quality.relative import relative_score
 from cgankd.quality.scores import label_score, quality, windows
-from cgankd.stages.common import prepared, setup
+from cgankd.quality.verdict import Verdict, judge
+from cgankd.stages.common import prepared, setup, teacher_metric
 from cgankd.stages.registry import STAGES
 from cgankd.subsample.cdrrs import fit_cdrrs
 from cgankd.tracking import NullTracker
@@ -136,6 +139,21 @@ def quality_csv(names: list[str], per_group: dict[str, list[float]], task: str) 
     return "\n".join([head, *rows]) + "\n"
 
 
+def judge_fakes(cfg: Config, meta: Meta, table: dict[str, dict[str, float]]) -> Verdict:
+    """The verdict on the raw fakes (the GAN's own quality, before subsampling and filtering),
+    relative to the teacher's validation metric, with a budget hint from the GAN's quality curve."""
+    higher = meta.task == "classification"
+    reference = teacher_metric(cfg, meta)
+    raw = table["raw"]["label_score"]
+    rel = relative_score(raw, reference, higher)
+    steps, curve, minutes = read_curve(store.Layout(cfg).gan.parent / "quality.csv")
+    unit = "%" if higher else f" {meta.label_unit}".rstrip()
+    what = (f"teacher {'accuracy' if higher else 'MAE'} {raw:.2f}{unit} on fakes vs {reference:.2f}{unit} on real "
+            "validation images")
+    iterations = steps[-1] if steps else cfg.gan.iterations  # the last check is at the last iteration
+    return judge(rel, cfg.fakes.min_relative_score, iterations, steps, curve, minutes, what)
+
+
 @STAGES.register("make-fakes")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
@@ -168,6 +186,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     table, per_group = step_quality(cfg, fs, extractor, real, meta)
     for step, vals in table.items():  # e.g. quality_raw_fid, quality_final_intra_fid
         stats.update({f"quality_{step}_{k}": v for k, v in vals.items()})
+    verdict = judge_fakes(cfg, meta, table)
+    stats.update(verdict.metrics())
     counts = group_counts(fs, meta)
     stats.update(acceptance_metrics(counts))
     write_json(out / "counts.json", counts)
@@ -190,11 +210,14 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker.log_params({"fakes.rho_used": cfg.rho, "fakes.adjust_used": cfg.adjust_labels,
                         "fakes.subsample_used": cfg.subsample_fakes})
     tracker.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and np.isfinite(v)})
+    tracker.set_tags({"cgankd.fakes_verdict": verdict.full})
     for path in (cfg.path("plots", "fakes_score_hist.csv"), cfg.path("plots", "fakes_quality.png"),
                  cfg.path("plots", "fakes_score_hist.png"),
                  cfg.path("plots", "fakes_intra_fid.csv")):
         tracker.log_artifact(path, "plots")
     tracker.log_artifact(out / "counts.json")
     tracker.log_artifact(out / "quality.json")
-    print("make-fakes:", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()}))
+    print("make-fakes:", json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in stats.items()
+                                     if k != "verdict"}))
+    print(f"make-fakes: {verdict.full}")
     return stats

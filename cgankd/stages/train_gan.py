@@ -3,6 +3,9 @@ training set; resumes after a crash."""
 
 from __future__ import annotations
 
+import copy
+import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -15,11 +18,14 @@ from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
 from cgankd.gan.conditions import make_condition
+from cgankd.gan.stop import Stop
 from cgankd.gan.train import sample, train_gan
 from cgankd.gan.watch import Watch
 from cgankd.io import write_text
+from cgankd.quality.curve import curve_csv, read_curve
+from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.scores import label_score
-from cgankd.stages.common import prepared, setup, write_history
+from cgankd.stages.common import prepared, setup, teacher_metric, write_history
 from cgankd.stages.registry import STAGES
 from cgankd.tracking import NullTracker
 from cgankd.train.evaluate import predict
@@ -37,26 +43,39 @@ def watch_labels(meta: Meta, n: int) -> tuple[np.ndarray, np.ndarray]:
     return scaled, meta.unscale(scaled)
 
 
-def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tracker: NullTracker) -> Watch:
-    """The teacher's label score on the same fakes (fixed z) at every check, logged with a grid."""
+def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tracker: NullTracker,
+               reference: float, stop: Stop, minutes: dict[int, float]) -> Watch:
+    """The teacher's label score on the same fakes (fixed z) at every check, logged with a grid
+    and written to gan/quality.csv as training goes; ``minutes`` collects the training minutes
+    at each check (those of a resumed run's earlier checks are read back from quality.csv)."""
     n = cfg.gan.score_n
     g_labels, labels = watch_labels(meta, n)
     shown = np.concatenate([np.arange(i, i + min(SHOWN, n)) for i in range(0, len(labels), n)])
+    higher = meta.task == "classification"
 
     def score(step: int, g: torch.nn.Module) -> float:
         imgs = sample(g, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(cfg.seed + 7))
         value = label_score(predict(teacher, imgs), labels, meta)
-        tracker.log_metrics({"gan_label_score": value}, step=step)
+        minutes[step] = stop.seconds / 60.0
+        tracker.log_metrics({"gan_label_score": value, "gan_relative_score": relative_score(value, reference, higher),
+                             "gan_minutes": minutes[step]}, step=step)
         path = save_grid(out / "progress" / f"step_{step:06d}.png", imgs[shown], labels[shown], meta.task,
                          meta.classes, per_row=SHOWN)
         tracker.log_artifact(path, "samples")
         return value
 
-    return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, meta.task == "classification")
+    def checked(w: Watch) -> None:
+        write_text(out / "quality.csv", curve_csv(w.scores, meta.task, reference, minutes, None))
+
+    target = None if cfg.gan.target_score is None else absolute_score(cfg.gan.target_score, reference, higher)
+    previous = read_curve(out / "quality.csv")
+    minutes.update({s: m for s, m in zip(previous[0], previous[2], strict=True)})
+    return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, higher, target, checked)
 
 
 @STAGES.register("train-gan")
-def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None = None) -> dict[str, Any]:
+def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None = None,
+        clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     rt = setup(cfg, 1)
     layout = store.Layout(cfg)
@@ -67,38 +86,52 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     labels = meta.scale(train.labels) if regression else train.labels
     tracker.log_params({f"gan.{k}": v for k, v in make_condition(cfg.gan, labels, num_classes).describe().items()})
     out = layout.gan.parent
-    watch = None
+    stop = Stop(cfg.gan.iterations, cfg.gan.max_minutes, clock)
+    watch, reference, minutes = None, float("nan"), {}
     if cfg.gan.score_every > 0:
         teacher = store.load(layout.teacher, "image_model", rt.device, "train-teacher")
-        watch = make_watch(cfg, meta, teacher, out, tracker)
+        reference = teacher_metric(cfg, meta)
+        watch = make_watch(cfg, meta, teacher, out, tracker, reference, stop, minutes)
     g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
                            layout.gan_checkpoint, log=lambda s, row: tracker.log_metrics(row, step=s),
-                           stop_after=stop_after, runtime=rt, watch=watch)
+                           stop_after=stop_after, runtime=rt, watch=watch, stop=stop)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
-    store.save_gan_generator(g, layout.gan, {"num_classes": num_classes, "task": meta.task,
-                                             "resolution": meta.resolution, "channels": meta.channels,
-                                             "label_range": meta.label_range, "gan": asdict(cfg.gan)})
+    steps = history[-1]["step"] if history else 0
+    info = {"num_classes": num_classes, "task": meta.task, "resolution": meta.resolution, "channels": meta.channels,
+            "label_range": meta.label_range, "gan": asdict(cfg.gan)}
     write_history(out / "history.csv", history)
-    result: dict[str, Any] = {"generator": str(layout.gan), "iterations": history[-1]["step"] if history else 0}
+    store.save_gan_generator(g, layout.gan_last, {**info, "step": steps, "which": "last"})
+    best = g
+    result: dict[str, Any] = {"generator": str(layout.gan), "iterations": steps, "stop": stop.reason,
+                              "minutes": round(stop.seconds / 60.0, 2)}
     if watch is not None and watch.scores:
-        key = "acc" if meta.task == "classification" else "mae"
-        write_text(out / "quality.csv", "step,label_score_" + key + "\n" +
-                   "".join(f"{s},{v:.4f}\n" for s, v in watch.scores))
+        best_step, best_score = watch.best
+        if watch.best_state is not None and best_step != steps:
+            best = copy.deepcopy(g)
+            best.load_state_dict(watch.best_state)
+        write_text(out / "quality.csv", curve_csv(watch.scores, meta.task, reference, minutes, stop.reason))
         tracker.log_artifact(out / "quality.csv")
         unit = "teacher accuracy on fakes (%)" if meta.task == "classification" else (
             f"teacher MAE on fakes ({meta.label_unit or 'label units'})")
         tracker.log_artifact(figures.label_score_curve([s for s, _ in watch.scores], [v for _, v in watch.scores],
                                                        unit, out / "quality.png"), "plots")
-        best = watch.best
-        result.update({"label_score": watch.scores[-1][1], "best_label_score": best[1], "best_step": best[0]})
-        tracker.log_metrics({"gan_best_label_score": best[1], "gan_iterations_run": result["iterations"]})
+        higher = meta.task == "classification"
+        result.update({"label_score": watch.scores[-1][1], "best_label_score": best_score, "best_step": best_step,
+                       "best_relative_score": relative_score(best_score, reference, higher)})
+        tracker.log_metrics({"gan_best_label_score": best_score, "gan_iterations_run": steps,
+                             "gan_best_relative_score": result["best_relative_score"]})
+    used = result.get("best_step", steps)
+    store.save_gan_generator(best, layout.gan, {**info, "step": used, "which": "best"})
+    tracker.set_tags({"cgankd.gan_stop": stop.reason or "", "cgankd.gan_generator_step": str(used)})
     g_labels, shown = watch_labels(meta, 12)  # 12 per class, or at each of 10 labels across the range
-    imgs = sample(g, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
+    imgs = sample(best, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
     grid = save_grid(out / "samples.png", imgs, shown, meta.task, meta.classes)
     tracker.log_artifact(grid, "plots")
     last = history[-1] if history else {}
-    score = f", label score {result['label_score']:.2f}" if "label_score" in result else ""
-    print(f"train-gan: {result['iterations']} iterations, last loss_d {last.get('loss_d', float('nan')):.3f} "
-          f"loss_g {last.get('loss_g', float('nan')):.3f}{score} -> {out}")
+    score = (f", label score {result['label_score']:.2f}; fakes from the best EMA generator "
+             f"(iteration {result['best_step']}, {result['best_relative_score']:.2f} of the teacher's)"
+             if "label_score" in result else "")
+    print(f"train-gan: {stop.describe(steps)} ({result['minutes']:.1f} min), last loss_d "
+          f"{last.get('loss_d', float('nan')):.3f} loss_g {last.get('loss_g', float('nan')):.3f}{score} -> {out}")
     return result

@@ -20,7 +20,7 @@ from cgankd import distributed, store
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Split
 from cgankd.errors import CgankdError
-from cgankd.io import write_json
+from cgankd.io import atomic_dir, read_json, write_json
 from cgankd.kd import DISTILLERS, Distiller, Method, parse_method
 from cgankd.kd.base import KDContext
 from cgankd.models import ImageModel, count_params
@@ -84,6 +84,27 @@ def make_distiller(cfg: Config, method: Method, student: ImageModel, meta: Meta)
         raise CgankdError(f"method {method.name!r}", str(exc)) from None
 
 
+def weak_fakes(cfg: Config, method: Method) -> str | None:
+    """make-fakes' verdict line when ``student.skip_weak_fakes`` skips this method: it trains on
+    this pipeline's fakes and make-fakes called them too weak; else None."""
+    if not (method.fakes and cfg.student.skip_weak_fakes and cfg.student.fakes is None):
+        return None
+    stats = read_json(cfg.path("metrics", "fakes.json"))
+    return str(stats["verdict"]) if stats.get("weak_fakes") else None
+
+
+def skip(cfg: Config, method: str, why: str, tracker: NullTracker) -> dict[str, Any]:
+    """A skipped student: its folder holds only a note (no model.pt), its metrics say why."""
+    folder = cfg.student_dir(method)
+    with atomic_dir(folder) as tmp:
+        (tmp / "skipped.txt").write_text(why + "\n")
+    metrics = {"skipped": f"student.skip_weak_fakes: {why}"}
+    write_json(cfg.student_metrics(method), metrics)
+    tracker.set_tags({"cgankd.method": method, "cgankd.skipped": why})
+    print(f"train-student[{method}]: skipped (student.skip_weak_fakes): {why}")
+    return metrics
+
+
 @STAGES.register("train-student")
 def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -> dict[str, Any]:
     try:
@@ -91,6 +112,9 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     except ValueError as exc:
         raise CgankdError(f"method {method!r}", str(exc).removeprefix(f"unknown method {method!r}; ")) from None
     tracker = tracker or NullTracker()
+    why = weak_fakes(cfg, m)
+    if why is not None:
+        return skip(cfg, method, why, tracker)
     rt = setup(cfg, 3)
     data = prepared(cfg)
     sc, layout = cfg.student, store.Layout(cfg)
@@ -116,6 +140,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     path = layout.student(method)
     store.save_model(res.best, path, {"best_step": res.best_step, "method": method})
     write_history(path.parent / "history.csv", res.history)
+    (path.parent / "skipped.txt").unlink(missing_ok=True)  # a student skipped by an earlier run
     metrics: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,
                                "n_fakes": 0 if fakes is None else len(fakes)}
     metrics.update(fit_metrics(res, data))

@@ -1,0 +1,36 @@
+"""The GAN's quality curve, ``gan/quality.csv``: at each check the teacher's label score of the
+EMA generator's fakes, the same relative to the teacher's own validation metric
+(cgankd/quality/relative.py), the training minutes so far, and on the last row why training
+stopped (empty while it trains). train-gan writes it as it goes; make-fakes reads it for the
+verdict's budget hint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from cgankd.quality.relative import relative_score
+
+
+def curve_csv(scores: list[tuple[int, float]], task: str, reference: float, minutes: dict[int, float],
+              stop: str | None) -> str:
+    higher = task == "classification"
+    rows = [f"step,label_score_{'acc' if higher else 'mae'},relative_score,minutes,stop"]
+    for i, (s, v) in enumerate(scores):
+        why = stop if stop and i == len(scores) - 1 else ""
+        rows.append(f"{s},{v:.4f},{relative_score(v, reference, higher):.4f},{minutes.get(s, float('nan')):.2f},{why}")
+    return "\n".join(rows) + "\n"
+
+
+def read_curve(path: Path) -> tuple[list[int], list[float], list[float]]:
+    """(steps, relative scores, minutes) of a quality.csv; empty lists when there is none (or one
+    written before relative scores were recorded)."""
+    if not path.is_file():
+        return [], [], []
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    if not rows or "relative_score" not in rows[0]:
+        return [], [], []
+    return ([int(r["step"]) for r in rows], [float(r["relative_score"]) for r in rows],
+            [float(r["minutes"]) for r in rows])
