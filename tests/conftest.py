@@ -49,6 +49,7 @@ SHRINK = [
     "quality.n_windows=5",
     "quality.window=0.2",
     "threads=2",
+    "device=cpu",  # the suite's bit-identical checks hold on the CPU; CUDA tests override it (marker cuda)
 ]
 
 

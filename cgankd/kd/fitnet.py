@@ -37,14 +37,15 @@ class FitNet(Distiller):
     def __init__(self, student: nn.Module, ctx: KDContext) -> None:
         super().__init__(student, ctx)
         self.beta, self.hint_layer = ctx.beta, ctx.hint_layer
-        probe = torch.zeros(2, *ctx.input_shape)
+        dev = next(student.parameters()).device  # the probe and the regressor live with the student
+        probe = torch.zeros(2, *ctx.input_shape, device=dev)
         was_training = student.training
         with torch.no_grad():
             s_maps, _ = student.eval()(probe, is_feat=True)
             t_maps, _ = self.teacher(probe, is_feat=True)
         student.train(was_training)
         cs, ct = middle(s_maps, self.hint_layer).shape[1], middle(t_maps).shape[1]
-        self.regressor = nn.Sequential(nn.Conv2d(cs, ct, 1, bias=False), nn.BatchNorm2d(ct))
+        self.regressor = nn.Sequential(nn.Conv2d(cs, ct, 1, bias=False), nn.BatchNorm2d(ct)).to(dev)
 
     def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         s_maps, out = self.student(x, is_feat=True)
