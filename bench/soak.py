@@ -15,6 +15,7 @@ import io
 import json
 import os
 import platform
+import secrets
 import select
 import socket
 import threading
@@ -28,7 +29,7 @@ from PIL import Image
 
 from cgankd.data.prepared import load_prepared
 from cgankd.io import write_json, write_text
-from cgankd.serve.process import start_server, stop_server
+from cgankd.serve.process import bearer, start_server, stop_server
 
 
 def png(im: np.ndarray) -> bytes:
@@ -68,7 +69,7 @@ def rss_mb(pid: int) -> float:
 def trickle(url: str, gap: float) -> str:
     port = urlparse(url).port
     with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n")
         for _ in range(1000):
             if select.select([s], [], [], gap)[0]:
                 break
@@ -90,7 +91,8 @@ def main() -> None:
     ap.add_argument("--out", default="bench/results/soak")
     args = ap.parse_args()
     good, hostile = payloads(load_prepared(Path(args.prepared))["test"].images)
-    proc, url = start_server(args.model, "--threads", args.threads, "--providers", "cpu")
+    token = secrets.token_urlsafe(24)  # the operator's /reload token for this run
+    proc, url = start_server(args.model, "--threads", args.threads, "--providers", "cpu", token=token)
     lat: list[float] = []
     unexpected: list[str] = []
     counts = {"good": 0, "hostile": 0, "busy_503": 0, "reloads": 0, "trickled_408": 0}
@@ -132,7 +134,7 @@ def main() -> None:
 
         def reloader() -> None:
             while not stop.wait(args.reload_every):
-                r = httpx.post(f"{url}/reload", timeout=60)
+                r = httpx.post(f"{url}/reload", timeout=60, headers=bearer(token))
                 with lock:
                     counts["reloads"] += r.status_code == 200
                     if r.status_code != 200:

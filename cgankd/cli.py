@@ -158,7 +158,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     s = cfg.serve
     serve(_model_source(args, cfg), args.host or s.host, args.port or s.port,
           int((args.max_body_mb or s.max_body_mb) * 1024 * 1024), args.max_batch or s.max_batch,
-          args.providers or s.providers, args.threads or s.threads, s.max_in_flight, s.body_timeout_s)
+          args.providers or s.providers, args.threads or s.threads, s.max_in_flight, s.body_timeout_s,
+          s.token_file, s.allowed_hosts)
     return 0
 
 

@@ -225,6 +225,8 @@ class ServeCfg:
     threads: int | None = None
     max_in_flight: int = 64
     body_timeout_s: float = 10.0
+    token_file: str | None = None
+    allowed_hosts: list[str] | None = None
 
 
 @dataclass

@@ -109,7 +109,7 @@ def _student(cfg: Config, a: str, method: str) -> dict[str, Any]:
     if method_distiller(method) == "vkd":
         deps.append(f"{a}/vkd/generator.pt")
     if method_uses_fakes(method) and cfg.student.mode == "finetune":
-        deps.append(f"{a}/students/{method_distiller(method)}")
+        deps.append(f"{a}/students/{method_distiller(method)}/model.pt")
     return {"cmd": f"cgankd train-student --method {method} -S out_dir={a}", "module": "train_student",
             "deps": deps, "params": [*RUNTIME, "task", "student", "kd"], "outs": [f"{a}/students/{method}"],
             "metrics": [_cached(f"{a}/metrics/student_{method}.json")]}

@@ -105,7 +105,7 @@ def test_gan_trains_and_resumes_on_cuda(tmp_path, precision, compile):
 @cuda
 def test_pipeline_on_cuda_writes_cpu_readable_files(tmp_path):
     out = tmp_path / "gpu"
-    res = _run(out, "device=cuda", "precision=bf16", "student.methods=[nokd,cgankd,blkd,vkd]", tmp=tmp_path)
+    res = _run(out, "device=cuda", "precision=bf16", "student.methods=[nokd,cgankd,blkd,fitnet,vkd]", tmp=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     _check_outputs(out)
     for path, kind in ((out / "teacher" / "model.pt", "image_model"), (out / "gan" / "generator.pt", "gan_generator"),

@@ -33,7 +33,7 @@ def trickle(url: str, gap: float, out: dict) -> None:
     """POST a 1000-byte body one byte per ``gap`` s until the server answers; keep its answer."""
     port = urlparse(url).port
     with socket.create_connection(("127.0.0.1", port)) as s:
-        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                   b"Content-Length: 1000\r\n\r\n[")
         out["started"] = True
         for _ in range(999):

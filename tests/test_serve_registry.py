@@ -17,7 +17,7 @@ from conftest import shrunk
 from serving_kit import export, torch_outputs, trained_student
 
 from cgankd.promotion import decide
-from cgankd.serve.process import free_port, start_server, stop_server
+from cgankd.serve.process import bearer, free_port, start_server, stop_server
 
 NAME = "cgankd-objects"
 
@@ -64,7 +64,8 @@ def test_registry_serving_follows_the_champion(tmp_path):
     flavor = mlflow.models.get_model_info(f"models:/{NAME}/2").flavors["onnx"]
     assert flavor["providers"] == choose_providers("auto")
 
-    proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu")
+    token = "registry-operator-0123456789"
+    proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu", token=token)
     try:
         assert httpx.get(f"{url}/metadata").json()["version"] == 1
         images = data["test"].images[:6]
@@ -80,14 +81,17 @@ def test_registry_serving_follows_the_champion(tmp_path):
         assert main(["promote", "--version", "2", "--margin", "0.1", "-S", f"out_dir={tmp_path}"]) == 0
         champ = client.get_model_version_by_alias(NAME, "champion")
         assert int(champ.version) == 2 and champ.aliases == ["champion"]  # no longer the challenger
-        assert httpx.post(f"{url}/reload").json()["version"] == 2
+        assert httpx.post(f"{url}/reload", headers=bearer(token)).json()["version"] == 2
         assert register(61.0)["alias"] == "champion"  # +0.7 > 0.5
-        assert httpx.post(f"{url}/reload").json()["version"] == 3
-        r = httpx.post(f"{url}/reload", params={"model": f"models:/{NAME}@nope"})
+        assert httpx.post(f"{url}/reload", headers=bearer(token)).json()["version"] == 3
+        r = httpx.post(f"{url}/reload", headers=bearer(token), json={"alias": "nope"})
         assert r.status_code == 404 and "no alias 'nope'" in r.json()["error"], r.text
         assert "champion" in r.json()["error"]  # the known aliases are listed
         assert httpx.get(f"{url}/healthz").status_code == 200
         assert httpx.get(f"{url}/metadata").json()["version"] == 3
+        r = httpx.post(f"{url}/reload", headers=bearer(token), json={"version": 1})  # another version of it
+        assert r.status_code == 200 and r.json()["version"] == 1
+        assert httpx.post(f"{url}/reload", headers=bearer(token)).json()["version"] == 3  # the champion again
     finally:
         stop_server(proc)
     out = subprocess.run([sys.executable, "-m", "cgankd", "serve", f"models:/{NAME}@nope",

@@ -22,7 +22,7 @@ import yaml
 from conftest import shrunk
 
 from cgankd.errors import CgankdError
-from cgankd.serve.process import free_port, start_server, stop_server
+from cgankd.serve.process import bearer, free_port, start_server, stop_server
 from cgankd.team_stack import Postgres, mlflow_server, pg_bindir, prefect_server, stop
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
@@ -77,7 +77,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         assert len(versions) == 2
         champion = client.get_model_version_by_alias(NAME, "champion")
 
-        proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu")
+        proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu", token="team-operator-0123456789")
         try:
             meta = httpx.get(f"{url}/metadata").json()
             assert meta["version"] == int(champion.version)
@@ -91,7 +91,8 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
                                        "-S", f"out_dir={tmp_path / 'a'}"], capture_output=True, text=True)
             assert promoted.returncode == 0, promoted.stderr[-2000:]
             assert client.get_model_version_by_alias(NAME, "champion").version == other
-            assert httpx.post(f"{url}/reload").json()["version"] == int(other)
+            reloaded = httpx.post(f"{url}/reload", headers=bearer("team-operator-0123456789"))
+            assert reloaded.json()["version"] == int(other)
         finally:
             stop_server(proc)
 

@@ -1,4 +1,5 @@
-"""The HTTP app: ``POST /predict``, ``GET /healthz`` ``/ready`` ``/metadata``, ``POST /reload``.
+"""The HTTP app: ``POST /predict``, ``GET /healthz`` ``/ready`` ``/metadata``, ``POST /reload``
+(the operator's, with a token: cgankd/serve/management.py).
 
 Requests take the current model at their start; ``/reload`` builds a new session beside it and
 swaps the reference, so requests in flight finish on the old one and none is dropped. Inference
@@ -17,10 +18,12 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cgankd.errors import CgankdError
 from cgankd.serve.decode import BadInput, from_json, one_part
 from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, Refused
+from cgankd.serve.management import check_token, public_message, reload_target
 from cgankd.serve.runtime import ServedModel
 
 JSON_TYPES = ("application/json", "text/json")
@@ -36,13 +39,15 @@ class Holder:
         self.lock = threading.Lock()  # one reload at a time; predictions never take it
         self.reloads = 0
 
-    def reload(self, source: str | None) -> ServedModel:
+    def reload(self, source: str) -> ServedModel:
+        """Load ``source`` (management.reload_target made it from the served model) and swap it in;
+        the started source stays what a later plain /reload re-resolves."""
         with self.lock:
-            new = self.loader(source or self.source)
+            new = self.loader(source)
             if new.card.shape != self.model.card.shape or new.card.task != self.model.card.task:
-                raise BadInput(409, f"{source or self.source}: task/input {new.card.task} {list(new.card.shape)} "
+                raise BadInput(409, f"{source}: task/input {new.card.task} {list(new.card.shape)} "
                                f"differs from the served {self.model.card.task} {list(self.model.card.shape)}")
-            self.model, self.source = new, source or self.source
+            self.model = new
             self.reloads += 1
             return new
 
@@ -74,12 +79,17 @@ async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray
 
 
 def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flight: int = 64,
-               body_timeout: float = 10.0) -> InFlightLimit:
+               body_timeout: float = 10.0, token: str | None = None,
+               hosts: list[str] | None = None) -> InFlightLimit:
+    """``token``: the operator's management token (None: /reload answers 403); ``hosts``: the Host
+    headers answered (None: any)."""
     app = FastAPI(title="cgankd student", description=__doc__)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["*"])
 
     @app.exception_handler(BadInput)
     async def bad_input(_: Request, exc: BadInput) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"error": public_message(exc.message)}, status_code=exc.status, headers=headers)
 
     @app.exception_handler(Refused)
     async def refused(_: Request, exc: Refused) -> JSONResponse:  # a body guard raised while the app read
@@ -87,11 +97,12 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
 
     @app.exception_handler(CgankdError)
     async def bad_source(_: Request, exc: CgankdError) -> JSONResponse:
-        return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"error": public_message(str(exc))}, status_code=404)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:  # logged by uvicorn; JSON for the client
-        return JSONResponse({"error": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
+        return JSONResponse({"error": public_message(f"internal error: {type(exc).__name__}: {exc}")},
+                            status_code=500)
 
     @app.get("/healthz")
     async def healthz() -> dict:
@@ -118,21 +129,38 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
                 "predictions": rows}
 
     @app.post("/reload")
-    async def reload(model: str | None = None) -> dict:
-        """Reload the source the server started with (e.g. the champion alias, which may point to a
-        new version now), or ``?model=`` another .onnx path / models:/ URI."""
-        new = await run_in_threadpool(holder.reload, model)
+    async def reload(request: Request) -> dict:
+        """The operator's (``Authorization: Bearer <token>``): reload the source the server started
+        with (e.g. the champion alias, which may point to a new version now), or JSON
+        ``{"alias": ...}`` / ``{"version": ...}`` of the same registered model."""
+        check_token(token, request.headers.get("authorization"))
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        source = reload_target(holder.source, ctype, await request.body(), dict(request.query_params))
+        new = await run_in_threadpool(holder.reload, source)
         return {"reloaded": True, **{k: new.info.get(k) for k in ("name", "version", "alias", "uri")}}
 
     return InFlightLimit(BodyDeadline(BodyLimit(app, max_body), body_timeout), max_in_flight)
 
 
 def serve(source: str, host: str, port: int, max_body: int, max_batch: int, providers: str,
-          threads: int | None, max_in_flight: int = 64, body_timeout: float = 10.0) -> None:
+          threads: int | None, max_in_flight: int = 64, body_timeout: float = 10.0,
+          token_file: str | None = None, hosts: list[str] | None = None) -> None:
     """Load the model (errors here stop start-up with one line), then run uvicorn."""
+    import sys
+
     import uvicorn
 
+    from cgankd.serve.management import HOW, allowed_hosts, load_token, loopback
     from cgankd.serve.runtime import load_model
+
+    token = load_token(token_file)
+    answered = allowed_hosts(host, hosts)
+    if not loopback(host) and token is None:
+        print(f"cgankd serve: warning: listening on {host} beyond this machine; /reload stays off until you {HOW}",
+              file=sys.stderr)
+    if answered == ["*"]:
+        print("cgankd serve: warning: any Host header is answered on a wildcard bind; set serve.allowed_hosts to "
+              "the names clients use (docs/serving.md, Exposing the server)", file=sys.stderr)
 
     def loader(src: str) -> ServedModel:
         return load_model(src, providers, threads)
@@ -140,7 +168,8 @@ def serve(source: str, host: str, port: int, max_body: int, max_batch: int, prov
     model = loader(source)
     print(json.dumps({"serving": model.info.get("uri"), "version": model.info.get("version"),
                       "task": model.card.task, "input": list(model.card.shape),
-                      "providers": model.session.get_providers(), "url": f"http://{host}:{port}"}), flush=True)
-    app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout)
+                      "providers": model.session.get_providers(), "url": f"http://{host}:{port}",
+                      "management": "on" if token else "off"}), flush=True)
+    app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout, token, answered)
     asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                               access_log=False)).serve())

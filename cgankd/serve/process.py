@@ -16,14 +16,18 @@ def free_port() -> int:
 
 
 def start_server(model: str, *extra: str, env: dict[str, str] | None = None,
-                 timeout: float = 60.0) -> tuple[subprocess.Popen, str]:
-    """`cgankd serve MODEL --port P`; returns (process, base url) once /healthz answers."""
+                 timeout: float = 60.0, token: str | None = None) -> tuple[subprocess.Popen, str]:
+    """`cgankd serve MODEL --port P`; returns (process, base url) once /healthz answers. ``token``:
+    the management token (/reload), passed in the environment as an operator would."""
     import httpx
 
+    from cgankd.serve.management import TOKEN_ENV
+
     port = free_port()
+    environ = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    environ.update({**({TOKEN_ENV: token} if token else {}), **(env or {})})
     proc = subprocess.Popen([sys.executable, "-m", "cgankd", "serve", model, "--port", str(port), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, **(env or {})})
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -36,6 +40,10 @@ def start_server(model: str, *extra: str, env: dict[str, str] | None = None,
             time.sleep(0.2)
     proc.kill()
     raise RuntimeError("server did not answer /healthz in time")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def stop_server(proc: subprocess.Popen) -> None:

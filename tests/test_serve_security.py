@@ -1,0 +1,118 @@
+"""`cgankd serve` tried as an attacker on the same machine or behind a web page would (issue 25):
+/reload without a token, with a wrong one, with a file path, from a foreign Host or a text/plain
+form post is refused with a 4xx and the old model keeps serving; without a token configured
+management is off (403, saying how to turn it on); a token file readable by others is refused;
+error bodies carry no absolute path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import httpx
+import numpy as np
+import pytest
+from conftest import shrunk
+from serving_kit import export, trained_student
+
+from cgankd.serve.management import TOKEN_ENV, public_message, reload_target
+from cgankd.serve.process import bearer, free_port, start_server, stop_server
+
+TOKEN = "security-operator-0123456789"
+
+
+@pytest.fixture(scope="module")
+def onnx(tmp_path_factory):
+    from cgankd.stages.prepare import build
+
+    tmp = tmp_path_factory.mktemp("security")
+    data = build(shrunk(tmp / "artifacts"))
+    model = trained_student(data, steps=10)
+    return export(model, data, tmp / "student.onnx"), export(model, data, tmp / "other.onnx"), data
+
+
+def _predict_ok(url: str, data) -> bool:
+    body = {"inputs": (data["test"].images[:2].astype(np.float32) / 255.0).tolist()}
+    return httpx.post(f"{url}/predict", json=body).status_code == 200
+
+
+def test_reload_is_the_operators_alone(onnx):
+    path, other, data = onnx
+    proc, url = start_server(str(path), "--threads", "1", token=TOKEN)
+    try:
+        before = httpx.get(f"{url}/metadata").json()
+        r = httpx.post(f"{url}/reload")
+        assert r.status_code == 401 and "Bearer" in r.json()["error"] and r.headers["www-authenticate"] == "Bearer"
+        assert httpx.post(f"{url}/reload", headers=bearer("wrong-token-0123456789")).status_code == 401
+        # a path, in the query (as the old API took it) or in the body, is never loaded
+        r = httpx.post(f"{url}/reload", headers=bearer(TOKEN), params={"model": str(other)})
+        assert r.status_code == 400 and "never a path" in r.json()["error"]
+        r = httpx.post(f"{url}/reload", headers=bearer(TOKEN), params={"model": "../other.onnx"})
+        assert r.status_code == 400
+        r = httpx.post(f"{url}/reload", headers=bearer(TOKEN), json={"model": str(other)})
+        assert r.status_code == 400
+        r = httpx.post(f"{url}/reload", headers=bearer(TOKEN), json={"alias": "champion"})
+        assert r.status_code == 400 and "serves a file" in r.json()["error"]
+        # a form post from a web page (text/plain, no preflight), and a rebound DNS name
+        r = httpx.post(f"{url}/reload", headers={**bearer(TOKEN), "Content-Type": "text/plain",
+                                                  "Origin": "http://evil.example"}, content=b'{"version": 1}')
+        assert r.status_code == 415
+        r = httpx.post(f"{url}/reload", headers={**bearer(TOKEN), "Host": "evil.example"})
+        assert r.status_code == 400
+        assert httpx.get(f"{url}/metadata", headers={"Host": "evil.example:80"}).status_code == 400
+        after = httpx.get(f"{url}/metadata").json()
+        assert after["reloads"] == before["reloads"] and after["uri"] == before["uri"]
+        assert _predict_ok(url, data)
+        # the operator's own reload works
+        r = httpx.post(f"{url}/reload", headers=bearer(TOKEN))
+        assert r.status_code == 200 and r.json()["reloaded"] is True
+    finally:
+        stop_server(proc)
+
+
+def test_without_a_token_management_is_off_and_a_wide_bind_warns(onnx, tmp_path):
+    path, _, data = onnx
+    proc, url = start_server(str(path), "--threads", "1")
+    try:
+        r = httpx.post(f"{url}/reload", headers=bearer(TOKEN))
+        assert r.status_code == 403 and TOKEN_ENV in r.json()["error"]
+        assert _predict_ok(url, data)
+    finally:
+        stop_server(proc)
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    wide = subprocess.Popen([sys.executable, "-m", "cgankd", "serve", str(path), "--host", "0.0.0.0",
+                             "--port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = wide.stderr.readline()
+        assert "warning" in line and "/reload stays off" in line
+    finally:
+        wide.kill()
+        wide.communicate()
+    loose = tmp_path / "token"
+    loose.write_text(TOKEN)
+    loose.chmod(0o644)
+    out = subprocess.run([sys.executable, "-m", "cgankd", "serve", str(path), "-S", f"serve.token_file={loose}",
+                          "--port", str(free_port())], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 2 and "chmod 600" in out.stderr and out.stderr.strip().count("\n") == 0
+    loose.chmod(0o600)
+    proc, url = start_server(str(path), "--threads", "1", "-S", f"serve.token_file={loose}")
+    try:
+        assert httpx.post(f"{url}/reload", headers=bearer(TOKEN)).status_code == 200
+    finally:
+        stop_server(proc)
+
+
+def test_reload_targets_and_public_messages():
+    src = "models:/cgankd-objects@champion"
+    assert reload_target(src, "", b"", {}) == src
+    assert reload_target(src, "application/json", b'{"alias": "challenger"}', {}) == "models:/cgankd-objects@challenger"
+    assert reload_target("models:/m/3", "application/json", b'{"version": 5}', {}) == "models:/m/5"
+    for body in (b'{"alias": "../x"}', b'{"alias": "a", "version": 1}', b'{"version": -1}', b'{"version": true}',
+                 b"[1]", b"[" * 100000):
+        with pytest.raises(Exception) as e:
+            reload_target(src, "application/json", body, {})
+        assert getattr(e.value, "status", None) == 400
+    msg = public_message("/home/alice/models/student.onnx: ONNX file not found; see /etc/passwd")
+    assert "/home" not in msg and "/etc" not in msg and "student.onnx" in msg
