@@ -21,7 +21,8 @@ from cgankd.errors import CgankdError
 
 # what a job's process needs of the driver's environment: the tracking store, the parent run
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI", "CGANKD_PARENT_RUN_ID", "CGANKD_TRACKING", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT")
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "PREFECT_API_AUTH_STRING")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,20 @@
 """``cgankd team-stack`` (``make team-stack``): a team's tracking stack on this machine for a try-out:
 a PostgreSQL server, an MLflow tracking server on it (backend store) with proxied artifact storage,
 and a Prefect server on it; then the pipeline, ``cgankd serve``, ``cgankd promote`` and the Prefect
-deployments use it through the usual variables, which it prints:
+deployments use it through the usual variables, written to ``<root>/client.env`` (mode 0600):
 
-    export MLFLOW_TRACKING_URI=http://127.0.0.1:5000
-    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    MLFLOW_TRACKING_URI=http://127.0.0.1:5000
+    MLFLOW_TRACKING_USERNAME=cgankd-admin  MLFLOW_TRACKING_PASSWORD=...
+    PREFECT_API_URL=http://127.0.0.1:4200/api  PREFECT_API_AUTH_STRING=cgankd:...
+
+Nobody gets in without credentials, and everything listens on 127.0.0.1 only:
+- PostgreSQL authenticates every connection, TCP and socket, with ``scram-sha-256``; its
+  bootstrap superuser (``cgankd_admin``) only creates the application role ``cgankd``, which owns
+  the databases and is not a superuser (no ``COPY ... FROM PROGRAM``, no new roles or databases);
+- MLflow runs its basic-auth app (the admin's password generated, its user store in PostgreSQL);
+- Prefect requires its API auth string and answers CORS only for its own origin.
+Passwords are generated on first start (``secrets.token_urlsafe``) and kept in ``<root>/secrets/``
+(0700, files 0600); servers get them through their environment, never on a command line.
 
 In production the same three servers run where the team runs them (a managed PostgreSQL, the
 MLflow and Prefect servers behind the team's proxy); only the two variables change. PostgreSQL
@@ -17,6 +27,7 @@ from __future__ import annotations
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
@@ -30,7 +41,35 @@ from pathlib import Path
 
 from cgankd.errors import CgankdError
 
-USER = "cgankd"  # the database role the servers connect as (trust auth on loopback only)
+USER = "cgankd"  # the application role the servers connect as: owns the databases, not a superuser
+ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only
+MLFLOW_ADMIN = "cgankd-admin"  # MLflow basic-auth's admin user
+PREFECT_USER = "cgankd"
+
+
+class Secrets:
+    """Generated passwords in ``folder`` (0700), one 0600 file each, created on first use. Files are
+    opened without following links, so a planted symlink cannot redirect a write or a read."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, name: str) -> str:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700, follow_symlinks=False)
+        path = self.folder / name
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd) as f:
+                return f.read().strip()
+        value = secrets.token_urlsafe(24)
+        with os.fdopen(fd, "w") as f:
+            f.write(value + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return value
 
 
 def pg_bindir() -> Path:
@@ -62,47 +101,76 @@ def _as_owner(cmd: list[str]) -> list[str]:
 
 
 def _chown(path: Path) -> None:
+    """Hand ``path`` and what is inside to PostgreSQL's user, never following a link (a planted
+    symlink would hand its target over)."""
     user = _owner()
     if user is not None:
         for p in [path, *path.rglob("*")]:
-            os.chown(p, user.pw_uid, user.pw_gid)
+            os.chown(p, user.pw_uid, user.pw_gid, follow_symlinks=False)
 
 
 @dataclass
 class Postgres:
-    """A PostgreSQL server in ``data`` on 127.0.0.1:``port``, created on first use."""
+    """A PostgreSQL server in ``data`` on 127.0.0.1:``port``, created on first use with
+    scram-sha-256 authentication and passwords from ``secrets`` (default: ``data``'s sibling
+    ``secrets/``)."""
 
     data: Path
     port: int
+    secrets: Secrets | None = None
+
+    def __post_init__(self) -> None:
+        self.secrets = self.secrets or Secrets(self.data.parent / "secrets")
 
     def url(self, db: str, driver: str = "postgresql") -> str:
-        return f"{driver}://{USER}@127.0.0.1:{self.port}/{db}"
+        """The application role's URL, password included: for a server's environment only."""
+        return f"{driver}://{USER}:{self.secrets.get('postgres-' + USER)}@127.0.0.1:{self.port}/{db}"
 
-    def _run(self, *cmd: str) -> subprocess.CompletedProcess:
-        res = subprocess.run(_as_owner(list(cmd)), capture_output=True, text=True)
+    def _run(self, *cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        res = subprocess.run(_as_owner(list(cmd)), capture_output=True, text=True,
+                             env={**os.environ, **(env or {})})
         if res.returncode != 0:
             last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
             raise CgankdError("postgresql", f"{Path(cmd[0]).name} failed: {last}")
         return res
 
+    def _admin_sql(self, sql: str, db: str = "postgres") -> str:
+        """One statement as the bootstrap superuser over TCP (its password in the environment)."""
+        res = self._run(str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", ADMIN, "-d", db,
+                        "-v", "ON_ERROR_STOP=1", "-tAc", sql, env={"PGPASSWORD": self.secrets.get("postgres-" + ADMIN)})
+        return res.stdout.strip()
+
     def start(self) -> Postgres:
         bin_ = pg_bindir()
         self.data.mkdir(parents=True, exist_ok=True)
+        if (self.data / "PG_VERSION").is_file() and not (self.secrets.folder / f"postgres-{ADMIN}").is_file():
+            raise CgankdError(str(self.data), "was created without credentials by an earlier cgankd; stop it, "
+                              "move the folder away (its runs go with it) and start the stack again")
+        admin_pw = self.secrets.get("postgres-" + ADMIN)
         _chown(self.data)
         if not (self.data / "PG_VERSION").is_file():
-            self._run(str(bin_ / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8")
+            pwfile = self.data.parent / f".{self.data.name}-initdb-pw"  # PostgreSQL's user alone reads it, once
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(admin_pw + "\n")
+            _chown(pwfile)
+            try:
+                self._run(str(bin_ / "initdb"), "-D", str(self.data), "-U", ADMIN, "--auth=scram-sha-256",
+                          f"--pwfile={pwfile}", "-E", "UTF8")
+            finally:
+                pwfile.unlink(missing_ok=True)
         sock = self.data  # its Unix socket beside the data: no /var/run needed
         self._run(str(bin_ / "pg_ctl"), "-D", str(self.data), "-l", str(self.data / "server.log"), "-w", "-t", "60",
                   "-o", f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1", "start")
+        app_pw = self.secrets.get("postgres-" + USER)
+        if self._admin_sql(f"SELECT 1 FROM pg_roles WHERE rolname='{USER}'") != "1":
+            self._admin_sql(f"CREATE ROLE {USER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{app_pw}'")
         return self
 
     def create_db(self, name: str) -> None:
-        bin_ = pg_bindir()
-        query = f"SELECT 1 FROM pg_database WHERE datname='{name}'"
-        have = subprocess.run(_as_owner([str(bin_ / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER,
-                                         "-d", "postgres", "-tAc", query]), capture_output=True, text=True)
-        if have.stdout.strip() != "1":
-            self._run(str(bin_ / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, name)
+        """A database owned by the application role (created by the admin)."""
+        if self._admin_sql(f"SELECT 1 FROM pg_database WHERE datname='{name}'") != "1":
+            self._admin_sql(f"CREATE DATABASE {name} OWNER {USER}")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").is_file():
@@ -130,27 +198,54 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> No
 
 
 def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: int = 1) -> subprocess.Popen:
-    """``mlflow server`` with PostgreSQL as the backend store, artifacts proxied to ``artifacts``."""
+    """``mlflow server`` with PostgreSQL as the backend store, artifacts proxied to ``artifacts``,
+    and its basic-auth app (users in PostgreSQL too); clients authenticate with ``client_env``."""
     pg.create_db("mlflow")
-    proc = subprocess.Popen([_bin("mlflow"), "server", "--backend-store-uri", pg.url("mlflow"),
+    pg.create_db("mlflow_auth")
+    ini = pg.secrets.folder / "mlflow-auth.ini"
+    fd = os.open(ini, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:  # holds the auth store's URL with its password
+        f.write(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {pg.url('mlflow_auth')}\n"
+                f"admin_username = {MLFLOW_ADMIN}\n"
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_BACKEND_STORE_URI": pg.url("mlflow"),
+           "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": pg.secrets.get("mlflow-admin"),
+           "MLFLOW_FLASK_SERVER_SECRET_KEY": pg.secrets.get("mlflow-flask-key")}
+    proc = subprocess.Popen([_bin("mlflow"), "server", "--app-name", "basic-auth",
                              "--artifacts-destination", str(artifacts), "--serve-artifacts",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-                            stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+                            stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
     wait_http(f"http://127.0.0.1:{port}/health", proc, 180, "mlflow server")
     return proc
 
 
 def prefect_server(pg: Postgres, home: Path, port: int, log: Path) -> subprocess.Popen:
-    """``prefect server start`` with PostgreSQL (asyncpg) as its database."""
+    """``prefect server start`` with PostgreSQL (asyncpg) as its database, its API auth string
+    required and CORS for its own origin alone."""
     pg.create_db("prefect")
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_DATABASE_CONNECTION_URL": pg.url("prefect", "postgresql+asyncpg")}
+           "PREFECT_API_DATABASE_CONNECTION_URL": pg.url("prefect", "postgresql+asyncpg"),
+           "PREFECT_SERVER_API_AUTH_STRING": prefect_auth(pg.secrets),
+           "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}"}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen([_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
     wait_http(f"http://127.0.0.1:{port}/api/health", proc, 180, "prefect server")
     return proc
+
+
+def prefect_auth(store: Secrets) -> str:
+    return f"{PREFECT_USER}:{store.get('prefect-api')}"
+
+
+def client_env(store: Secrets, mlflow_port: int, prefect_port: int | None) -> dict[str, str]:
+    """What a client exports to use the stack: the addresses and the credentials."""
+    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}", "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN,
+           "MLFLOW_TRACKING_PASSWORD": store.get("mlflow-admin")}
+    if prefect_port:
+        env.update({"PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+                    "PREFECT_API_AUTH_STRING": prefect_auth(store)})
+    return env
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -173,11 +268,9 @@ def team_stack(root: Path, pg_port: int = 5433, mlflow_port: int = 5000, prefect
     procs: list[subprocess.Popen] = []
     try:
         procs.append(mlflow_server(pg, root / "mlartifacts", mlflow_port, root / "mlflow.log", workers=2))
-        env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"}
         if prefect_port:
             procs.append(prefect_server(pg, root / "prefect", prefect_port, root / "prefect.log"))
-            env["PREFECT_API_URL"] = f"http://127.0.0.1:{prefect_port}/api"
-        yield env
+        yield client_env(pg.secrets, mlflow_port, prefect_port)
     finally:
         for p in reversed(procs):
             stop(p)
@@ -186,9 +279,13 @@ def team_stack(root: Path, pg_port: int = 5433, mlflow_port: int = 5000, prefect
 
 def serve_forever(root: Path, pg_port: int, mlflow_port: int, prefect_port: int) -> None:
     with team_stack(root, pg_port, mlflow_port, prefect_port) as env:
-        print(f"team stack up (data in {root}; Ctrl-C stops it). In another shell:")
-        for k, v in env.items():
-            print(f"  export {k}={v}")
+        client = root / "client.env"
+        fd = os.open(client, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in env.items()))
+        print(f"team stack up on 127.0.0.1 (data in {root}; Ctrl-C stops it). Every server asks for "
+              f"credentials; they are in {client} (mode 0600). In another shell:")
+        print(f"  set -a; . {client}; set +a")
         print("then: cgankd run / cgankd compare --workers 2 / cgankd serve / cgankd promote / "
               "python flows/deploy.py")
         try:

@@ -23,7 +23,7 @@ from conftest import shrunk
 
 from cgankd.errors import CgankdError
 from cgankd.serve.process import bearer, free_port, start_server, stop_server
-from cgankd.team_stack import Postgres, mlflow_server, pg_bindir, prefect_server, stop
+from cgankd.team_stack import USER, Postgres, client_env, mlflow_server, pg_bindir, prefect_server, stop
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
 NAME = "cgankd-objects"
@@ -44,10 +44,15 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
     pg = Postgres(pg_root / "data", free_port()).start()
     procs = []
     try:
+        check_postgres_is_locked(pg)
         procs.append(mlflow_server(pg, tmp_path / "mlartifacts", port := free_port(), tmp_path / "mlflow.log",
                                    workers=2))
         uri = f"http://127.0.0.1:{port}"
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        for key, value in client_env(pg.secrets, port, None).items():  # the pipelines authenticate
+            monkeypatch.setenv(key, value)
+        assert httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1").status_code == 401
+        wrong = httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", auth=("cgankd-admin", "guess"))
+        assert wrong.status_code == 401
         runs = []
         for i, name in enumerate("ab"):  # two pipelines at the same time, different folders, one server
             params = tmp_path / f"{name}.yaml"
@@ -99,21 +104,51 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         # the Prefect server on the same PostgreSQL records a flow run started against it
         procs.append(prefect_server(pg, tmp_path / "prefect", pport := free_port(), tmp_path / "prefect.log"))
         api = f"http://127.0.0.1:{pport}/api"
+        creds = client_env(pg.secrets, port, pport)
         code = ("from prefect import flow\n@flow(name='cgankd-team-check')\ndef f():\n    return 1\nprint(f())")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "PREFECT_API_URL": api})
+                             env={**os.environ, **creds})
         assert out.returncode == 0, out.stderr[-2000:]
-        flows = httpx.post(f"{api}/flow_runs/filter", json={}).json()
+        # no credentials, or a web page of another origin: refused (no CORS grant for it either)
+        assert httpx.post(f"{api}/flow_runs/filter", json={}).status_code == 401
+        evil = httpx.options(f"{api}/deployments/filter", headers={
+            "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+        assert evil.headers.get("access-control-allow-origin") not in ("*", "http://evil.example")
+        user, password = creds["PREFECT_API_AUTH_STRING"].split(":", 1)
+        flows = httpx.post(f"{api}/flow_runs/filter", json={}, auth=(user, password)).json()
         assert [r["state_type"] for r in flows] == ["COMPLETED"]
-        tables = subprocess.run([str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "cgankd",
-                                 "-d", "prefect", "-tAc", "select count(*) from flow_run"],
-                                capture_output=True, text=True)
+        tables = subprocess.run([str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", USER,
+                                 "-d", "prefect", "-tAc", "select count(*) from flow_run"], capture_output=True,
+                                text=True, env={**os.environ, "PGPASSWORD": pg.secrets.get(f"postgres-{USER}")})
         assert tables.stdout.strip() == "1", tables.stderr  # stored in PostgreSQL, not a sqlite file
     finally:
         for p in reversed(procs):
             stop(p)
         pg.stop()
         shutil.rmtree(pg_root, ignore_errors=True)
+
+
+def psql(pg: Postgres, user: str, sql: str, password: str | None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    if password is not None:
+        env["PGPASSWORD"] = password
+    return subprocess.run([str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", user,
+                           "-d", "postgres", "-w", "-tAc", sql], capture_output=True, text=True, env=env, timeout=60)
+
+
+def check_postgres_is_locked(pg: Postgres) -> None:
+    """As the review tried it: no password-less login (any role), a wrong password refused, the
+    application role no superuser and unable to run a program on the server."""
+    for user in (USER, "cgankd_admin", "postgres"):
+        res = psql(pg, user, "select 1", None)
+        assert res.returncode != 0 and "password" in res.stderr, (user, res.stderr)
+    assert psql(pg, USER, "select 1", "guess").returncode != 0
+    good = pg.secrets.get(f"postgres-{USER}")
+    assert psql(pg, USER, "select rolsuper from pg_roles where rolname = current_user", good).stdout.strip() == "f"
+    res = psql(pg, USER, "create temp table t(x text); copy t from program 'id'", good)
+    assert res.returncode != 0 and "must be superuser" in res.stderr, res.stderr
+    secret = pg.secrets.folder / f"postgres-{USER}"
+    assert (secret.stat().st_mode & 0o777) == 0o600 and (pg.secrets.folder.stat().st_mode & 0o777) == 0o700
 
 
 def test_a_tracking_uri_that_refuses_connections_fails_in_one_line(tmp_path):
