@@ -104,6 +104,50 @@ def test_without_a_token_management_is_off_and_a_wide_bind_warns(onnx, tmp_path)
         stop_server(proc)
 
 
+def bomb_png(width: int, height: int) -> bytes:
+    """A 16x16 PNG whose header claims ``width`` x ``height`` (CRC fixed): a decoder that trusted
+    it would unpack width x height pixels."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes
+    ihdr[4:12] = struct.pack(">II", width, height)
+    data[12:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(ihdr)))
+    return bytes(data)
+
+
+def test_a_pixel_bomb_is_refused_from_its_header_and_deep_json_is_a_400(onnx):
+    path, _, data = onnx
+    from cgankd.serve.card import ModelCard
+    from cgankd.serve.decode import BadInput, from_json, image
+    from cgankd.serve.runtime import load_onnx
+
+    card: ModelCard = load_onnx(path, providers="cpu").card
+    with pytest.raises(BadInput) as e:  # a decoder would fail on this body: the header check came first
+        image(bomb_png(7500, 7500), card)
+    assert e.value.status == 422 and "7500x7500" in e.value.message
+    with pytest.raises(BadInput) as e:
+        from_json(b"[" * 100000 + b"]" * 100000, card)
+    assert e.value.status == 400 and "nested" in e.value.message
+    proc, url = start_server(str(path), "--threads", "1")
+    try:
+        r = httpx.post(f"{url}/predict", content=bomb_png(7500, 7500))
+        assert r.status_code == 422 and "7500x7500" in r.json()["error"]
+        r = httpx.post(f"{url}/predict", content=b"[" * 50000 + b"]" * 50000,
+                       headers={"Content-Type": "application/json"})
+        assert r.status_code == 400, r.text
+        assert httpx.get(f"{url}/healthz").status_code == 200 and _predict_ok(url, data)
+    finally:
+        stop_server(proc)
+
+
 def test_reload_targets_and_public_messages():
     src = "models:/cgankd-objects@champion"
     assert reload_target(src, "", b"", {}) == src

@@ -156,6 +156,9 @@ BAD = [
     (["task=regression", "data.source=h5", "data.root={h5_mismatch}"], "but labels_train has"),
     (["task=regression", "data.source=h5", "data.root={h5_nan}"], "NaN or infinite"),
     (["task=regression", "data.source=csv", "data.root={csv_nan}"], "NaN or infinite"),
+    (["task=regression", "data.source=csv", "data.root={csv_up}"], "'../secret.png' is outside data.root"),
+    (["task=regression", "data.source=csv", "data.root={csv_abs}"], "is outside data.root"),
+    (["task=regression", "data.source=csv", "data.root={csv_link}"], "'link.png' is outside data.root"),
     (["task=regression", "data.source=h5", "data.root={h5_flat}"], "zero width"),
     (["data.source=mnist", "data.root={mnist_trunc}"], "truncated"),
     (["task=regression", "data.source=h5", "data.root={h5_sizes}"], "differ in size"),
@@ -197,6 +200,12 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, overrides, 
         f["images"] = np.zeros((3, 3, 16, 16), np.uint8)
         f["labels"] = np.array([0.0, np.inf, 1.0])
     make_csv(tmp_path / "csvnan", ["1.0", "nan"])
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "secret.png")  # beside the root, not in it
+    for name, row in (("csvup", "../secret.png"), ("csvabs", str(tmp_path / "secret.png")), ("csvlink", "link.png")):
+        root = make_csv(tmp_path / name, ["1.0", "2.0"])
+        (root / "link.png").symlink_to(tmp_path / "secret.png")
+        with open(root / "labels.csv", "a", newline="") as f:
+            csv.writer(f).writerow([row, "3.0"])
     mroot = make_mnist(tmp_path / "m", gz=False)
     p = mroot / "MNIST" / "raw" / "train-images-idx3-ubyte"
     p.write_bytes(p.read_bytes()[:-100])
@@ -204,7 +213,8 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, overrides, 
             "h5_mismatch": tmp_path / "mismatch.h5", "h5_nan": tmp_path / "nan.h5",
             "h5_flat": tmp_path / "flat.h5", "csv_nan": tmp_path / "csvnan", "mnist_trunc": mroot,
             "h5_sizes": tmp_path / "sizes.h5", "pool_mismatch": tmp_path / "pool_mismatch.h5",
-            "pool_inf": tmp_path / "pool_inf.h5"}
+            "pool_inf": tmp_path / "pool_inf.h5", "csv_up": tmp_path / "csvup", "csv_abs": tmp_path / "csvabs",
+            "csv_link": tmp_path / "csvlink"}
     out = tmp_path / "out"
     args = ["prepare", "-S", f"out_dir={out}"]
     for o in overrides:

@@ -61,7 +61,7 @@ async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray
         for key, value in form.multi_items():
             if hasattr(value, "read"):
                 name = value.filename or key
-                parts.append(one_part(await value.read(), card, name, max_batch))
+                parts.append(await run_in_threadpool(one_part, await value.read(), card, name, max_batch))
                 names.append(name)
         if not parts:
             raise BadInput(422, "multipart: no files (send images or .npy files as file fields)")
@@ -73,9 +73,9 @@ async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray
     body = await request.body()
     if not body:
         raise BadInput(422, "body: empty (send PNG/JPEG, .npy, JSON or multipart files)")
-    if ctype in JSON_TYPES:
-        return from_json(body, card, max_batch), None
-    return one_part(body, card, "body", max_batch), None
+    if ctype in JSON_TYPES:  # decoding runs off the event loop: probes stay answered meanwhile
+        return await run_in_threadpool(from_json, body, card, max_batch), None
+    return await run_in_threadpool(one_part, body, card, "body", max_batch), None
 
 
 def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flight: int = 64,

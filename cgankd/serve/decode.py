@@ -42,7 +42,10 @@ def image(data: bytes, card: ModelCard, name: str = "image") -> np.ndarray:
     if sniff(data) not in ("png", "jpeg"):
         raise BadInput(415, f"{name}: not a PNG or JPEG image")
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with Image.open(io.BytesIO(data)) as img:  # reads the header only
+            if img.size != (card.width, card.height):  # checked before decoding: no pixel bomb is unpacked
+                raise BadInput(422, f"{name}: is {img.size[0]}x{img.size[1]}; the model takes "
+                               f"{card.width}x{card.height}; images are not resized")
             img.load()
             mode, size = img.mode, img.size
             arr = np.asarray(img)
@@ -96,6 +99,8 @@ def from_json(body: bytes, card: ModelCard, max_batch: int = 1024) -> np.ndarray
         obj: Any = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadInput(400, f"body: invalid JSON ({exc})") from exc
+    except RecursionError:
+        raise BadInput(400, "body: JSON nested too deeply") from None
     if isinstance(obj, dict):
         keys = [k for k in ("inputs", "instances") if k in obj]
         if not keys:
@@ -105,6 +110,8 @@ def from_json(body: bytes, card: ModelCard, max_batch: int = 1024) -> np.ndarray
         raise BadInput(422, "body: expected a JSON array of numbers")
     try:
         arr = np.asarray(obj, dtype=np.float64)
+    except RecursionError:
+        raise BadInput(400, "body: JSON nested too deeply") from None
     except (ValueError, TypeError) as exc:
         raise BadInput(422, f"body: not a rectangular array of numbers ({str(exc).splitlines()[0]})") from exc
     if arr.size == 0:

@@ -82,7 +82,9 @@ def _read_csv(path: Path, folder: Path, res: int, ch: int) -> tuple[np.ndarray, 
                 raise CgankdError(str(path), f"line {i}: label {row['label']!r} is not a number") from None
             if not np.isfinite(y):
                 raise CgankdError(str(path), f"line {i}: label is NaN or infinite")
-            img = folder / row["filename"]
+            img = (folder / row["filename"]).resolve()
+            if not img.is_relative_to(folder.resolve()):  # an absolute or ../ row, or a link out of the root
+                raise CgankdError(str(path), f"line {i}: image {row['filename']!r} is outside data.root")
             if not img.is_file():
                 raise CgankdError(str(path), f"line {i}: image {row['filename']!r} not found")
             xs.append(load_image(img, res, ch))
