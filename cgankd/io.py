@@ -54,6 +54,15 @@ def clear_leftovers(path: Path) -> None:
             shutil.rmtree(left) if left.is_dir() and not left.is_symlink() else left.unlink(missing_ok=True)
 
 
+def _fsync(path: Path) -> None:
+    """Flush a file's or a folder's entries to the disk."""
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary file path next to ``path``; rename it onto ``path`` on success."""
@@ -69,7 +78,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             yield tmp_path
             faults.point("write")
             os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+            _fsync(tmp_path)  # the data on disk before the name points at it (power loss, not only a kill)
             os.replace(tmp_path, path)
+            _fsync(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -88,6 +99,10 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             yield tmp
         faults.point("write")
         os.chmod(tmp, 0o777 & ~_umask())
+        with _reported(path):
+            for f in [*tmp.rglob("*"), tmp]:
+                if f.is_dir() or f.is_file():
+                    _fsync(f)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -96,6 +111,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
+        _fsync(path.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

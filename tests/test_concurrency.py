@@ -45,6 +45,24 @@ def test_a_second_writer_stops_with_one_line_naming_the_holder(tmp_path):
     assert cli("prepare", "-p", params).returncode == 0  # released
 
 
+def test_a_planted_lock_link_leaves_its_target_untouched(tmp_path):
+    import pytest
+
+    from cgankd.errors import CgankdError
+
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    for kind in ("symlink", "hardlink"):
+        out = tmp_path / kind
+        out.mkdir()
+        (out / NAME).symlink_to(target) if kind == "symlink" else os.link(target, out / NAME)
+        with pytest.raises(CgankdError) as e:
+            with out_dir_lock(out):
+                pass
+        assert str(out / NAME) in str(e.value) and "\n" not in str(e.value)
+        assert target.read_text() == "keep me\n"
+
+
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     out = tmp_path / "artifacts"
     code = f"from cgankd.lock import out_dir_lock\nwith out_dir_lock({str(out)!r}):\n    print('held', flush=True)\n" \

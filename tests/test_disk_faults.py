@@ -33,7 +33,7 @@ def tiny_fs(tmp_path):
 
 def fill(mnt: Path) -> None:
     """Leave the filesystem with no free block."""
-    with open(mnt / "filler", "wb") as f:
+    with open(mnt / "filler", "wb", buffering=0) as f:  # unbuffered: nothing left to flush at close
         try:
             while True:
                 f.write(b"\0" * 65536)
