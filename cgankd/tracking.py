@@ -22,7 +22,7 @@ from typing import Any
 from cgankd.config import Config
 from cgankd.errors import CgankdError
 from cgankd.tracking_backlog import NAME as BACKLOG
-from cgankd.tracking_backlog import GuardedTracker, Ref, errors, http_defaults, offline, went_offline
+from cgankd.tracking_backlog import OWNER_TAG, GuardedTracker, Ref, errors, http_defaults, offline, went_offline
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
 # MLflow 3's UI opens an experiment on its GenAI overview (traces) unless this tag says otherwise
@@ -167,6 +167,7 @@ def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[s
     """Start a run (nested under the active parent, or a child of ``parent`` by id); when the
     server does not answer, a tracker that logs into the backlog."""
     uri, backlog = tracking_uri(), cfg.path(BACKLOG).resolve()
+    tags = {**tags, OWNER_TAG: str(backlog)}  # tracking-replay touches only runs that carry their backlog's path
     ref = Ref(name, cfg.tracking.experiment, parent)
     if not offline(uri) and not (parent or "").startswith("backlog:"):
         try:

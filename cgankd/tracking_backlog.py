@@ -8,6 +8,11 @@ appended to ``<out_dir>/tracking-backlog.jsonl``. ``cgankd tracking-replay`` log
 once the server is back: runs that were never created are created (children under their parent),
 and the file is renamed ``tracking-backlog.replayed-<time>.jsonl``.
 
+A backlog is a file anyone who can write the folder can edit, so replay trusts it only as far as
+it can check: it uploads only files inside the backlog's own folder (the run's out_dir), and it
+logs only to runs it creates itself or that carry the tag ``cgankd.backlog`` naming this very
+backlog (every run cgankd starts has it); any other call is skipped and counted as refused.
+
 MLflow's own HTTP retries (7 tries with back-off, 120 s timeout each: minutes per call) are
 shortened to 2 tries and 20 s unless the environment sets ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` /
 ``MLFLOW_HTTP_REQUEST_TIMEOUT``: a training job should not stall on its tracking server.
@@ -26,6 +31,7 @@ from typing import Any
 from cgankd.errors import CgankdError
 
 NAME = "tracking-backlog.jsonl"
+OWNER_TAG = "cgankd.backlog"  # on every run cgankd starts: the backlog that may replay into it
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 _offline: dict[str, str] = {}  # tracking uri -> why, for this process
 
@@ -154,21 +160,39 @@ def replay(uri: str, backlog: Path) -> dict[str, int]:
     state_path = backlog.with_suffix(".progress.json")
     state = read_json(state_path) if state_path.is_file() else {"applied": 0, "ids": {}, "created": 0}
     ids: dict[str, str] = state["ids"]  # local key -> run id
+    state.setdefault("refused", 0)
     client = MlflowClient(uri)
+    me, root = str(backlog.resolve()), backlog.resolve().parent
+    owned: dict[str, bool] = {run_id: True for run_id in ids.values()}
+
+    def ours(run_id: str) -> bool:
+        """A run this backlog may touch: created by this replay, or tagged with this backlog."""
+        if run_id not in owned:
+            try:
+                owned[run_id] = client.get_run(run_id).data.tags.get(OWNER_TAG) == me
+            except errors():
+                owned[run_id] = False
+        return owned[run_id]
+
     try:
         for i, entry in enumerate(lines[state["applied"]:], start=state["applied"]):
             run = entry["run"]
             run_id = run["run_id"] or ids.get(run["key"])
-            if run_id is None:
-                exp = client.get_experiment_by_name(run["experiment"])
-                exp_id = exp.experiment_id if exp else client.create_experiment(run["experiment"])
-                parent = run["parent"] or ""
-                parent = ids.get(parent.removeprefix("backlog:")) if parent.startswith("backlog:") else parent
-                tags = {"mlflow.parentRunId": parent} if parent else {}
-                run_id = client.create_run(exp_id, run_name=run["name"], tags=tags).info.run_id
-                state["created"] += 1
-            ids[run["key"]] = run_id
-            apply(client, run_id, entry)
+            inside = entry["op"] != "artifact" or Path(str(entry.get("path"))).resolve().is_relative_to(root)
+            if (run_id is not None and not ours(run_id)) or not inside:
+                state["refused"] += 1
+            else:
+                if run_id is None:
+                    exp = client.get_experiment_by_name(run["experiment"])
+                    exp_id = exp.experiment_id if exp else client.create_experiment(run["experiment"])
+                    parent = run["parent"] or ""
+                    parent = ids.get(parent.removeprefix("backlog:")) if parent.startswith("backlog:") else parent
+                    tags = {"mlflow.parentRunId": parent} if parent else {}  # a new child changes no parent
+                    run_id = client.create_run(exp_id, run_name=run["name"], tags=tags).info.run_id
+                    owned[run_id] = True
+                    state["created"] += 1
+                ids[run["key"]] = run_id
+                apply(client, run_id, entry)
             state["applied"] = i + 1
             write_json(state_path, state)
     except errors() as exc:
@@ -177,7 +201,7 @@ def replay(uri: str, backlog: Path) -> dict[str, int]:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     backlog.rename(backlog.with_name(f"tracking-backlog.replayed-{stamp}.jsonl"))
     state_path.unlink()
-    return {"calls": len(lines), "runs_created": state["created"]}
+    return {"calls": len(lines), "runs_created": state["created"], "refused": state["refused"]}
 
 
 def http_defaults() -> None:

@@ -90,3 +90,44 @@ def test_the_server_going_away_mid_run_loses_nothing(tmp_path):
         assert httpx.get(f"{uri}/health").status_code == 200 and champ.version == "1"
     finally:
         stop(server)
+
+
+def test_a_forged_backlog_uploads_nothing_outside_and_touches_no_foreign_run(tmp_path):
+    """A hand-written backlog, as the review wrote one: an artifact outside the out_dir, and calls
+    that end and re-tag another run. Replay refuses both and logs the honest calls."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from cgankd.tracking_backlog import OWNER_TAG, replay
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("cgankd")
+    victim = client.create_run(exp, run_name="someone else's").info.run_id
+    out = tmp_path / "artifacts"
+    out.mkdir()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not yours\n")
+    mine = out / "plot.csv"
+    mine.write_text("x\n1\n")
+    backlog = out / "tracking-backlog.jsonl"
+    new = {"key": "k1", "name": "train-gan", "experiment": "cgankd", "parent": None, "run_id": None}
+    foreign = {"key": "k2", "name": "x", "experiment": "cgankd", "parent": None, "run_id": victim}
+    lines = [{"run": new, "op": "tags", "tags": {"a": "b"}},
+             {"run": new, "op": "artifact", "path": str(secret), "folder": None},
+             {"run": new, "op": "artifact", "path": str(out / ".." / "secret.txt"), "folder": None},
+             {"run": new, "op": "artifact", "path": str(mine), "folder": None},
+             {"run": foreign, "op": "tags", "tags": {"owned": "yes"}},
+             {"run": foreign, "op": "end", "status": "FAILED"}]
+    backlog.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    counts = replay(uri, backlog)
+    assert counts["refused"] == 4 and counts["runs_created"] == 1
+    v = client.get_run(victim)
+    assert v.info.status == "RUNNING" and "owned" not in v.data.tags
+    created = [r for r in client.search_runs([exp]) if r.info.run_id != victim][0]
+    assert [a.path for a in client.list_artifacts(created.info.run_id)] == ["plot.csv"]
+    # a run cgankd started carries its backlog's path and may be replayed into
+    own = client.create_run(exp, run_name="mine", tags={OWNER_TAG: str(backlog.resolve())}).info.run_id
+    backlog.write_text(json.dumps({"run": {**foreign, "run_id": own}, "op": "end", "status": "FINISHED"}) + "\n")
+    assert replay(uri, backlog)["refused"] == 0 and client.get_run(own).info.status == "FINISHED"
