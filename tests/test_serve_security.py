@@ -160,3 +160,18 @@ def test_reload_targets_and_public_messages():
         assert getattr(e.value, "status", None) == 400
     msg = public_message("/home/alice/models/student.onnx: ONNX file not found; see /etc/passwd")
     assert "/home" not in msg and "/etc" not in msg and "student.onnx" in msg
+
+
+def test_a_cuda_session_that_fell_back_to_the_cpu_is_named():
+    """onnxruntime drops a CUDA provider whose libraries do not load and runs on the CPU silently:
+    asked for cuda, that is an error; on auto, one line."""
+    from cgankd.errors import CgankdError
+    from cgankd.serve.runtime import PROVIDERS, check_providers
+
+    cuda, cpu = PROVIDERS["cuda"], ["CPUExecutionProvider"]
+    assert check_providers(cuda, cuda, "cuda", "m.onnx") is None
+    assert check_providers(cpu, cpu, "cpu", "m.onnx") is None
+    with pytest.raises(CgankdError) as e:
+        check_providers(cuda, cpu, "cuda", "m.onnx")
+    assert "did not start its CUDA provider" in str(e.value)
+    assert "serving on the CPU" in check_providers(cuda, cpu, "auto", "/models/m.onnx")

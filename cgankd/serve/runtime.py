@@ -41,18 +41,38 @@ def choose_providers(choice: str = "auto") -> list[str]:
     return PROVIDERS[choice]
 
 
-def make_session(path: Path, providers: list[str], threads: int | None = None):
+def check_providers(asked: list[str], got: list[str], choice: str, what: str) -> str | None:
+    """The session must run what was asked: ``cuda`` without the CUDA provider in the session is an
+    error (onnxruntime falls back to the CPU silently when its CUDA libraries do not load); ``auto``
+    gets a one-line note instead. Returns the note, or None."""
+    if "CUDAExecutionProvider" not in asked or "CUDAExecutionProvider" in got:
+        return None
+    if choice == "cuda":
+        raise CgankdError(what, "onnxruntime did not start its CUDA provider (the CUDA / cuDNN libraries did "
+                          f"not load); the session runs {', '.join(got)}; use --providers cpu or fix the install")
+    return f"cgankd: onnxruntime's CUDA provider did not start for {Path(what).name}; serving on the CPU"
+
+
+def make_session(path: Path, providers: list[str], threads: int | None = None, choice: str = "auto"):
+    import sys
+
     import onnxruntime as ort
 
+    if "CUDAExecutionProvider" in providers and hasattr(ort, "preload_dlls"):
+        ort.preload_dlls()  # CUDA / cuDNN from the nvidia wheels, whether or not torch was imported first
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     if threads:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(str(path), opts, providers=providers)
+        sess = ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise CgankdError(str(path), f"onnxruntime cannot load it: {str(exc).splitlines()[0]}") from exc
+    note = check_providers(providers, sess.get_providers(), choice, str(path))
+    if note:
+        print(note, file=sys.stderr)
+    return sess
 
 
 @dataclass
@@ -87,7 +107,7 @@ def load_onnx(path: Path, info: dict[str, Any] | None = None, providers: str = "
               threads: int | None = None) -> ServedModel:
     if not path.is_file():
         raise CgankdError(str(path), "ONNX file not found")
-    sess = make_session(path, choose_providers(providers), threads)
+    sess = make_session(path, choose_providers(providers), threads, providers)
     card = ModelCard.from_props(dict(sess.get_modelmeta().custom_metadata_map), str(path))
     return ServedModel(sess, card, {"name": path.stem, "version": None, "uri": str(path), **(info or {})})
 
