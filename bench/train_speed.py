@@ -59,8 +59,10 @@ def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), np.arange(n) % CLASSES
 
 
-def gan_rate(rt: Runtime, per_step_read: bool, batch: int, width: int, warmup: int, steps: int) -> float:
-    """Iterations/s of train_gan between the syncs at step ``warmup`` and ``warmup + steps``."""
+def gan_rate(rt: Runtime, per_step_read: bool, batch: int, width: int, warmup: int, steps: int
+             ) -> tuple[float, float]:
+    """Iterations/s of train_gan between the syncs at step ``warmup`` and ``warmup + steps``, and
+    the seconds to reach ``warmup`` (set-up and, with compile, the compilation)."""
     x, y = _data(1000)
     cfg = GanCfg(iterations=warmup + steps, batch_size=batch, g_ch=width, d_ch=width, checkpoint_every=10**9)
     stamps: dict[int, float] = {}
@@ -70,10 +72,12 @@ def gan_rate(rt: Runtime, per_step_read: bool, batch: int, width: int, warmup: i
         if step in (warmup, warmup + steps):
             stamps[step] = time.perf_counter()
 
+    torch._dynamo.reset()  # a fresh compile cache: no path runs on another's graphs or hits the recompile limit
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         train_gan(cfg, x, y, CLASSES, 0, Path(tmp) / "ck.pt", log=log, runtime=rt)
     gan_train.LOG_EVERY = 50
-    return steps / (stamps[warmup + steps] - stamps[warmup])
+    return steps / (stamps[warmup + steps] - stamps[warmup]), stamps[warmup] - t0
 
 
 def fit_rate(rt: Runtime, per_step_read: bool, arch: str, batch: int, warmup: int, steps: int) -> float:
@@ -83,6 +87,7 @@ def fit_rate(rt: Runtime, per_step_read: bool, arch: str, batch: int, warmup: in
     cfg = TrainCfg(arch=arch, steps=warmup + steps, batch_size=batch, eval_every=warmup)
     stamps: dict[int, float] = {}
     loop.READ_EVERY = 1 if per_step_read else 10**9
+    torch._dynamo.reset()
     torch.manual_seed(0)
     model = build_model(arch, 3, CLASSES, 32).to(rt.device)
     loop.fit(model, Split(x, y), val, META, cfg, 0, f"bench {arch}", runtime=rt,
@@ -120,8 +125,10 @@ def run_device(dev: str, args: argparse.Namespace) -> list[dict]:
         rt = Runtime.from_config(dev, precision, compile_)
         row = {"device": dev, "path": name, "precision": precision, "compile": compile_}
         for batch, width in (map(int, c.split("x")) for c in args.gan_configs.split(",")):
-            row[f"gan_b{batch}_w{width}_it_s"] = gan_rate(rt, per_step, batch, width, warm, gan_steps)
-            print(f"{dev} {name} gan b{batch} w{width}: {row[f'gan_b{batch}_w{width}_it_s']:.2f} it/s", flush=True)
+            key = f"gan_b{batch}_w{width}"
+            row[f"{key}_it_s"], row[f"{key}_warmup_s"] = gan_rate(rt, per_step, batch, width, warm, gan_steps)
+            print(f"{dev} {name} gan b{batch} w{width}: {row[f'{key}_it_s']:.2f} it/s "
+                  f"(warm-up incl. compile {row[f'{key}_warmup_s']:.0f} s)", flush=True)
         for role, arch in (("teacher", "resnet20"), ("student", "convnet_s")):
             row[f"{role}_img_s"] = fit_rate(rt, per_step, arch, args.fit_batch, warm, fit_steps)
             print(f"{dev} {name} {role} {arch}: {row[f'{role}_img_s']:.0f} img/s", flush=True)
@@ -142,6 +149,10 @@ def markdown(result: dict) -> str:
     for r in rows:
         lines.append(f"| {r['device']} | {r['path']} | " + " | ".join(
             f"{r[k]:.1f}" if k in r else "-" for k in keys) + " |")
+    lines += ["", "Seconds to the end of the GAN warm-up (set-up, and with compile the compilation):", ""]
+    for r in rows:
+        lines.append(f"- {r['device']} {r['path']}: " + ", ".join(
+            f"{k.removesuffix('_warmup_s')} {v:.0f} s" for k, v in r.items() if k.endswith("_warmup_s")))
     lines += ["", "Ratios to `today` on the same device:", ""]
     for r in rows:
         base = next(b for b in rows if b["device"] == r["device"] and b["path"] == "today")
@@ -156,7 +167,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", choices=["all", "cpu", "cuda"], default="all")
     ap.add_argument("--paths", default=",".join(PATHS), help="comma-separated, of: " + ", ".join(PATHS))
-    ap.add_argument("--gan-configs", default="64x24,64x48,256x24,256x48", help="GAN batch x width (g_ch = d_ch)")
+    ap.add_argument("--gan-configs", default="64x24,64x48,256x24,256x48",
+                    help="GAN batch x width (g_ch = d_ch); profiles/gpu.yaml trains 256x24")
     ap.add_argument("--warmup", type=int, default=50, help="steps before timing (CUDA); compile happens here")
     ap.add_argument("--gan-steps", type=int, default=200, help="timed GAN iterations (CUDA)")
     ap.add_argument("--fit-steps", type=int, default=200, help="timed training steps (CUDA)")
@@ -170,6 +182,10 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_speed"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not cuda_usable():
+        print("train_speed: --device cuda, but no usable CUDA GPU here (torch.cuda.is_available() is False); "
+              "use --device cpu", file=sys.stderr)
+        raise SystemExit(2)
     devices = ["cpu"] if args.device in ("all", "cpu") else []
     if args.device in ("all", "cuda") and cuda_usable():
         devices.append("cuda")
