@@ -7,6 +7,7 @@ out of the file falls back to the documented default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -426,9 +427,31 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _numbers(obj: Any, prefix: str = "") -> typing.Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every number in the config, list items included."""
+    for f in dataclasses.fields(obj):
+        v, key = getattr(obj, f.name), f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(v):
+            yield from _numbers(v, key + ".")
+        elif isinstance(v, list):
+            yield from ((key, x) for x in v if isinstance(x, (int, float)) and not isinstance(x, bool))
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield key, v
+
+
+NON_NEGATIVE_INTS = ("seed", "threads", "data.seed", "data.n_test", "data.n_val_per_class", "data.rc.n_val",
+                     "data.rc.n_test_per_angle", "data.rc.n_per_angle", "data.rc.n_models", "data.render.clutter")
+
+
 def _validate(cfg: Config, runtime: bool = True) -> None:
     def bad(key: str, problem: str) -> None:
         raise CgankdError(f"param {key}", problem)
+
+    for key, v in _numbers(cfg):  # NaN and infinity pass every comparison below: refuse them first
+        if not math.isfinite(v):
+            bad(key, f"must be a finite number, got {v}")
+        if key in NON_NEGATIVE_INTS and v < 0:
+            bad(key, f"must be >= 0, got {v}")
 
     if cfg.task not in TASKS:
         bad("task", f"must be one of {', '.join(TASKS)}, got {cfg.task!r}")

@@ -35,6 +35,7 @@ from cgankd.gan.losses import d_hinge, g_hinge
 from cgankd.gan.stop import Stop
 from cgankd.gan.watch import Watch
 from cgankd.progress import Progress
+from cgankd.train.loop import nonfinite
 
 LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)
 
@@ -141,6 +142,8 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
             return
         values = torch.stack([v for _, v in pending]).tolist()  # the one host sync per LOG_EVERY steps
         for (step, _), (ld, lg) in zip(pending, values, strict=True):
+            nonfinite("train-gan", step, {"loss_d": ld, "loss_g": lg}, f"gan.lr_d / gan.lr_g ({cfg.lr_d:g} / "
+                      f"{cfg.lr_g:g}) or the precision")
             row = {"step": step, "loss_d": ld, "loss_g": lg}
             history.append(row)
             if log and (step % LOG_EVERY == 0 or step == cfg.iterations):

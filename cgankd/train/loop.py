@@ -28,6 +28,7 @@ from cgankd import distributed
 from cgankd.config import TrainCfg
 from cgankd.data.prepared import Meta, Split
 from cgankd.device import Runtime
+from cgankd.errors import CgankdError
 from cgankd.kd import DISTILLERS, Distiller
 from cgankd.kd.base import KDContext
 from cgankd.progress import Progress
@@ -87,7 +88,9 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
 
     def read() -> None:  # one host sync for all steps since the last read
         if pending:
-            for vals in torch.stack(pending).tolist():
+            first = step - len(pending) + 1
+            for i, vals in enumerate(torch.stack(pending).tolist()):
+                nonfinite(desc, first + i, dict(zip(names, vals, strict=True)), f"the learning rate ({lr:g})")
                 for k, v in zip(names, vals, strict=True):
                     running[k] = 0.9 * running[k] + 0.1 * v if k in running else v
             pending.clear()
@@ -139,6 +142,15 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
     best.eval()
     model.eval()
     return FitResult(best=best, last=model, best_step=best_step, history=history)
+
+
+def nonfinite(stage: str, step: int, values: dict[str, float], likely: str) -> None:
+    """Stop the stage when a loss is NaN or infinite: training on would only write a broken model."""
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
+    if bad:
+        what = ", ".join(f"{k}={v}" for k, v in bad.items())
+        raise CgankdError(stage, f"{what} at step {step}: training diverged; the likely cause is {likely}; "
+                          "nothing was written")
 
 
 def set_threads(n: int | None) -> None:

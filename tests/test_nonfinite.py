@@ -1,0 +1,38 @@
+"""Nothing non-finite gets in or out (issue 27 items 1-2): NaN, infinite and negative parameters are
+one-line errors before anything runs, and a diverging training stops its stage with one line
+naming the stage, the step and the likely parameter, exit 2, and nothing written."""
+
+import pytest
+import yaml
+from conftest import shrunk
+
+from cgankd.cli import main
+from cgankd.store import Layout
+
+
+@pytest.mark.parametrize("override", ["teacher.lr=.nan", "teacher.lr=.inf", "kd.temperature=.nan", "kd.beta=.inf",
+                                      "student.fake_ratio=.nan", "tracking.promotion_margin=.inf",
+                                      "serve.body_timeout_s=.nan", "data.n_test=-1", "threads=-1", "seed=-3",
+                                      "data.render.yaw_range=[0, .inf]"])
+def test_non_finite_and_negative_params_are_one_line(override, capsys):
+    assert main(["config", "-S", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and f"param {override.split('=')[0]}" in err, err
+
+
+@pytest.mark.parametrize("stage, override, likely", [("train-teacher", "teacher.lr=1.0e+30", "the learning rate"),
+                                                     ("train-gan", "gan.lr_d=1.0e+30", "gan.lr_d")])
+def test_a_diverging_stage_stops_in_one_line_and_writes_nothing(tmp_path, capsys, stage, override, likely):
+    out = tmp_path / "artifacts"
+    cfg = shrunk(out, "gan.score_every=0")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    assert main(["prepare", "-p", str(params)]) == 0
+    if stage == "train-gan":
+        assert main(["train-teacher", "-p", str(params)]) == 0
+    capsys.readouterr()
+    assert main([stage, "-p", str(params), "-S", override]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert stage in err and "at step" in err and likely in err and "nothing was written" in err, err
+    layout = Layout(cfg)
+    assert not (layout.teacher if stage == "train-teacher" else layout.gan).exists()
