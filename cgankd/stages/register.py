@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import torch
 
 from cgankd import store
 from cgankd.config import Config
+from cgankd.errors import CgankdError
 from cgankd.io import read_json, write_json
 from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
@@ -23,6 +25,9 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     method = parity["method"]
     k = metric_key(data.meta.task)
     metric = read_json(cfg.student_metrics(method))[f"test_{k}"]
+    if not math.isfinite(metric):  # a broken student is never registered, let alone promoted
+        raise CgankdError(str(cfg.student_metrics(method)), f"test_{k} is {metric}: the {method} student is "
+                          "broken; nothing was registered")
     model = store.load_model(store.Layout(cfg).student(method))  # registration runs on the CPU
     sample = torch.rand(2, data.meta.channels, data.meta.resolution, data.meta.resolution)
     info = register_student(cfg, cfg.path("export", "student.onnx"), model, sample, metric,
