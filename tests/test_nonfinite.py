@@ -36,3 +36,21 @@ def test_a_diverging_stage_stops_in_one_line_and_writes_nothing(tmp_path, capsys
     assert stage in err and "at step" in err and likely in err and "nothing was written" in err, err
     layout = Layout(cfg)
     assert not (layout.teacher if stage == "train-teacher" else layout.gan).exists()
+
+
+def test_a_student_with_a_non_finite_metric_is_never_registered(tmp_path, capsys):
+    import json
+
+    cfg = shrunk(tmp_path / "artifacts")
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    assert main(["prepare", "-p", str(params)]) == 0
+    (cfg.path("export")).mkdir(parents=True)
+    cfg.path("export", "parity.json").write_text(json.dumps({"method": "nokd"}))
+    cfg.path("metrics").mkdir(exist_ok=True)
+    cfg.path("metrics", "student_nokd.json").write_text(json.dumps({"test_acc": float("nan")}))
+    capsys.readouterr()
+    assert main(["register", "-p", str(params)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "test_acc is nan" in err and "nothing was registered" in err and err.count("\n") == 0
+    assert not cfg.path("registry.json").exists()
