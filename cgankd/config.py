@@ -412,6 +412,17 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def safe_yaml(text: str, what: str) -> Any:
+    """``yaml.safe_load`` that refuses anchors and aliases: a flat parameter file has no use for
+    them, and a few hundred bytes of nested aliases expand to gigabytes (a YAML bomb). The events
+    are scanned before anything is built, so a bomb costs only its own size."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise CgankdError(what, "YAML anchors and aliases (&, *) are not accepted in parameters; write the "
+                              "values out")
+    return yaml.safe_load(text)
+
+
 def parse_override(text: str) -> tuple[str, Any]:
     """``"filter.rho=0.7"`` -> ``("filter.rho", 0.7)``; values are parsed as YAML scalars."""
     if "=" not in text:
@@ -421,7 +432,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise CgankdError(f"override {text!r}", "empty key")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_yaml(raw, f"override {key}") if raw.strip() else None
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -596,7 +607,7 @@ def _read_yaml(p: Path, what: str) -> dict[str, Any]:
     if not p.is_file():
         raise CgankdError(str(p), f"{what} not found")
     try:
-        tree = yaml.safe_load(p.read_text()) or {}
+        tree = safe_yaml(p.read_text(), str(p)) or {}
     except yaml.YAMLError as exc:
         raise CgankdError(str(p), f"not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(tree, dict):

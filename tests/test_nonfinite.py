@@ -54,3 +54,40 @@ def test_a_student_with_a_non_finite_metric_is_never_registered(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert "test_acc is nan" in err and "nothing was registered" in err and err.count("\n") == 0
     assert not cfg.path("registry.json").exists()
+
+
+BOMB = """student:
+  methods: &a [nokd, nokd, nokd, nokd, nokd, nokd, nokd, nokd, nokd]
+  x: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+  y: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+  z: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+  w: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+  v: [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+"""
+
+
+def test_a_yaml_bomb_is_refused_before_it_expands(tmp_path):
+    import time
+    import tracemalloc
+
+    from cgankd.config import load_config, parse_override
+    from cgankd.errors import CgankdError
+
+    path = tmp_path / "params.yaml"
+    path.write_text(BOMB)
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    with pytest.raises(CgankdError) as e:
+        load_config(path, runtime=False)
+    took, peak = time.perf_counter() - t0, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "anchors and aliases" in str(e.value) and took < 1.0 and peak < 100 * 2**20, (took, peak)
+    with pytest.raises(CgankdError):
+        parse_override("student.methods=&a [nokd, *a]")
+
+
+def test_errors_quote_a_huge_value_in_bounded_form(capsys):
+    huge = "[" + ",".join(["123456.789"] * 20000) + "]"  # quoted whole, this was a 200 KB line
+    assert main(["config", "-S", f"data.render.yaw_range={huge}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and len(err) < 1000 and "characters)" in err, err[:300]
