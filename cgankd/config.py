@@ -7,6 +7,7 @@ out of the file falls back to the documented default.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -388,7 +389,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> An
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
-            raise CgankdError(f"param {prefix}{key}", f"unknown key; known: {', '.join(sorted(names))}")
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {prefix}{close[0]}? " if close else ""
+            raise CgankdError(f"param {prefix}{key}", f"unknown key; {hint}known: {', '.join(sorted(names))}")
     obj = base if base is not None else cls()
     for f in dataclasses.fields(cls):
         if f.name not in data:

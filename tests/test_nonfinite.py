@@ -91,3 +91,8 @@ def test_errors_quote_a_huge_value_in_bounded_form(capsys):
     assert main(["config", "-S", f"data.render.yaw_range={huge}"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and len(err) < 1000 and "characters)" in err, err[:300]
+
+
+def test_a_typo_gets_the_closest_key(capsys):
+    assert main(["config", "-S", "gan.target_scor=0.9"]) == 2
+    assert "did you mean gan.target_score?" in capsys.readouterr().err
