@@ -103,3 +103,9 @@ def test_the_gpu_profile_is_valid_and_published_scale():
     assert cfg.gan.iterations >= 20000 and cfg.gan.batch_size == 256
     assert cfg.fakes.n_per_class >= 1000 and cfg.student.mode == "finetune" and cfg.student.fake_ratio == 2.0
     assert load_config(ROOT / "params.yaml", ["profile=gpu"], runtime=False).device == "cuda"
+
+
+def test_the_cpu_effect_profile_is_the_measured_recipe():
+    cfg = load_config(ROOT / "params.yaml", ["profile=cpu-effect"])  # docs/results.md, the effect curve
+    assert (cfg.data.render.resolution, cfg.gan.d_steps, cfg.gan.iterations) == (16, 4, 8000)
+    assert cfg.gan.max_minutes is not None and cfg.task == "classification" and cfg.device == "auto"
