@@ -116,9 +116,8 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
             f"teacher MAE on fakes ({meta.label_unit or 'label units'})")
         tracker.log_artifact(figures.label_score_curve([s for s, _ in watch.scores], [v for _, v in watch.scores],
                                                        unit, out / "quality.png"), "plots")
-        higher = meta.task == "classification"
         result.update({"label_score": watch.scores[-1][1], "best_label_score": best_score, "best_step": best_step,
-                       "best_relative_score": relative_score(best_score, reference, higher)})
+                       "best_relative_score": relative_score(best_score, reference, watch.higher_is_better)})
         tracker.log_metrics({"gan_best_label_score": best_score, "gan_iterations_run": steps,
                              "gan_best_relative_score": result["best_relative_score"]})
     used = result.get("best_step", steps)
