@@ -46,7 +46,7 @@ def _rows(path):
 
 
 def test_train_gan_to_a_target_a_budget_and_on_again(tmp_path):
-    cfg = shrunk(tmp_path / "a", "gan.target_score=0.01")
+    cfg = shrunk(tmp_path / "a", "gan.target_score=0.01", "gan.score_every=6")
     for name in ("prepare", "train-teacher"):
         STAGES.get(name)(cfg)
     layout = Layout(cfg)
@@ -57,13 +57,14 @@ def test_train_gan_to_a_target_a_budget_and_on_again(tmp_path):
     assert float(rows[0]["relative_score"]) == pytest.approx(res["best_relative_score"], abs=1e-3)
     assert layout.gan.is_file() and layout.gan_last.is_file()
     # out of reach now: trains on from the checkpoint to the cap
-    res2 = STAGES.get("train-gan")(shrunk(tmp_path / "a", "gan.target_score=2.0"))
+    res2 = STAGES.get("train-gan")(shrunk(tmp_path / "a", "gan.target_score=2.0", "gan.score_every=6"))
     assert res2["stop"] == "iterations" and res2["iterations"] == 12
     assert [r["step"] for r in _rows(layout.gan.parent / "quality.csv")] == ["6", "12"]
     # a fresh GAN with a budget of 3 fake-clock seconds: one reading per iteration
     layout.gan_checkpoint.unlink()
     ticks = iter(range(10_000))
-    res3 = STAGES.get("train-gan")(shrunk(tmp_path / "a", "gan.max_minutes=0.05"), clock=lambda: float(next(ticks)))
+    res3 = STAGES.get("train-gan")(shrunk(tmp_path / "a", "gan.max_minutes=0.05", "gan.score_every=6"),
+                                   clock=lambda: float(next(ticks)))
     assert res3["stop"] == "time" and res3["iterations"] < 12
 
 
