@@ -133,7 +133,16 @@ def _init_sqlite(uri: str) -> None:
 
 
 def _experiment(mlflow: Any, cfg: Config) -> None:
-    mlflow.set_experiment(cfg.tracking.experiment)
+    """Make the experiment current, created if missing. Two pipelines starting together on a new
+    server race to create it: the loser finds it created and uses it (not an outage)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow.set_experiment(cfg.tracking.experiment)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+            raise
+        mlflow.set_experiment(cfg.tracking.experiment)
     mlflow.set_experiment_tag(*EXPERIMENT_KIND)
 
 

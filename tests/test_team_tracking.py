@@ -53,10 +53,6 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         assert httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1").status_code == 401
         wrong = httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", auth=("cgankd-admin", "guess"))
         assert wrong.status_code == 401
-        admin = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"])
-        evil = httpx.post(f"{uri}/api/2.0/mlflow/experiments/create", json={"name": "evil"}, auth=admin,
-                          headers={"Origin": "http://evil.example"})  # a page riding on the browser's login
-        assert evil.status_code == 403, evil.text
         runs = []
         for i, name in enumerate("ab"):  # two pipelines at the same time, different folders, one server
             params = tmp_path / f"{name}.yaml"
@@ -67,6 +63,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         for proc in runs:
             out, _ = proc.communicate(timeout=900)
             assert proc.returncode == 0, out[-3000:]
+            assert "cgankd: tracking:" not in out, out[-3000:]  # logged live: no run went offline (a race lost)
 
         from mlflow.tracking import MlflowClient
 
@@ -75,7 +72,9 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         all_runs = client.search_runs([exp.experiment_id], max_results=500)
         parents = [r for r in all_runs if r.data.tags.get("cgankd.kind") == "pipeline"]
         assert sorted(r.info.run_name for r in parents) == ["objects/classification seed0",
-                                                           "objects/classification seed1"]
+                                                           "objects/classification seed1"], [
+            (r.info.run_name, r.info.experiment_id, r.data.tags.get("cgankd.kind")) for r in all_runs
+            if "mlflow.parentRunId" not in r.data.tags]
         for parent in parents:
             children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
             assert len(children) == 10 and all(r.info.status == "FINISHED" for r in children)
