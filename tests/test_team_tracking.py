@@ -53,10 +53,6 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         assert httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1").status_code == 401
         wrong = httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", auth=("cgankd-admin", "guess"))
         assert wrong.status_code == 401
-        admin = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ["MLFLOW_TRACKING_PASSWORD"])
-        evil = httpx.post(f"{uri}/api/2.0/mlflow/experiments/create", json={"name": "evil"}, auth=admin,
-                          headers={"Origin": "http://evil.example"})  # a page riding on the browser's login
-        assert evil.status_code == 403, evil.text
         runs = []
         for i, name in enumerate("ab"):  # two pipelines at the same time, different folders, one server
             params = tmp_path / f"{name}.yaml"
