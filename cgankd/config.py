@@ -241,6 +241,7 @@ class Config:
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
+    compile_mode: str = "default"
     data: DataCfg = field(default_factory=DataCfg)
     teacher: TrainCfg = field(default_factory=lambda: TrainCfg(arch="resnet20", steps=1000))
     student: StudentCfg = field(default_factory=StudentCfg)
@@ -294,7 +295,7 @@ class Config:
         """Device, precision and compile, checked (a missing GPU or compiler is a one-line error)."""
         from cgankd.device import Runtime
 
-        return Runtime.from_config(self.device, self.precision, self.compile)
+        return Runtime.from_config(self.device, self.precision, self.compile, self.compile_mode)
 
     @property
     def model_name(self) -> str:
@@ -472,7 +473,7 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
     if runtime:  # device / precision / compile: checked before any stage writes a file
         from cgankd.device import Runtime
 
-        Runtime.from_config(cfg.device, cfg.precision, cfg.compile)
+        Runtime.from_config(cfg.device, cfg.precision, cfg.compile, cfg.compile_mode)
     if cfg.filter.rho is not None and not 0.0 < cfg.filter.rho <= 1.0:
         bad("filter.rho", f"must be in (0, 1], got {cfg.filter.rho}")
     if cfg.gan.ccgan.vicinity not in ("hard", "soft"):

@@ -7,9 +7,11 @@ the device of the model it is given.
 - ``device``: ``auto`` (CUDA when usable, else the CPU) | ``cpu`` | ``cuda`` | ``cuda:N``.
 - ``precision``: ``fp32`` | ``bf16`` | ``fp16``: autocast of forward passes. Parameters,
   optimiser state, the EMA copy, losses and the spectral-norm power iteration stay fp32
-  (``fp32_hooks``); fp16 needs CUDA and uses a gradient scaler.
-- ``compile``: ``torch.compile`` (inductor, default mode) of the training forward passes; a
-  graph is compiled once per shape, so it pays on long runs, not on a handful of steps.
+  (cgankd/gan/spectral.py); fp16 needs CUDA and uses a gradient scaler.
+- ``compile``: ``torch.compile`` (inductor) of the training steps; a graph is compiled once per
+  shape, so it pays on long runs, not on a handful of steps. ``compile_mode``: torch.compile's
+  mode: ``default`` | ``reduce-overhead`` (CUDA graphs: each compiled graph of a GAN step replayed
+  as one launch; CUDA only) | ``max-autotune`` (slower compile, tuned kernels).
 
 Reproducibility: random numbers are drawn from generators on the model's device, seeded as
 before, so the fp32 CPU path is bit-identical to the eager one; a CUDA run is not bit-identical
@@ -32,6 +34,7 @@ from torch import nn
 from cgankd.errors import CgankdError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 CXX = ("c++", "g++", "clang++")
 
@@ -76,20 +79,26 @@ class Runtime:
     device: torch.device
     precision: str = "fp32"
     compile: bool = False
+    mode: str = "default"
 
     @classmethod
-    def from_config(cls, device: str, precision: str, compile: bool) -> Runtime:
+    def from_config(cls, device: str, precision: str, compile: bool, mode: str = "default") -> Runtime:
         """The checked runtime: one-line errors (exit 2) name the key and what to do."""
         if precision not in PRECISIONS:
             raise CgankdError("param precision", f"must be fp32, bf16 or fp16, got {precision!r}")
+        if mode not in COMPILE_MODES:
+            raise CgankdError("param compile_mode", f"must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
         dev = resolve_device(device)
+        if mode == "reduce-overhead" and compile and dev.type != "cuda":
+            raise CgankdError("param compile_mode", "reduce-overhead (CUDA graphs) needs a CUDA device; "
+                              "on the CPU use compile_mode=default")
         if precision == "fp16" and dev.type != "cuda":
             raise CgankdError("param precision", "fp16 needs a CUDA device; on the CPU use bf16 or fp32")
         if compile:
             problem = compiler_problem(dev)
             if problem:
                 raise CgankdError("param compile", f"{problem}; or set compile=false")
-        return cls(dev, precision, compile)
+        return cls(dev, precision, compile, mode)
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -108,7 +117,7 @@ class Runtime:
     def compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``torch.compile(fn)`` when ``compile`` is on; the module object itself is left as it is,
         so its state dict, deep copies and eval-mode predictions stay plain eager PyTorch."""
-        return torch.compile(fn, dynamic=False) if self.compile else fn
+        return torch.compile(fn, dynamic=False, mode=self.mode) if self.compile else fn
 
     def generator(self, seed: int) -> torch.Generator:
         """A seeded generator on this device (random numbers never cross to the host)."""
@@ -121,45 +130,3 @@ CPU = Runtime(torch.device("cpu"))
 def module_device(module: nn.Module) -> torch.device:
     p = next(module.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
-
-
-class _Fp32Hook:
-    """Spectral norm's forward pre-hook with autocast off. Inside a ``torch.compile`` graph it only
-    divides by sigma from the current ``u`` / ``v`` (no in-place update, which compiled autograd
-    cannot save for backward); ``power_iterate`` then runs the power iteration eagerly."""
-
-    def __init__(self, hook: Any) -> None:
-        self.hook = hook
-
-    def __call__(self, module: nn.Module, inputs: Any) -> Any:
-        dev = module_device(module).type
-        with torch.autocast(dev, enabled=False):
-            if torch.compiler.is_compiling():
-                setattr(module, self.hook.name, self.hook.compute_weight(module, do_power_iteration=False))
-                return None
-            return self.hook(module, inputs)
-
-
-def fp32_hooks(module: nn.Module) -> nn.Module:
-    """Keep spectral normalisation (power iteration and sigma) in fp32 under autocast: bf16's
-    8-bit mantissa would make the in-place ``u`` / ``v`` estimates drift."""
-    from torch.nn.utils.spectral_norm import SpectralNorm
-
-    for m in module.modules():
-        for k, hook in list(m._forward_pre_hooks.items()):
-            if isinstance(hook, SpectralNorm):
-                m._forward_pre_hooks[k] = _Fp32Hook(hook)
-    return module
-
-
-@torch.no_grad()
-def power_iterate(module: nn.Module) -> None:
-    """One eager power-iteration step of every spectral norm in ``module`` (training mode): what the
-    hooks do on each eager call, done once per optimiser step for compiled G and D."""
-    if not module.training:
-        return
-    for m in module.modules():
-        for hook in m._forward_pre_hooks.values():
-            if isinstance(hook, _Fp32Hook):
-                with torch.autocast(module_device(m).type, enabled=False):
-                    hook.hook.compute_weight(m, do_power_iteration=True)

@@ -109,10 +109,11 @@ class _Call(nn.Module):
         return getattr(self.owner, self.method)(*args)
 
 
-def wrap(module: nn.Module, method: str | None = None) -> nn.Module:
+def wrap(module: nn.Module, method: str | None = None, buffers: bool = True) -> nn.Module:
     """``module`` (or its ``method``) in DistributedDataParallel, with SyncBatchNorm on CUDA;
     ``module`` itself without torchrun. Parameters that need no gradient (a frozen teacher) are
-    not synchronised."""
+    not synchronised. ``buffers`` False: rank 0's buffers are not broadcast before each forward
+    (DDP's in-place rewrite would change buffers a compiled graph reads)."""
     if not active():
         return module
     dev = next(module.parameters()).device
@@ -121,7 +122,7 @@ def wrap(module: nn.Module, method: str | None = None) -> nn.Module:
             module.add_module(name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
     target = _Call(module, method) if method else module
     ids = [dev.index] if dev.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(target, device_ids=ids)  # buffers follow rank 0
+    return nn.parallel.DistributedDataParallel(target, device_ids=ids, broadcast_buffers=buffers)
 
 
 def from_main(flag: bool, device: torch.device) -> bool:

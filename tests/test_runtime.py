@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from cgankd.config import GanCfg, TrainCfg
-from cgankd.device import Runtime, compiler_problem, cuda_usable, fp32_hooks, power_iterate
+from cgankd.device import Runtime, compiler_problem, cuda_usable
 from cgankd.errors import CgankdError
 from cgankd.gan.biggan import Discriminator
 from cgankd.gan.ema import EMA
@@ -64,6 +64,14 @@ def test_compile_without_a_compiler_is_one_line_exit_2(tmp_path):
     assert not out.exists()
 
 
+def test_compile_mode_is_checked_and_cuda_graphs_need_cuda():
+    assert Runtime.from_config("cpu", "fp32", True, "max-autotune").mode == "max-autotune"
+    with pytest.raises(CgankdError, match="must be one of default, reduce-overhead, max-autotune"):
+        Runtime.from_config("cpu", "fp32", True, "fast")
+    with pytest.raises(CgankdError, match="reduce-overhead .CUDA graphs. needs a CUDA device"):
+        Runtime.from_config("cpu", "fp32", True, "reduce-overhead")
+
+
 def test_runtime_defaults_and_autocast():
     rt = Runtime.from_config("cpu", "bf16", False)
     assert rt.device.type == "cpu" and rt.scaler() is None
@@ -77,7 +85,7 @@ def test_runtime_defaults_and_autocast():
 
 def test_spectral_norm_stays_fp32_under_bf16_and_matches_fp32():
     torch.manual_seed(0)
-    d = fp32_hooks(Discriminator(3, 16, 3, ch=4))
+    d = Discriminator(3, 16, 3, ch=4)
     u_before = d.blocks[0].conv1.weight_u.clone()
     x, y = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 0])
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -85,10 +93,9 @@ def test_spectral_norm_stays_fp32_under_bf16_and_matches_fp32():
     assert d.fc.weight_u.dtype == torch.float32 and d.fc.weight.dtype == torch.float32
     assert not torch.equal(u_before, d.blocks[0].conv1.weight_u)  # the power iteration ran (training mode)
     d.eval()
-    w = d.fc.weight.clone()
-    power_iterate(d)  # eval mode: no update
-    d(x, y)
-    assert torch.equal(w, d.fc.weight)
+    w, u = d.fc.weight.clone(), d.fc.weight_u.clone()
+    d(x, y)  # eval mode: no update
+    assert torch.equal(w, d.fc.weight) and torch.equal(u, d.fc.weight_u)
 
 
 def test_foreach_ema_equals_per_tensor_lerp():

@@ -14,9 +14,9 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import spectral_norm as SN
 
 from cgankd.gan.embed import label_embedding
+from cgankd.gan.spectral import spectral_norm as SN
 
 
 class CondBN(nn.Module):

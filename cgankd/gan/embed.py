@@ -7,7 +7,8 @@ import math
 
 import torch
 from torch import nn
-from torch.nn.utils import spectral_norm as SN
+
+from cgankd.gan.spectral import spectral_norm as SN
 
 
 class LabelEmbed(nn.Module):

@@ -25,13 +25,13 @@ import torch
 
 from cgankd import distributed, store
 from cgankd.config import GanCfg
-from cgankd.device import CPU, Runtime, fp32_hooks, module_device, power_iterate
+from cgankd.device import CPU, Runtime, module_device
 from cgankd.errors import CgankdError
 from cgankd.gan.biggan import Discriminator, Generator
 from cgankd.gan.conditions import make_condition
-from cgankd.gan.diffaug import diff_augment, parse_policy
+from cgankd.gan.diffaug import parse_policy
 from cgankd.gan.ema import EMA
-from cgankd.gan.losses import d_hinge, g_hinge
+from cgankd.gan.step import Losses
 from cgankd.gan.stop import Stop
 from cgankd.gan.watch import Watch
 from cgankd.progress import Progress
@@ -42,8 +42,7 @@ LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)
 
 def build_gan(cfg: GanCfg, num_classes: int | None, resolution: int, channels: int):
     g = Generator(num_classes, resolution, channels, cfg.z_dim, cfg.g_ch, cfg.embed_dim)
-    d = Discriminator(num_classes, resolution, channels, cfg.d_ch)
-    return fp32_hooks(g), fp32_hooks(d)
+    return g, Discriminator(num_classes, resolution, channels, cfg.d_ch)
 
 
 # when training stops, not what it computes: a checkpoint of the same run trains on under new limits
@@ -100,10 +99,12 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     _, c, res, _ = images.shape
     g, d = build_gan(cfg, num_classes, res, c)
     g, d = g.to(dev), d.to(dev)
-    ema = EMA(g, cfg.ema_decay, cfg.ema_start)
-    fused = {"fused": True} if dev.type == "cuda" else {}  # one kernel per optimiser step on the GPU
-    opt_g = torch.optim.Adam(g.parameters(), cfg.lr_g, betas=tuple(cfg.betas), **fused)
-    opt_d = torch.optim.Adam(d.parameters(), cfg.lr_d, betas=tuple(cfg.betas), **fused)
+    ema = EMA(g, cfg.ema_decay, cfg.ema_start, runtime)
+    # fused: one kernel per optimiser step on the GPU, one op per parameter on the CPU
+    opt_g = torch.optim.Adam(g.parameters(), cfg.lr_g, betas=tuple(cfg.betas), fused=True)
+    opt_d = torch.optim.Adam(d.parameters(), cfg.lr_d, betas=tuple(cfg.betas), fused=True)
+    if dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: the fastest convolution, found once
     scaler_g, scaler_d = runtime.scaler(), runtime.scaler()
     gen = runtime.generator(seed)
     fp = fingerprint(cfg, seed, images, labels, runtime)
@@ -131,10 +132,9 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     bs = cfg.batch_size
     distributed.check_batch(bs, "gan.batch_size")
     main = distributed.is_main()
-    g_fwd, d_fwd = runtime.compiled(distributed.wrap(g)), runtime.compiled(distributed.wrap(d))
+    # torchrun: buffers are not broadcast (spectral norm's u / v evolve identically on every rank)
+    losses = Losses(distributed.wrap(g, buffers=False), distributed.wrap(d, buffers=False), d, augs, runtime)
     part = distributed.shard  # torchrun: this rank's share of a global batch
-    # compiled: spectral norm's power iteration runs eagerly once per G / D step (eager: once per call)
-    iterate = power_iterate if runtime.compile else (lambda m: None)
     pending: list[tuple[int, torch.Tensor]] = []  # (step, [loss_d, loss_g]) still on the device
 
     def flush(bar: Progress) -> None:
@@ -171,23 +171,13 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         while not done:
             step += 1
             for _ in range(cfg.d_steps):
-                iterate(d)
                 b = distributed.shard_fields(cond.d_batch(bs, gen))
                 z = part(torch.randn(bs, cfg.z_dim, generator=gen, device=dev))
-                with runtime.autocast():
-                    with torch.no_grad():
-                        xf = g_fwd(z, b.fake_labels).float()
-                    out_real = d_fwd(diff_augment(x_all[b.real_idx], augs), b.target).float()
-                    out_fake = d_fwd(diff_augment(xf, augs), b.target).float()
-                loss_d = d_hinge(out_real, out_fake, b.real_w, b.fake_w)
+                loss_d = losses.d_loss(z, b.fake_labels, x_all[b.real_idx], b.target, b.real_w, b.fake_w)
                 _backward(loss_d, opt_d, scaler_d)
-            iterate(g)
-            iterate(d)
             yf = part(cond.g_labels(bs, gen))
             z = part(torch.randn(bs, cfg.z_dim, generator=gen, device=dev))
-            with runtime.autocast():
-                out = d_fwd(diff_augment(g_fwd(z, yf).float(), augs), yf).float()
-            loss_g = g_hinge(out)
+            loss_g = losses.g_loss(z, yf)
             _backward(loss_g, opt_g, scaler_g)
             if main:
                 ema.update(g, step)
