@@ -12,7 +12,7 @@ export ORT_DISABLE_TELEMETRY := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo demo-classification demo-regression demo-effect ui team-stack test lint bench bench-serving clean
+.PHONY: setup demo demo-classification demo-regression demo-effect demo-gpu gpu-check ui team-stack test lint bench bench-serving clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -41,6 +41,19 @@ demo-regression: setup
 demo-effect: setup
 	cgankd run -S profile=cpu-effect -S out_dir=artifacts/effect
 	@cat artifacts/effect/report.md
+
+# both embedded defaults under the GPU profile (profiles/gpu.yaml: CUDA, bf16, compile, published
+# scale); without a usable GPU it stops in one line
+demo-gpu: setup
+	cgankd run -S profile=gpu -S out_dir=artifacts/gpu
+	@cat artifacts/gpu/report.md
+	cgankd run -S profile=gpu -S task=regression -S out_dir=artifacts/gpu/regression
+	@cat artifacts/gpu/regression/report.md
+
+# the offline GPU check (docs/gpu.md): needs only torch + CUDA, torchvision, numpy, PyYAML, onnx,
+# onnxruntime and pytest; no set-up, no network; logs in gpu_check/
+gpu-check:
+	bench/gpu_check.sh gpu_check
 
 # after `make demo`: the MLflow UI on mlflow.db; prints the address of the runs table
 ui: setup

@@ -7,7 +7,8 @@ student training images/s, make-fakes images/s (generate + teacher filter score)
 - ``no-sync``: eager fp32, the losses read once per measured window;
 - ``compile``: fp32 + ``compile``, the losses read once per window;
 - ``bf16``:    bf16 autocast, eager, the losses read once per window;
-- ``fast``:    the fast path, ``precision`` bf16 + ``compile``, the losses read once per window.
+- ``fast``:    the fast path, ``precision`` bf16 + ``compile``, the losses read once per window;
+- ``graphs``:  ``fast`` with ``compile_mode: reduce-overhead`` (CUDA graphs; CUDA only).
 
 Every number is measured after a warm-up (compilation excluded) over a window of steps timed
 between two host syncs. The project's own modules run (``train_gan``, ``fit``, ``sample``,
@@ -16,6 +17,7 @@ between two host syncs. The project's own modules run (``train_gan``, ``fit``, `
     python bench/train_speed.py                    # CPU (and CUDA when usable), JSON + markdown
     python bench/train_speed.py --device cuda --gan-steps 300 --warmup 50
     python bench/train_speed.py --device cpu --gan-configs 64x24,256x24   # what the README's CPU rows ran
+    python bench/train_speed.py --device cuda --paths no-sync,fast,graphs --gan-configs 256x24 --roles gan
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ from cgankd.io import write_json, write_text  # noqa: E402
 from cgankd.models import build_model  # noqa: E402
 from cgankd.train.evaluate import predict  # noqa: E402
 
-PATHS = {"today": ("fp32", False, True), "no-sync": ("fp32", False, False), "compile": ("fp32", True, False),
-         "bf16": ("bf16", False, False), "fast": ("bf16", True, False)}
+PATHS = {"today": ("fp32", False, True, "default"), "no-sync": ("fp32", False, False, "default"),
+         "compile": ("fp32", True, False, "default"), "bf16": ("bf16", False, False, "default"),
+         "fast": ("bf16", True, False, "default"), "graphs": ("bf16", True, False, "reduce-overhead")}
 CLASSES = 10
 META = Meta(task="classification", source="bench", channels=3, resolution=32, classes=[str(i) for i in range(CLASSES)])
 
@@ -117,22 +120,24 @@ def fakes_rate(rt: Runtime, n: int, batch: int) -> float:
 def run_device(dev: str, args: argparse.Namespace) -> list[dict]:
     rows = []
     compile_ok = compiler_problem(torch.device(dev)) is None
-    paths = {k: v for k, v in PATHS.items() if k in args.paths.split(",") and (compile_ok or not v[1])}
+    paths = {k: v for k, v in PATHS.items() if k in args.paths.split(",") and (compile_ok or not v[1])
+             and (dev == "cuda" or v[3] != "reduce-overhead")}  # CUDA graphs: CUDA only
+    roles = args.roles.split(",")
     gan_steps = args.gan_steps if dev != "cpu" else args.cpu_gan_steps
     fit_steps = args.fit_steps if dev != "cpu" else args.cpu_fit_steps
     warm = args.warmup if dev != "cpu" else args.cpu_warmup
-    for name, (precision, compile_, per_step) in paths.items():
-        rt = Runtime.from_config(dev, precision, compile_)
-        row = {"device": dev, "path": name, "precision": precision, "compile": compile_}
-        for batch, width in (map(int, c.split("x")) for c in args.gan_configs.split(",")):
+    for name, (precision, compile_, per_step, mode) in paths.items():
+        rt = Runtime.from_config(dev, precision, compile_, mode)
+        row = {"device": dev, "path": name, "precision": precision, "compile": compile_, "compile_mode": mode}
+        for batch, width in (map(int, c.split("x")) for c in args.gan_configs.split(",") if "gan" in roles):
             key = f"gan_b{batch}_w{width}"
             row[f"{key}_it_s"], row[f"{key}_warmup_s"] = gan_rate(rt, per_step, batch, width, warm, gan_steps)
             print(f"{dev} {name} gan b{batch} w{width}: {row[f'{key}_it_s']:.2f} it/s "
                   f"(warm-up incl. compile {row[f'{key}_warmup_s']:.0f} s)", flush=True)
-        for role, arch in (("teacher", "resnet20"), ("student", "convnet_s")):
+        for role, arch in (("teacher", "resnet20"), ("student", "convnet_s")) if "fit" in roles else ():
             row[f"{role}_img_s"] = fit_rate(rt, per_step, arch, args.fit_batch, warm, fit_steps)
             print(f"{dev} {name} {role} {arch}: {row[f'{role}_img_s']:.0f} img/s", flush=True)
-        if not per_step:  # make-fakes has no per-step read
+        if not per_step and "fakes" in roles:  # make-fakes has no per-step read
             row["fakes_img_s"] = fakes_rate(rt, args.fakes, args.fakes_batch)
             print(f"{dev} {name} make-fakes: {row['fakes_img_s']:.0f} img/s", flush=True)
         rows.append(row)
@@ -141,7 +146,7 @@ def run_device(dev: str, args: argparse.Namespace) -> list[dict]:
 
 def markdown(result: dict) -> str:
     rows = result["rows"]
-    keys = [k for k in rows[0] if k.endswith(("_it_s", "_img_s"))] + ["fakes_img_s"]
+    keys = [k for r in rows for k in r if k.endswith(("_it_s", "_img_s"))]
     keys = list(dict.fromkeys(keys))
     lines = [f"Machine: {result['machine']}; torch {result['torch']}. Warm-up excluded; "
              f"command: `{result['command']}`", "",
@@ -153,9 +158,9 @@ def markdown(result: dict) -> str:
     for r in rows:
         lines.append(f"- {r['device']} {r['path']}: " + ", ".join(
             f"{k.removesuffix('_warmup_s')} {v:.0f} s" for k, v in r.items() if k.endswith("_warmup_s")))
-    lines += ["", "Ratios to `today` on the same device:", ""]
+    lines += ["", "Ratios to the first path on the same device (`today` when measured):", ""]
     for r in rows:
-        base = next(b for b in rows if b["device"] == r["device"] and b["path"] == "today")
+        base = next(b for b in rows if b["device"] == r["device"])
         if r is base:
             continue
         lines.append(f"- {r['device']} {r['path']}: " + ", ".join(
@@ -178,6 +183,7 @@ def main() -> None:
     ap.add_argument("--fit-batch", type=int, default=64)
     ap.add_argument("--fakes", type=int, default=5000)
     ap.add_argument("--fakes-batch", type=int, default=500)
+    ap.add_argument("--roles", default="gan,fit,fakes", help="what to time: gan, fit (teacher and student), fakes")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "train_speed"))
     args = ap.parse_args()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import os
 from typing import Any
 
@@ -122,7 +123,11 @@ def wrap(module: nn.Module, method: str | None = None, buffers: bool = True) -> 
             module.add_module(name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
     target = _Call(module, method) if method else module
     ids = [dev.index] if dev.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(target, device_ids=ids, broadcast_buffers=buffers)
+    ddp = nn.parallel.DistributedDataParallel
+    # torch >= 2.14 names it forward_sync_buffers (and still syncs once at construction: wanted here)
+    new = "forward_sync_buffers" in inspect.signature(ddp).parameters
+    sync = "forward_sync_buffers" if new else "broadcast_buffers"
+    return ddp(target, device_ids=ids, **{sync: buffers})
 
 
 def from_main(flag: bool, device: torch.device) -> bool:
