@@ -22,6 +22,12 @@ def test_relative_score_both_directions():
     assert absolute_score(0.9, 80.0, True) == pytest.approx(72.0)
 
 
+def test_the_threshold_is_measured_per_task_and_an_override_wins(tmp_path):
+    assert shrunk(tmp_path).min_relative_score == 0.85
+    assert shrunk(tmp_path, "task=regression").min_relative_score == 0.45
+    assert shrunk(tmp_path, "task=regression", "fakes.min_relative_score=0.7").min_relative_score == 0.7
+
+
 def test_verdict_weak_rising_gives_a_budget():
     steps, curve, minutes = [200, 400, 600, 800], [0.10, 0.12, 0.14, 0.16], [2.0, 4.0, 6.0, 8.0]
     assert trend(steps, curve) == pytest.approx(0.1)

@@ -151,7 +151,7 @@ def judge_fakes(cfg: Config, meta: Meta, table: dict[str, dict[str, float]]) -> 
     what = (f"teacher {'accuracy' if higher else 'MAE'} {raw:.2f}{unit} on fakes vs {reference:.2f}{unit} on real "
             "validation images")
     iterations = steps[-1] if steps else cfg.gan.iterations  # the last check is at the last iteration
-    return judge(rel, cfg.fakes.min_relative_score, iterations, steps, curve, minutes, what)
+    return judge(rel, cfg.min_relative_score, iterations, steps, curve, minutes, what)
 
 
 @STAGES.register("make-fakes")
