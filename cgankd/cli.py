@@ -141,6 +141,18 @@ def cmd_tracking_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tracking_gc(args: argparse.Namespace) -> int:
+    """End as KILLED the RUNNING runs whose process on this host is gone (cgankd/tracking_reconcile.py)."""
+    from cgankd.tracking import reconcile_killed, require_mlflow, tracking_uri
+
+    cfg = _config(args, runtime=False)
+    require_mlflow("cgankd tracking-gc")
+    ended = reconcile_killed(cfg, "cgankd tracking-gc")
+    print(f"cgankd: tracking-gc: {len(ended)} run(s) of killed processes marked KILLED in {tracking_uri()}"
+          + (f": {', '.join(ended)}" if ended else ""))
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """The MLflow UI on the tracking store, and the address of the experiment's runs table."""
     from cgankd import mlflow_ui
@@ -308,6 +320,9 @@ def parser() -> argparse.ArgumentParser:
                        "the tracking server was unreachable")
     _common(p)
     p.set_defaults(func=cmd_tracking_replay)
+    p = sub.add_parser("tracking-gc", help="mark RUNNING runs whose process on this host is gone as KILLED")
+    _common(p)
+    p.set_defaults(func=cmd_tracking_gc)
     p = sub.add_parser("ui", help="the MLflow UI on the tracking store (MLFLOW_TRACKING_URI, default "
                        "sqlite:///mlflow.db), with the address of the runs table in the headline view")
     _common(p)

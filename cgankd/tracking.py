@@ -21,8 +21,10 @@ from typing import Any
 
 from cgankd.config import Config
 from cgankd.errors import CgankdError
+from cgankd.registry_lock import COMPLETE_TAG, clean_half_made, complete, registry_lock
 from cgankd.tracking_backlog import NAME as BACKLOG
 from cgankd.tracking_backlog import OWNER_TAG, GuardedTracker, Ref, errors, http_defaults, offline, went_offline
+from cgankd.tracking_reconcile import process_tags, reconcile
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
 # MLflow 3's UI opens an experiment on its GenAI overview (traces) unless this tag says otherwise
@@ -146,6 +148,23 @@ def _experiment(mlflow: Any, cfg: Config) -> None:
     mlflow.set_experiment_tag(*EXPERIMENT_KIND)
 
 
+def reconcile_killed(cfg: Config, by: str) -> list[str]:
+    """Ends as KILLED the experiment's RUNNING runs whose process on this host is gone; returns
+    their ids (none when tracking is off, the experiment is new or the server does not answer)."""
+    mlflow = _mlflow()
+    if mlflow is None or offline(tracking_uri()):
+        return []
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient()
+        exp = client.get_experiment_by_name(cfg.tracking.experiment)
+        return reconcile(client, exp.experiment_id, by) if exp is not None else []
+    except errors() as exc:  # a tracking outage never stops a run
+        print(f"cgankd: could not check for killed runs ({type(exc).__name__}); going on", file=sys.stderr)
+        return []
+
+
 def require_mlflow(what: str) -> Any:
     mlflow = _mlflow()
     if mlflow is None:
@@ -176,7 +195,9 @@ def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[s
     """Start a run (nested under the active parent, or a child of ``parent`` by id); when the
     server does not answer, a tracker that logs into the backlog."""
     uri, backlog = tracking_uri(), cfg.path(BACKLOG).resolve()
-    tags = {**tags, OWNER_TAG: str(backlog)}  # tracking-replay touches only runs that carry their backlog's path
+    # tracking-replay touches only runs that carry their backlog's path; a run whose process is
+    # gone is found by its pid and host (cgankd/tracking_reconcile.py)
+    tags = {**tags, OWNER_TAG: str(backlog), **process_tags()}
     ref = Ref(name, cfg.tracking.experiment, parent)
     if not offline(uri) and not (parent or "").startswith("backlog:"):
         try:
@@ -235,6 +256,9 @@ def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None =
         yield None
         return
     reachable(tracking_uri())
+    ended = reconcile_killed(cfg, f"the {entry} run started by pid {os.getpid()}")
+    if ended:
+        print(f"cgankd: {len(ended)} run(s) of killed processes marked KILLED (tag cgankd.reconciled)", file=sys.stderr)
     tags = {**run_tags(cfg), "cgankd.kind": "pipeline", "cgankd.entry": entry,
             "cgankd.seed": ",".join(str(s) for s in seeds) if seeds is not None else str(cfg.seed)}
     with _run(cfg, run_name(cfg, entry, seeds), None, tags) as tracker:
@@ -287,19 +311,34 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
 
 def _register(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any, metric: float,
               info: dict[str, Any]) -> dict[str, Any]:
-    import mlflow.onnx
-    import mlflow.pytorch
-    import onnx
-    from mlflow.models import infer_signature
+    """Under the registry's lock (cgankd/registry_lock.py): clean up, then register."""
     from mlflow.tracking import MlflowClient
 
     name = cfg.model_name
     client = MlflowClient()
-    same_metric(_champion(client, name), name, info["metric_name"], "this student")  # before logging anything
+    with registry_lock(tracking_uri()) as held:
+        gone = clean_half_made(client, name, held)
+        if gone:
+            print(f"register: deleted what an interrupted register left: {', '.join(gone)}", file=sys.stderr)
+        same_metric(_champion(client, name), name, info["metric_name"], "this student")  # before logging anything
+        return _register_locked(cfg, client, onnx_path, torch_model, sample, metric, info)
+
+
+def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any, sample: Any, metric: float,
+                     info: dict[str, Any]) -> dict[str, Any]:
+    """The versions, their pairing tags, then ``test_metric`` (complete), then the aliases."""
+    import mlflow.onnx
+    import mlflow.pytorch
+    import onnx
+    from mlflow.models import infer_signature
+
+    from cgankd import faults
+
+    name = cfg.model_name
     out = torch_model(sample).detach().numpy()
     signature = infer_signature(sample.numpy(), out)
-    tags = {"test_metric": f"{metric:.6g}", "metric_name": info["metric_name"], "task": cfg.task,
-            "method": info["method"], "git_commit": git_commit()}
+    tags = {"metric_name": info["metric_name"], "task": cfg.task, "method": info["method"],
+            "git_commit": git_commit()}
     from cgankd.serve.runtime import choose_providers
 
     # providers recorded in MLmodel: CUDA only where this machine can use it (no CUDA error lines)
@@ -307,11 +346,17 @@ def _register(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any, metri
                                       signature=signature, registered_model_name=name,
                                       input_example=sample.numpy()[:1],
                                       onnx_execution_providers=choose_providers("auto"))
-    mlflow.pytorch.log_model(torch_model, name="student_pytorch", signature=signature,
-                             registered_model_name=f"{name}-pytorch", input_example=sample)
-    version = onnx_info.registered_model_version
-    for k, v in tags.items():
-        client.set_model_version_tag(name, str(version), k, v)
+    version = str(onnx_info.registered_model_version)
+    faults.point("register-onnx")  # the ONNX version exists, nothing else
+    torch_info = mlflow.pytorch.log_model(torch_model, name="student_pytorch", signature=signature,
+                                          registered_model_name=f"{name}-pytorch", input_example=sample)
+    twin = str(torch_info.registered_model_version)
+    faults.point("register-pytorch")  # both versions exist, unpaired, untagged
+    client.set_model_version_tag(f"{name}-pytorch", twin, "onnx_version", version)
+    for k, v in {**tags, "pytorch_version": twin}.items():
+        client.set_model_version_tag(name, version, k, v)
+    faults.point("register-tags")  # paired and tagged, not complete
+    client.set_model_version_tag(name, version, COMPLETE_TAG, f"{metric:.6g}")  # last: now complete
     result = promote(name, int(version), cfg.tracking.promotion_margin)
     return {"registered": True, **result, "uri": f"models:/{name}/{version}"}
 
@@ -337,23 +382,32 @@ def same_metric(champ: Any, name: str, metric_name: str, who: str) -> None:
 def promote(name: str, version: int | None, margin: float, force: bool = False) -> dict[str, Any]:
     """Move ``champion`` to ``version`` (default: the newest) if its test metric beats the
     champion's by more than ``margin`` (or ``force``: a rollback, a re-export); else alias it
-    ``challenger``. The reason is tagged."""
-    from cgankd.promotion import Decision, decide
-
+    ``challenger``. The reason is tagged. Only complete versions (cgankd/registry_lock.py)."""
     require_mlflow(f"registered model {name}")
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    try:
-        if version is None:
-            version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
-        mv = client.get_model_version(name, str(version))
-    except (MlflowException, ValueError) as exc:
-        raise CgankdError(f"registered model {name}", f"no version {version or '(none registered)'}") from exc
-    if "test_metric" not in mv.tags:
-        raise CgankdError(f"{name} v{version}", "has no test_metric tag (not registered by cgankd register)")
-    metric, metric_name = float(mv.tags["test_metric"]), mv.tags["metric_name"]
+    with registry_lock(tracking_uri()):  # the champion is read and the alias moved by one process at a time
+        try:
+            if version is None:  # the newest complete version
+                version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'") if complete(v))
+            mv = client.get_model_version(name, str(version))
+        except (MlflowException, ValueError) as exc:
+            raise CgankdError(f"registered model {name}", f"no version {version or '(none registered)'}") from exc
+        if not complete(mv):
+            raise CgankdError(f"{name} v{version}", "is incomplete (its registration was interrupted, or it was "
+                              "not registered by cgankd register): never promoted or served; the next "
+                              "`cgankd register` deletes it")
+        return _promote_locked(client, name, mv, margin, force)
+
+
+def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool) -> dict[str, Any]:
+    from cgankd import faults
+    from cgankd.promotion import Decision, decide
+
+    version = int(mv.version)
+    metric, metric_name = float(mv.tags[COMPLETE_TAG]), mv.tags["metric_name"]
     champ = _champion(client, name)
     if champ is not None and int(champ.version) == int(version):
         decision_reason, alias = "is the champion already", "champion"
@@ -366,6 +420,7 @@ def promote(name: str, version: int | None, margin: float, force: bool = False) 
             d = Decision(True, f"forced by the operator ({d.reason})")
         alias = "champion" if d.promote else "challenger"
         decision_reason = d.reason
+        faults.point("promote")  # decided, no alias moved
         client.set_registered_model_alias(name, alias, str(version))
         if d.promote and "challenger" in mv.aliases:  # the challenger won: it is the champion now
             client.delete_registered_model_alias(name, "challenger")
@@ -407,6 +462,9 @@ def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
             raise CgankdError(uri, f"no registered model {name!r} in {tracking_uri()}") from exc
         what = f"alias {alias!r}" if alias else f"version {version}"
         raise CgankdError(uri, f"model {name!r} has no {what} (aliases: {', '.join(known) or 'none'})") from exc
+    if not complete(mv):
+        raise CgankdError(uri, f"version {mv.version} is incomplete (its registration was interrupted, or it was "
+                          "not registered by cgankd register): not served")
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)))
     found = sorted(local.rglob("*.onnx"))
     if not found:
