@@ -24,8 +24,12 @@ from cgankd.faults import ENV, POINTS
 from cgankd.stages.registry import stage_calls
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
-CLOCK = ("seconds", "minutes", "time", "elapsed", "started", "rate", "per_s", "speed")  # wall-clock fields
+# the wall-clock fields, by exact key (a substring match also dropped acceptance_rate and generated):
+# the GAN checkpoint's training seconds, the minutes column of gan/quality.csv
+CLOCK = {"seconds", "minutes"}
 SKIP = {".cgankd.lock"}
+# stages too short at the shrunken size to have a progress bar: their "half" failpoint is never reached
+NO_HALF = {"prepare", "export", "evaluate", "register"}
 
 
 def run(cwd: Path, args: list[str], point: str | None = None) -> subprocess.CompletedProcess:
@@ -37,7 +41,7 @@ def run(cwd: Path, args: list[str], point: str | None = None) -> subprocess.Comp
 
 
 def clocked(key: object) -> bool:
-    return isinstance(key, str) and any(c in key.lower() for c in CLOCK)
+    return key in CLOCK
 
 
 def strip_clock(obj):
@@ -104,7 +108,8 @@ def test_every_stage_killed_at_every_point_resumes_to_identical_outputs(tmp_path
         hits = []
         for point in POINTS:  # killed at each point in turn: each run resumes from what the last one left
             killed = run(hit, args, point)
-            assert killed.returncode in (-9, 0), (label, point, killed.stderr[-2000:])
+            reached = not (point == "half" and name in NO_HALF)  # a failpoint that should be hit and is not fails
+            assert killed.returncode == (-9 if reached else 0), (label, point, killed.returncode, killed.stderr[-2000:])
             hits.append(f"{point}: {'killed' if killed.returncode == -9 else 'not reached'}")
         again = run(hit, args)
         assert again.returncode == 0, (label, again.stderr[-3000:])
