@@ -5,7 +5,9 @@ PyTorch version, the tags that pair them (``pytorch_version`` / ``onnx_version``
 ``test_metric`` tag, which makes the version complete. ``promote``, the champion lookup and
 ``cgankd serve`` only take complete versions, so a register killed at any step leaves nothing
 they would pick; the next ``register`` deletes what the killed one left (the ONNX version without
-``test_metric`` and the PyTorch version of the same MLflow run).
+``test_metric`` and the PyTorch version of the same MLflow run). Only versions made by a cgankd
+register run that did not finish and whose process is gone are deleted: a version someone made
+by hand, or one a live register is making, is left alone.
 
 Promotions are serialised and re-read the champion under the lock: two at once end with the
 better version as champion, whatever their order. The lock:
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -82,7 +85,7 @@ def clean_half_made(client: Any, name: str, held: bool) -> list[str]:
         return []
     gone: list[str] = []
     for mv in versions:
-        if complete(mv):
+        if complete(mv) or not _killed_register(client, mv.run_id):
             continue
         for twin in _pytorch_versions_of_run(client, name, mv.run_id, str(mv.version)):
             client.delete_model_version(f"{name}-pytorch", twin)
@@ -90,6 +93,25 @@ def clean_half_made(client: Any, name: str, held: bool) -> list[str]:
         client.delete_model_version(name, mv.version)
         gone.append(f"{name} v{mv.version}")
     return gone
+
+
+def _killed_register(client: Any, run_id: str | None) -> bool:
+    """Whether ``run_id`` is a cgankd register run that ended without finishing (killed, failed,
+    or RUNNING with its process gone)."""
+    from mlflow.exceptions import MlflowException
+
+    from cgankd.tracking_reconcile import HOST_TAG, PID_TAG, alive
+
+    try:
+        run = client.get_run(run_id) if run_id else None
+    except MlflowException:
+        return False
+    if run is None or run.data.tags.get("cgankd.stage") != "register" or run.info.status == "FINISHED":
+        return False
+    if run.info.status != "RUNNING":
+        return True
+    pid, host = run.data.tags.get(PID_TAG, ""), run.data.tags.get(HOST_TAG)
+    return pid.isdigit() and host == socket.gethostname() and not alive(int(pid))
 
 
 def _pytorch_versions_of_run(client: Any, name: str, run_id: str | None, version: str) -> list[str]:
