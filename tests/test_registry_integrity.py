@@ -136,14 +136,19 @@ def test_two_promotions_at_once_wait_for_the_lock_and_the_better_one_wins(tmp_pa
     assert int(client.get_model_version_by_alias(NAME, "champion").version) == 2  # 50 beats 40 in either order
 
 
+def _killed_inside_a_run(out: Path, stage: str) -> None:
+    """A process that starts a stage's MLflow run and is SIGKILLed inside it."""
+    code = ("import os, signal, sys\nfrom pathlib import Path\nfrom conftest import shrunk\n"
+            "from cgankd.tracking import stage_run\n"
+            "with stage_run(shrunk(Path(sys.argv[1])), sys.argv[2]):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    assert _python(code, str(out), stage).returncode == -9
+
+
 def test_a_killed_run_is_marked_killed_by_the_next_run(tmp_path):
     from cgankd.tracking import pipeline_run
 
     cfg = shrunk(tmp_path / "artifacts")
-    code = ("import os, signal\nfrom conftest import shrunk\nfrom cgankd.tracking import stage_run\n"
-            f"cfg = shrunk(__import__('pathlib').Path({str(tmp_path / 'artifacts')!r}))\n"
-            "with stage_run(cfg, 'train-teacher'):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
-    assert _python(code).returncode == -9
+    _killed_inside_a_run(tmp_path / "artifacts", "train-teacher")
     client = _client()
     exp = client.get_experiment_by_name(cfg.tracking.experiment)
     [run] = client.search_runs([exp.experiment_id])
@@ -163,10 +168,7 @@ def test_tracking_gc_marks_killed_runs_and_leaves_live_ones(tmp_path):
     from cgankd.tracking import stage_run
 
     cfg = shrunk(tmp_path / "artifacts")
-    code = ("import os, signal\nfrom conftest import shrunk\nfrom cgankd.tracking import stage_run\n"
-            f"cfg = shrunk(__import__('pathlib').Path({str(tmp_path / 'artifacts')!r}))\n"
-            "with stage_run(cfg, 'train-gan'):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
-    assert _python(code).returncode == -9
+    _killed_inside_a_run(tmp_path / "artifacts", "train-gan")
     client = _client()
     with stage_run(cfg, "train-student") as live:  # this process is alive: its run stays RUNNING
         assert main(["tracking-gc", "-S", f"out_dir={tmp_path / 'artifacts'}"]) == 0
