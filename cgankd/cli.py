@@ -247,10 +247,26 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    """cgankd's version and the torch / torchvision it runs on (read without importing them)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from cgankd import __version__
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"cgankd {__version__} (torch {of('torch')}, torchvision {of('torchvision')})"
+
+
 def parser() -> argparse.ArgumentParser:
     from cgankd.stages.registry import STAGE_ORDER
 
     ap = argparse.ArgumentParser(prog="cgankd", description=__doc__)
+    ap.add_argument("--version", action="version", version=_version())
     sub = ap.add_subparsers(dest="command", required=True)
     for stage in STAGE_ORDER:
         p = sub.add_parser(stage, help=f"run the {stage} stage")

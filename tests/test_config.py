@@ -1,6 +1,7 @@
 import pytest
 from conftest import ROOT
 
+import cgankd
 from cgankd.cli import main
 from cgankd.config import Config, load_config, parse_override
 from cgankd.errors import CgankdError
@@ -109,3 +110,11 @@ def test_the_cpu_effect_profile_is_the_measured_recipe():
     cfg = load_config(ROOT / "params.yaml", ["profile=cpu-effect"])  # docs/results.md, the effect curve
     assert (cfg.data.render.resolution, cfg.gan.d_steps, cfg.gan.iterations) == (16, 4, 8000)
     assert cfg.gan.max_minutes is not None and cfg.task == "classification" and cfg.device == "auto"
+
+
+def test_version_names_cgankd_and_its_torch(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"cgankd {cgankd.__version__} (torch ") and "torchvision " in out
