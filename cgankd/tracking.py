@@ -445,7 +445,13 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
 
 def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
     """Download a registered ONNX model version into ``dst``; returns its .onnx path and (name,
-    version, alias, uri, run id, tags). An unknown model, alias or version is a one-line error."""
+    version, alias, uri, run id, tags). An unknown model, alias or version is a one-line error; so
+    is a sqlite registry that does not exist yet (said at once, and no empty database is left)."""
+    db = tracking_uri().removeprefix("sqlite:///") if tracking_uri().startswith("sqlite:///") else None
+    if db is not None and not Path(db).is_file():
+        raise CgankdError(uri, f"no model registry yet ({db} does not exist): run `make demo` or `cgankd run` "
+                          "to register a student first, set MLFLOW_TRACKING_URI to your registry, or serve an "
+                          "exported .onnx file")
     require_mlflow(uri)
     import mlflow.artifacts
     from mlflow.exceptions import MlflowException

@@ -176,3 +176,12 @@ def test_tracking_gc_marks_killed_runs_and_leaves_live_ones(tmp_path):
         status = {r.data.tags.get("mlflow.runName"): r.info.status for r in client.search_runs([exp.experiment_id])}
         assert client.get_run(live.run_id).info.status == "RUNNING"
     assert sorted(status.values()) == ["KILLED", "RUNNING"], status
+
+
+def test_serve_on_an_empty_registry_says_what_to_run_and_creates_nothing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}  # the default, ./mlflow.db
+    bin_ = os.path.join(os.path.dirname(sys.executable), "cgankd")
+    res = subprocess.run([bin_, "serve"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0, res.stderr
+    assert "no model registry yet (mlflow.db does not exist): run `make demo`" in res.stderr
+    assert list(tmp_path.iterdir()) == []  # no empty database left behind
