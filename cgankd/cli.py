@@ -17,7 +17,8 @@ from cgankd.errors import CgankdError
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-p", "--params", default="params.yaml", help="params file (default: params.yaml)")
     p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a param, e.g. -S filter.rho=0.7 (repeatable)")
+                   help="override a param (repeatable): KEY is dotted (gan.ccgan.kappa), VALUE is YAML: "
+                   "-S filter.rho=0.7 -S gan.target_score=null -S compile=true -S student.methods=[nokd,cgankd]")
 
 
 def _config(args: argparse.Namespace, runtime: bool = True) -> Config:
@@ -262,6 +263,16 @@ def _version() -> str:
     return f"cgankd {__version__} (torch {of('torch')}, torchvision {of('torchvision')})"
 
 
+def _stage_about(stage: str) -> str:
+    """The first paragraph of the stage module's docstring, less its ``name:`` prefix."""
+    import inspect
+
+    from cgankd.stages.registry import STAGES
+
+    doc = inspect.getdoc(sys.modules[STAGES.get(stage).__module__]) or f"run the {stage} stage"
+    return " ".join(doc.split("\n\n")[0].split()).removeprefix(f"{stage}:").strip()
+
+
 def parser() -> argparse.ArgumentParser:
     from cgankd.stages.registry import STAGE_ORDER
 
@@ -269,7 +280,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=_version())
     sub = ap.add_subparsers(dest="command", required=True)
     for stage in STAGE_ORDER:
-        p = sub.add_parser(stage, help=f"run the {stage} stage")
+        about = _stage_about(stage)
+        p = sub.add_parser(stage, help=about.split(";")[0].split(",")[0], description=about)
         _common(p)
         if stage == "train-student":
             p.add_argument("--method", default="nokd",

@@ -118,3 +118,16 @@ def test_version_names_cgankd_and_its_torch(capsys):
     assert exit_.value.code == 0
     out = capsys.readouterr().out.strip()
     assert out.startswith(f"cgankd {cgankd.__version__} (torch ") and "torchvision " in out
+
+
+def test_each_stage_help_says_what_the_stage_does(capsys):
+    from cgankd.stages.registry import STAGE_ORDER
+
+    for stage in STAGE_ORDER:
+        with pytest.raises(SystemExit):
+            main([stage, "--help"])
+        out = capsys.readouterr().out
+        assert f"run the {stage} stage" not in out and "KEY is dotted" in out, stage
+    with pytest.raises(SystemExit):
+        main(["make-fakes", "--help"])
+    assert "subsample with cDR-RS, filter with the teacher" in " ".join(capsys.readouterr().out.split())
