@@ -108,7 +108,7 @@ def test_vkd_loss_golden_with_a_fixed_generator() -> None:
     gen.forward = lambda y, z=None: T.expand(len(y), -1)  # V's logits fixed to [3, 2, 1]
     d = DISTILLERS.get("vkd")(Fixed(S, True), ctx(generator=gen, temperature=2.0, alpha=0.5))
     _, terms = d.forward_train(torch.zeros(1, 3, 8, 8), torch.tensor([2]))
-    assert terms["loss_ce"].item() == pytest.approx(CE_Y2, abs=1e-5)  # the full CE (METHOD.md)
+    assert terms["loss_ce"].item() == pytest.approx(CE_Y2, abs=1e-5)  # the full CE (docs/method.md)
     assert terms["loss_vkd"].item() == pytest.approx(0.5 * 4 * KL_T2, abs=1e-5)
     with pytest.raises(ValueError, match="classification only"):
         DISTILLERS.get("vkd")(Fixed(S, True), ctx("regression", generator=gen))

@@ -1,4 +1,4 @@
-"""Label adjustment (METHOD.md stage 6): replace the assigned label by the teacher's prediction."""
+"""Label adjustment (docs/method.md stage 6): replace the assigned label by the teacher's prediction."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Teacher filtering (METHOD.md stage 5).
+"""Teacher filtering (docs/method.md stage 5).
 
 Classification: per class, the cut-off is the rho-quantile of the teacher's cross-entropy on a
 burn-in batch of fakes of that class; a fake is kept when its CE is below the cut-off.

@@ -149,7 +149,7 @@ def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
 
 def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: int,
                ratio: Ratio | None = None) -> FakeSet:
-    """The fake set of METHOD.md stages 3-6. ``ratio`` (cDR-RS) turns subsampling on. Also draws
+    """The fake set of docs/method.md stages 3-6. ``ratio`` (cDR-RS) turns subsampling on. Also draws
     ``quality.n_fakes`` unprocessed fakes with a mask per processing step (``pool``) so the stage
     can measure what each step does."""
     gen = torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-"""VKD student loss (METHOD.md section 2): the generator V replaces the teacher's soft targets,
+"""VKD student loss (docs/method.md section 2): the generator V replaces the teacher's soft targets,
 ``CE(s(x), y) + alpha * T^2 * KL(softmax(V(y, z)/T) || softmax(s(x)/T))`` with fresh z per batch.
 Classification only: V generates a distribution over classes (for a scalar label there is no
 softened distribution to imitate).

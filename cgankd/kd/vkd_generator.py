@@ -1,5 +1,5 @@
 """VKD's virtual knowledge generator (Kim, IEEE Access 2022; this project's reading of the abstract,
-see METHOD.md section 2): V(y, z) -> logits over C classes whose softened distribution
+see docs/method.md section 2): V(y, z) -> logits over C classes whose softened distribution
 softmax(V/T) mimics the teacher's softmax(f_t(x)/T) on real images x of class y.
 
 V is trained after the teacher, from the teacher's softened outputs on augmented views of the
