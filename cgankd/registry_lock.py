@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,24 +74,28 @@ def complete(mv: Any) -> bool:
 def clean_half_made(client: Any, name: str, held: bool) -> list[str]:
     """Deletes the versions a killed register left (only while the lock is held). Returns what
     it deleted, e.g. ``["cgankd-objects v3", "cgankd-objects-pytorch v3"]``."""
-    from mlflow.exceptions import MlflowException
-
     if not held:
         return []
-    try:
-        versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return []
-    gone: list[str] = []
-    for mv in versions:
+    deleted: list[str] = []
+    for mv in _versions(client, name):
         if complete(mv) or not _killed_register(client, mv.run_id):
             continue
         for twin in _pytorch_versions_of_run(client, name, mv.run_id, str(mv.version)):
             client.delete_model_version(f"{name}-pytorch", twin)
-            gone.append(f"{name}-pytorch v{twin}")
+            deleted.append(f"{name}-pytorch v{twin}")
         client.delete_model_version(name, mv.version)
-        gone.append(f"{name} v{mv.version}")
-    return gone
+        deleted.append(f"{name} v{mv.version}")
+    return deleted
+
+
+def _versions(client: Any, name: str) -> list[Any]:
+    """The registered model's versions; none when it does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return []
 
 
 def _killed_register(client: Any, run_id: str | None) -> bool:
@@ -100,7 +103,7 @@ def _killed_register(client: Any, run_id: str | None) -> bool:
     or RUNNING with its process gone)."""
     from mlflow.exceptions import MlflowException
 
-    from cgankd.tracking_reconcile import HOST_TAG, PID_TAG, alive
+    from cgankd.tracking_reconcile import gone
 
     try:
         run = client.get_run(run_id) if run_id else None
@@ -108,19 +111,11 @@ def _killed_register(client: Any, run_id: str | None) -> bool:
         return False
     if run is None or run.data.tags.get("cgankd.stage") != "register" or run.info.status == "FINISHED":
         return False
-    if run.info.status != "RUNNING":
-        return True
-    pid, host = run.data.tags.get(PID_TAG, ""), run.data.tags.get(HOST_TAG)
-    return pid.isdigit() and host == socket.gethostname() and not alive(int(pid))
+    return run.info.status != "RUNNING" or gone(run.data.tags)
 
 
 def _pytorch_versions_of_run(client: Any, name: str, run_id: str | None, version: str) -> list[str]:
-    from mlflow.exceptions import MlflowException
-
     if not run_id:
         return []
-    try:
-        twins = client.search_model_versions(f"name = '{name}-pytorch'")
-    except MlflowException:
-        return []
+    twins = _versions(client, f"{name}-pytorch")
     return [t.version for t in twins if t.run_id == run_id and t.tags.get("onnx_version") in (None, version)]

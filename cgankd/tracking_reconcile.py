@@ -35,18 +35,21 @@ def alive(pid: int) -> bool:
     return True
 
 
+def gone(tags: dict[str, str]) -> bool:
+    """Whether the run with these tags was started on this host by a process that no longer exists."""
+    pid = tags.get(PID_TAG, "")
+    return tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not alive(int(pid))
+
+
 def reconcile(client: Any, experiment_id: str, by: str) -> list[str]:
     """Ends as KILLED the RUNNING runs of ``experiment_id`` started on this host by a process that
     is gone; returns their ids."""
     host, ended = socket.gethostname(), []
     runs = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000)
     for run in runs:
-        tags = run.data.tags
-        if tags.get(HOST_TAG) != host or not tags.get(PID_TAG, "").isdigit():
+        if not gone(run.data.tags):
             continue
-        pid = int(tags[PID_TAG])
-        if alive(pid):
-            continue
+        pid = run.data.tags[PID_TAG]
         when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         client.set_tag(run.info.run_id, RECONCILED_TAG, f"process {pid} on {host} was gone at {when}: "
                        f"marked KILLED by {by}")
