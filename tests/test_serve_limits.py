@@ -65,11 +65,16 @@ def test_a_slow_body_holds_the_only_slot_others_get_503_then_it_gets_408(student
         assert busy.status_code == 503 and busy.headers["retry-after"] == "1", busy.text
         assert "serve.max_in_flight=1" in busy.json()["error"]
         assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200  # probes are never refused
+        scrape = httpx.get(f"{url}/metrics", timeout=5)  # nor are scrapes, and they count the refusal
+        assert scrape.status_code == 200, scrape.text
+        assert 'cgankd_requests_total{method="POST",route="/predict",status="503"} 1.0' in scrape.text
+        assert "cgankd_requests_in_flight 1.0" in scrape.text  # the slow body
         t.join(60)
         assert slow["answer"].startswith("HTTP/1.1 408"), slow["answer"][:200]
         assert "serve.body_timeout_s" in slow["answer"]
         ok = httpx.post(f"{url}/predict", json=images, timeout=30)
         assert ok.status_code == 200 and len(ok.json()["predictions"]) == 4  # the slot is back
+        assert 'route="/predict",status="408"} 1.0' in httpx.get(f"{url}/metrics", timeout=5).text
     finally:
         stop_server(proc)
 

@@ -1,5 +1,6 @@
-"""The HTTP app: ``POST /predict``, ``GET /healthz`` ``/ready`` ``/metadata``, ``POST /reload``
-(the operator's, with a token: cgankd/serve/management.py).
+"""The HTTP app: ``POST /predict``, ``GET /healthz`` ``/ready`` ``/metadata`` ``/metrics``,
+``POST /reload`` (the operator's, with a token: cgankd/serve/management.py). Its types are in
+``/openapi.json`` (cgankd/serve/schema.py); ``/metrics`` is Prometheus' (cgankd/serve/metrics.py).
 
 Requests take the current model at their start; ``/reload`` builds a new session beside it and
 swaps the reference, so requests in flight finish on the old one and none is dropped. Inference
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -24,9 +26,15 @@ from cgankd.errors import CgankdError
 from cgankd.serve.decode import BadInput, from_json, one_part
 from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, Refused
 from cgankd.serve.management import check_token, public_message, reload_target
+from cgankd.serve.metrics import Metrics
 from cgankd.serve.runtime import ServedModel
+from cgankd.serve.schema import PREDICT_BODY, Health, PredictResponse, Ready, Reloaded, errors, request_schemas
 
 JSON_TYPES = ("application/json", "text/json")
+METRICS_PATH = {"get": {"summary": "Metrics", "description": "Prometheus text format: requests by route and "
+                        "status, latency histogram, inputs predicted, requests in flight, the served model "
+                        "(cgankd/serve/metrics.py)",
+                        "responses": {"200": {"description": "the metrics", "content": {"text/plain": {}}}}}}
 
 
 class Holder:
@@ -80,10 +88,13 @@ async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray
 
 def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flight: int = 64,
                body_timeout: float = 10.0, token: str | None = None,
-               hosts: list[str] | None = None) -> InFlightLimit:
+               hosts: list[str] | None = None) -> Metrics:
     """``token``: the operator's management token (None: /reload answers 403); ``hosts``: the Host
     headers answered (None: any)."""
-    app = FastAPI(title="cgankd student", description=__doc__)
+    from cgankd import __version__
+
+    app = FastAPI(title="cgankd student", description=__doc__, version=__version__)
+    metrics = Metrics(lambda: holder.model.info)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["*"])
 
     @app.exception_handler(BadInput)
@@ -104,31 +115,38 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
         return JSONResponse({"error": public_message(f"internal error: {type(exc).__name__}: {exc}")},
                             status_code=500)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health)
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/ready")
+    @app.get("/ready", response_model=Ready)
     async def ready() -> dict:
         m = holder.model
         return {"ready": True, "name": m.info.get("name"), "version": m.info.get("version")}
 
     @app.get("/metadata")
-    async def metadata() -> dict:
+    async def metadata() -> dict[str, Any]:
+        """The served model: task, input shape and colour, preprocessing, classes or label range
+        and unit, registered name and version, onnxruntime providers, the server's limits."""
         return {**holder.model.metadata(), "reloads": holder.reloads, "max_batch": max_batch,
                 "max_body_bytes": max_body}
 
-    @app.post("/predict")
+    @app.post("/predict", response_model=PredictResponse, response_model_exclude_unset=True, openapi_extra=PREDICT_BODY,
+              responses=errors(400, 408, 413, 415, 422, 503))
     async def predict(request: Request) -> dict:
+        """One prediction per input. Bodies: JSON (``PredictRequest`` or a bare array), a PNG, JPEG
+        or .npy file as the raw body, or multipart files (PNG/JPEG/.npy, each answer names its
+        file). Inputs must have the model's shape (``/metadata``); nothing is resized."""
         model = holder.model  # this request's model, whatever a reload does meanwhile
         batch, files = await parse(request, model.card, max_batch)
         rows = await run_in_threadpool(model.predict, batch)
+        metrics.count_inputs(len(rows))
         if files is not None:
             rows = [{"file": f, **r} for f, r in zip(files, rows, strict=True)]
         return {"model": {"name": model.info.get("name"), "version": model.info.get("version")},
                 "predictions": rows}
 
-    @app.post("/reload")
+    @app.post("/reload", response_model=Reloaded, responses=errors(401, 403, 404, 409))
     async def reload(request: Request) -> dict:
         """The operator's (``Authorization: Bearer <token>``): reload the source the server started
         with (e.g. the champion alias, which may point to a new version now), or JSON
@@ -139,7 +157,20 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
         new = await run_in_threadpool(holder.reload, source)
         return {"reloaded": True, **{k: new.info.get(k) for k in ("name", "version", "alias", "uri")}}
 
-    return InFlightLimit(BodyDeadline(BodyLimit(app, max_body), body_timeout), max_in_flight)
+    def openapi() -> dict[str, Any]:  # PredictRequest is parsed by hand: add its schema to the components
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            request_schema = request_schemas()
+            schemas.update(request_schema.pop("$defs", {}))
+            schemas["PredictRequest"] = request_schema
+            doc["paths"]["/metrics"] = METRICS_PATH
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    limited = InFlightLimit(BodyDeadline(BodyLimit(app, max_body), body_timeout), max_in_flight)
+    return metrics.wrap(limited, lambda: limited.n)
 
 
 def serve(source: str, host: str, port: int, max_body: int, max_batch: int, providers: str,

@@ -9,6 +9,8 @@ floats = the model input itself and must lie in [0, 1]. JSON numbers are floats.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import json
 from typing import Any
@@ -93,8 +95,25 @@ def npy(data: bytes, card: ModelCard, name: str = "array", max_batch: int = 1024
     return array(arr, card, name, max_batch)
 
 
+def images_b64(items: Any, card: ModelCard, max_batch: int) -> np.ndarray:
+    """``{"images": [base64 PNG/JPEG, ...]}`` -> the model input, image by image."""
+    if not isinstance(items, list) or not items or not all(isinstance(i, str) for i in items):
+        raise BadInput(422, "body: 'images' must be a non-empty array of base64 strings")
+    if len(items) > max_batch:
+        raise BadInput(413, f"body: {len(items)} images exceed the limit of {max_batch}")
+    out = []
+    for n, item in enumerate(items):
+        try:
+            data = base64.b64decode(item, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise BadInput(422, f"images[{n}]: not base64 ({exc})") from exc
+        out.append(image(data, card, f"images[{n}]"))
+    return card.preprocess(np.stack(out))
+
+
 def from_json(body: bytes, card: ModelCard, max_batch: int = 1024) -> np.ndarray:
-    """``[...]``, ``{"inputs": [...]}`` or ``{"instances": [...]}`` of numbers in [0, 1]."""
+    """``[...]``, ``{"inputs": [...]}`` or ``{"instances": [...]}`` of numbers in [0, 1], or
+    ``{"images": [...]}`` of base64 PNG/JPEG files (cgankd/serve/schema.py)."""
     try:
         obj: Any = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -102,9 +121,12 @@ def from_json(body: bytes, card: ModelCard, max_batch: int = 1024) -> np.ndarray
     except RecursionError:
         raise BadInput(400, "body: JSON nested too deeply") from None
     if isinstance(obj, dict):
-        keys = [k for k in ("inputs", "instances") if k in obj]
-        if not keys:
-            raise BadInput(422, "body: a JSON object needs an 'inputs' (or 'instances') array")
+        keys = [k for k in ("inputs", "instances", "images") if obj.get(k) is not None]
+        if len(keys) != 1:
+            why = "needs" if not keys else f"has {' and '.join(keys)}; send"
+            raise BadInput(422, f"body: a JSON object {why} one of 'inputs' (or 'instances') and 'images'")
+        if keys[0] == "images":
+            return images_b64(obj["images"], card, max_batch)
         obj = obj[keys[0]]
     if not isinstance(obj, list):
         raise BadInput(422, "body: expected a JSON array of numbers")
