@@ -16,7 +16,7 @@ export PYTHONUNBUFFERED := 1
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[data,ops,dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[train,gpu,track,scale,data,dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

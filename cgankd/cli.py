@@ -82,21 +82,22 @@ def cmd_dvc_yaml(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from cgankd.ablation import parse_extra, run_ablation
+    from cgankd.ablation import VARIANTS, parse_extra, run_ablation
 
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
     work = args.work or str(load_config(path, args.overrides).path("ablation"))
-    run_ablation(path, args.overrides, args.seeds, args.variants, work, args.reuse, args.resume,
+    run_ablation(path, args.overrides, args.seeds, args.variants or list(VARIANTS), work, args.reuse, args.resume,
                  parse_extra(args.extra), _cluster(args))
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from cgankd.compare import parse_pairs, run_compare
+    from cgankd.compare import DEFAULT_METHODS, parse_pairs, run_compare
 
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
     work = args.work or str(load_config(path, args.overrides).path("compare"))
-    run_compare(path, args.overrides, parse_pairs(args.pairs), args.methods, args.seeds, work, args.reuse,
+    run_compare(path, args.overrides, parse_pairs(args.pairs), args.methods or DEFAULT_METHODS, args.seeds, work,
+                args.reuse,
                 args.resume, _cluster(args))
     return 0
 
@@ -264,17 +265,17 @@ def _version() -> str:
 
 
 def _stage_about(stage: str) -> str:
-    """The first paragraph of the stage module's docstring, less its ``name:`` prefix."""
-    import inspect
+    """The first paragraph of the stage module's docstring, less its ``name:`` prefix. Read from
+    the source, not imported: the parser stays light (``cgankd serve`` needs no torch)."""
+    import ast
 
-    from cgankd.stages.registry import STAGES
-
-    doc = inspect.getdoc(sys.modules[STAGES.get(stage).__module__]) or f"run the {stage} stage"
+    source = Path(__file__).parent / "stages" / f"{stage.replace('-', '_')}.py"
+    doc = ast.get_docstring(ast.parse(source.read_text(encoding="utf-8"))) or f"run the {stage} stage"
     return " ".join(doc.split("\n\n")[0].split()).removeprefix(f"{stage}:").strip()
 
 
 def parser() -> argparse.ArgumentParser:
-    from cgankd.stages.registry import STAGE_ORDER
+    from cgankd.stages.order import STAGE_ORDER
 
     ap = argparse.ArgumentParser(prog="cgankd", description=__doc__)
     ap.add_argument("--version", action="version", version=_version())
@@ -294,8 +295,6 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("dvc_args", nargs="*", help="extra arguments for dvc repro")
     p.set_defaults(func=cmd_repro)
-    from cgankd.ablation import VARIANTS
-
     p = sub.add_parser("dvc-yaml", help="write dvc.yaml from params.yaml: a stage per student method, the "
                        "code each stage imports and the params it reads")
     _common(p)
@@ -306,7 +305,9 @@ def parser() -> argparse.ArgumentParser:
                        "+ adjust, over seeds; an MLflow parent run with a child per (seed, variant)")
     _common(p)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="default: all (none, subsample, filter, their pairs and the three steps); unknown names "
+                   "are refused with the list")
     p.add_argument("--work", default=None, help="folder for per-seed outputs and results (default: <out_dir>/ablation)")
     p.add_argument("--reuse", action="store_true", help="keep upstream stage results already in the work folder")
     p.add_argument("--resume", action="store_true", help="skip (seed, variant) pairs already in the results file")
@@ -314,13 +315,11 @@ def parser() -> argparse.ArgumentParser:
                    help="another variant: these overrides on top of every processing step off")
     _cluster_args(p)
     p.set_defaults(func=cmd_ablate)
-    from cgankd.compare import DEFAULT_METHODS
-
     p = sub.add_parser("compare", help="teacher -> student pairs x KD methods over seeds: a paper-style table; "
                        "an MLflow parent run with a child per (seed, pair, method)")
     _common(p)
     p.add_argument("--pairs", nargs="+", default=["resnet20:convnet_s"], metavar="TEACHER:STUDENT")
-    p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS,
+    p.add_argument("--methods", nargs="+", default=None,
                    help="nokd, blkd, fitnet, vkd, cgankd, cgankd+<distiller> (default: all eight)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--work", default=None, help="folder for per-seed outputs and results (default: <out_dir>/compare)")
@@ -411,6 +410,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cgankd: interrupted (checkpoints kept; re-run to resume)", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # an install without this command's extra (pyproject.toml)
+        extra = EXTRA_OF.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"cgankd: error: {args.command} needs {exc.name}, which is not installed: "
+              f"pip install 'cgankd[{extra}]' (docs/install.md)", file=sys.stderr)
+        return 2
+
+
+# the extra (pyproject.toml) that brings each optional top-level module
+EXTRA_OF = {**dict.fromkeys(("torch", "torchvision", "onnx", "onnxscript"), "train"),
+            **dict.fromkeys(("onnxruntime", "fastapi", "uvicorn", "multipart", "prometheus_client"), "serve"),
+            **dict.fromkeys(("mlflow", "dvc", "prefect", "sqlalchemy", "httpx", "matplotlib"), "track"),
+            **dict.fromkeys(("dask", "distributed", "prefect_dask", "psycopg2"), "scale"),
+            **dict.fromkeys(("h5py", "sklearn"), "data")}
 
 
 if __name__ == "__main__":

@@ -573,6 +573,10 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
 
 
 def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:  # a serving-only install: no student trains here, and the
+        return  # distillers (nn.Modules) cannot be imported to name them
     from cgankd.kd import DISTILLERS, parse_method
 
     methods = cfg.student.methods

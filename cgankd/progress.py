@@ -1,4 +1,4 @@
-"""Progress on stderr: tqdm's bar on a terminal (when tqdm is installed: the ops extra; a bare GPU
+"""Progress on stderr: tqdm's bar on a terminal (when tqdm is installed: the track extra; a bare GPU
 box falls back to a one-line bar), one line per 10% when stderr is a log or CI."""
 
 from __future__ import annotations

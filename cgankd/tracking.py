@@ -92,17 +92,18 @@ class NullTracker:
     def set_tags(self, tags: dict[str, str]) -> None: ...
 
 
-def _mlflow():
+def _mlflow(notice: bool = True):
+    """mlflow, or None when tracking is off or MLflow is not installed (said once, when ``notice``)."""
     if os.environ.get("CGANKD_TRACKING", "on").lower() in ("off", "0", "false"):
         return None
     try:
         import mlflow
     except ImportError:
         global _NOTICE_SHOWN
-        if not _NOTICE_SHOWN:  # once per process: a bare GPU box runs the core without tracking
+        if notice and not _NOTICE_SHOWN:  # once per process: a bare GPU box runs the core without tracking
             _NOTICE_SHOWN = True
             print("cgankd: MLflow is not installed: tracking off, outputs are written as usual "
-                  "(pip install 'cgankd[ops]' to track)", file=sys.stderr)
+                  "(pip install 'cgankd[track]' to track)", file=sys.stderr)
         return None
     quiet_telemetry()
     http_defaults()
@@ -166,9 +167,9 @@ def reconcile_killed(cfg: Config, by: str) -> list[str]:
 
 
 def require_mlflow(what: str) -> Any:
-    mlflow = _mlflow()
+    mlflow = _mlflow(notice=False)  # the error says it
     if mlflow is None:
-        raise CgankdError(what, "MLflow is not available (CGANKD_TRACKING=off, or pip install 'cgankd[ops]')")
+        raise CgankdError(what, "MLflow is not available (CGANKD_TRACKING=off, or pip install 'cgankd[track]')")
     return mlflow
 
 

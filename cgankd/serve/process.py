@@ -16,9 +16,11 @@ def free_port() -> int:
 
 
 def start_server(model: str, *extra: str, env: dict[str, str] | None = None,
-                 timeout: float = 60.0, token: str | None = None) -> tuple[subprocess.Popen, str]:
+                 timeout: float = 60.0, token: str | None = None, python: str = sys.executable,
+                 cwd: str | None = None) -> tuple[subprocess.Popen, str]:
     """`cgankd serve MODEL --port P`; returns (process, base url) once /healthz answers. ``token``:
-    the management token (/reload), passed in the environment as an operator would."""
+    the management token (/reload), passed in the environment as an operator would; ``python``:
+    the interpreter whose cgankd serves (another install's)."""
     import httpx
 
     from cgankd.serve.management import TOKEN_ENV
@@ -26,8 +28,8 @@ def start_server(model: str, *extra: str, env: dict[str, str] | None = None,
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
     environ.update({**({TOKEN_ENV: token} if token else {}), **(env or {})})
-    proc = subprocess.Popen([sys.executable, "-m", "cgankd", "serve", model, "--port", str(port), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ)
+    proc = subprocess.Popen([python, "-m", "cgankd", "serve", model, "--port", str(port), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

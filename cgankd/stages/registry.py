@@ -7,14 +7,12 @@ from typing import Any
 
 from cgankd.config import Config
 from cgankd.registry import Registry
+from cgankd.stages.order import DDP_STAGES, FAKE_STAGES, STAGE_ORDER
 
 Stage = Callable[..., dict[str, Any]]
 STAGES: Registry[Stage] = Registry("stage")
 
-STAGE_ORDER = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-vkd",
-               "train-student", "export", "evaluate", "register")
-FAKE_STAGES = ("train-extractor", "train-gan", "make-fakes")
-DDP_STAGES = ("train-teacher", "train-extractor", "train-gan", "train-student")  # run under torchrun
+__all__ = ["DDP_STAGES", "FAKE_STAGES", "STAGES", "STAGE_ORDER", "stage_calls", "stage_label"]
 
 
 def stage_label(name: str, kwargs: dict[str, Any]) -> str:

@@ -1,0 +1,72 @@
+"""The `serve` extra alone (pyproject.toml) in a fresh virtual environment: no torch, no MLflow,
+and it serves an exported student whose answers match the full install's; commands that need
+another extra say which, in one line."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from conftest import shrunk
+from serving_kit import export, trained_student
+
+from cgankd.serve.process import start_server, stop_server
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+@pytest.mark.slow
+def test_the_serve_extra_alone_serves_a_student_without_torch(tmp_path):
+    src = tmp_path / "src"  # a copy of the package: the build writes nothing into the repository
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "cgankd", src / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = str(env_dir / "bin" / "python")
+    pip = subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c",
+                          str(ROOT / "constraints.txt"), f"{src}[serve]"], capture_output=True, text=True)
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    probe = "import importlib.util as u; print([m for m in ('torch', 'mlflow', 'prefect', 'dvc', 'onnxruntime', " \
+            "'fastapi') if u.find_spec(m)])"
+    assert subprocess.run([py, "-c", probe], capture_output=True, text=True).stdout.strip() == \
+        "['onnxruntime', 'fastapi']"
+
+    from cgankd.serve.runtime import load_model
+    from cgankd.stages.prepare import build
+
+    data = build(shrunk(tmp_path / "artifacts"))
+    path = export(trained_student(data, "convnet_xs", steps=20), data, tmp_path / "student.onnx")
+    images = data["test"].images[:8]
+    want = load_model(str(path), "cpu").predict(images.astype(np.float32) / 255)
+    proc, url = start_server(str(path), "--threads", "1", python=py, cwd=str(tmp_path))
+    try:
+        r = httpx.post(f"{url}/predict", content=npy(images), timeout=30)
+        assert r.status_code == 200, r.text
+        got = r.json()["predictions"]
+        assert [p["class"] for p in got] == [w["class"] for w in want]
+        assert "cgankd_predicted_inputs_total 8.0" in httpx.get(f"{url}/metrics").text
+    finally:
+        stop_server(proc)
+    (tmp_path / "mlflow.db").write_bytes(b"")  # a registry to read: that needs the track extra
+    for argv, words in ((["run"], "run needs torch, which is not installed: pip install 'cgankd[train]'"),
+                        (["serve"], "MLflow is not available"), (["serve"], "cgankd[track]")):
+        out = subprocess.run([py, "-m", "cgankd", *argv], capture_output=True, text=True, cwd=tmp_path)
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1 and words in lines[0], out.stderr
+    size = subprocess.run(["du", "-sm", str(env_dir)], capture_output=True, text=True).stdout.split()[0]
+    print(f"serve-only venv: {size} MB ({sys.version_info.major}.{sys.version_info.minor})")
