@@ -228,6 +228,20 @@ def cmd_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_folder(args: argparse.Namespace) -> int:
+    from cgankd.data.folder import write_folder
+    from cgankd.stages.prepare import build
+
+    cfg = _config(args)
+    data = build(cfg)
+    counts = write_folder(data, Path(args.out))
+    source = "imagefolder" if data.meta.task == "classification" else "csv"
+    print(f"wrote {args.out}: {counts['train']} train and {counts['test']} test images of {data.meta.source} at "
+          f"{data.meta.resolution} px; train on it with -S data.source={source} -S data.root={args.out} "
+          f"-S data.resolution={data.meta.resolution}" + (" -S task=regression" if source == "csv" else ""))
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     import torch
 
@@ -379,6 +393,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None)
     p.add_argument("--per-row", type=int, default=12)
     p.set_defaults(func=cmd_preview)
+    p = data.add_parser("folder", help="write the data (e.g. the embedded renderer's) as image files: an "
+                        "ImageFolder, or PNGs + train.csv/test.csv for regression (docs/own-data.md)")
+    _common(p)
+    p.add_argument("out", help="a new folder")
+    p.set_defaults(func=cmd_folder)
     p = sub.add_parser("models", help="list the model zoo with parameter counts")
     p.add_argument("--in-channels", type=int, default=3)
     p.add_argument("--resolution", type=int, default=32)

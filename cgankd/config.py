@@ -55,6 +55,9 @@ class RcCfg:
     elevation_range: list[float] = field(default_factory=lambda: [20.0, 40.0])
 
 
+RESOLUTIONS = (16, 32, 64, 128)  # square image sizes the GANs, models and renderer are built for
+
+
 @dataclass
 class DataCfg:
     source: str = "auto"
@@ -504,8 +507,12 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
     _validate_methods(cfg, bad)
     if cfg.data.n_per_class is not None and cfg.data.n_per_class < 1:
         bad("data.n_per_class", f"must be >= 1 or null, got {cfg.data.n_per_class}")
-    if cfg.data.render.resolution not in (16, 32, 64):
-        bad("data.render.resolution", f"must be 16, 32 or 64, got {cfg.data.render.resolution}")
+    if cfg.data.render.resolution not in RESOLUTIONS:
+        bad("data.render.resolution", f"must be one of {', '.join(map(str, RESOLUTIONS))}, "
+            f"got {cfg.data.render.resolution}")
+    if cfg.data.resolution is not None and cfg.data.resolution not in RESOLUTIONS:
+        bad("data.resolution", f"must be null (the source's own) or one of {', '.join(map(str, RESOLUTIONS))}, "
+            f"got {cfg.data.resolution}")
     for key, sect in (("teacher", cfg.teacher), ("student", cfg.student)):
         if sect.steps < 1:
             bad(f"{key}.steps", f"must be >= 1, got {sect.steps}")

@@ -116,7 +116,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
               for m in skipped]
     lines += ["", *([fakes["verdict"] + "."] if "verdict" in fakes else []),
               verdict(task, rows["nokd"][f"test_{k}"], cg, "cgankd" in skipped), *caveat,
-              f"Exported and registered: the {parity['method']} student (best validation {k}).", ""]
+              f"Exported: the {parity['method']} student (best validation {k}); the register stage puts it in "
+              "the MLflow registry when tracking is on.", ""]
     write_text(cfg.path("report.md"), "\n".join(lines))
     layout, dev = store.Layout(cfg), cfg.runtime.device
     paths = {"teacher": layout.teacher, **{m: layout.student(m) for m in cfg.student.methods if m not in skipped}}

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cgankd.config import Config
+from cgankd.config import RESOLUTIONS, Config
 from cgankd.data.budget import split_budget
 from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepared
 from cgankd.data.preview import save_grid
@@ -53,8 +53,8 @@ def build(cfg: Config) -> Prepared:
     if train.images.shape[2] != train.images.shape[3]:
         raise CgankdError(subject, f"images must be square, got {train.images.shape[2]}x{train.images.shape[3]}")
     res = target_resolution(train.images.shape[-1], cfg.data.resolution)
-    if res not in (16, 32, 64):
-        raise CgankdError("data.resolution", f"must be 16, 32 or 64, got {res}")
+    if res not in RESOLUTIONS:
+        raise CgankdError("data.resolution", f"must be one of {', '.join(map(str, RESOLUTIONS))}, got {res}")
     train, val, test = (Split(resize(s.images, res), s.labels) for s in (train, val, test))
     if pool.task == "regression":
         labelled = np.concatenate([train.labels, val.labels])  # the range of all labelled data
