@@ -505,6 +505,7 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
     if cfg.student.fake_ratio < 0:
         bad("student.fake_ratio", f"must be >= 0, got {cfg.student.fake_ratio}")
     _validate_methods(cfg, bad)
+    _validate_names(cfg, bad)
     if cfg.data.n_per_class is not None and cfg.data.n_per_class < 1:
         bad("data.n_per_class", f"must be >= 1 or null, got {cfg.data.n_per_class}")
     if cfg.data.render.resolution not in RESOLUTIONS:
@@ -577,6 +578,25 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
                    ("serve.body_timeout_s", cfg.serve.body_timeout_s)):
         if v <= 0:
             bad(key, f"must be > 0, got {v}")
+
+
+def _validate_names(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
+    """Registry names (data source, architectures) are checked when the config is read, not when
+    the stage that uses them starts."""
+    import importlib.util
+
+    from cgankd.data.sources import SOURCES
+    from cgankd.registry import unknown
+
+    if cfg.data.source != "auto" and cfg.data.source not in SOURCES:
+        bad("data.source", f"{cfg.data.source!r}: {unknown(cfg.data.source, [*SOURCES, 'auto'])}")
+    if importlib.util.find_spec("torch") is None:  # a serving-only install: the zoo's nn.Modules cannot load
+        return
+    from cgankd.models import MODELS
+
+    for key, arch in (("teacher.arch", cfg.teacher.arch), ("student.arch", cfg.student.arch)):
+        if arch not in MODELS:
+            bad(key, f"{arch!r}: {unknown(arch, MODELS)}")
 
 
 def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:

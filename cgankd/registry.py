@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import difflib
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from cgankd.errors import CgankdError
@@ -28,8 +29,7 @@ class Registry(Generic[T]):
 
     def get(self, name: str) -> T:
         if name not in self._items:
-            known = ", ".join(sorted(self._items))
-            raise CgankdError(f"{self.kind} {name!r}", f"unknown; choose one of: {known}")
+            raise CgankdError(f"{self.kind} {name!r}", unknown(name, self._items))
         return self._items[name]
 
     def names(self) -> list[str]:
@@ -40,3 +40,10 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
+
+
+def unknown(name: str, known: Iterable[str]) -> str:
+    """``unknown; did you mean X? choose one of: ...`` for a name not in ``known``."""
+    names = sorted(known)
+    close = difflib.get_close_matches(str(name), names, n=1)
+    return f"unknown; {f'did you mean {close[0]}? ' if close else ''}choose one of: {', '.join(names)}"

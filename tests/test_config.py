@@ -131,3 +131,17 @@ def test_each_stage_help_says_what_the_stage_does(capsys):
     with pytest.raises(SystemExit):
         main(["make-fakes", "--help"])
     assert "subsample with cDR-RS, filter with the teacher" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("override, words", [
+    ("gan.itrations=5", "param gan.itrations: unknown key; did you mean gan.iterations?"),
+    ("data.source=imagefoldr", "param data.source: 'imagefoldr': unknown; did you mean imagefolder?"),
+    ("data.source=imagenet", "param data.source: 'imagenet': unknown; choose one of: auto, cifar10"),
+    ("teacher.arch=resnet21", "param teacher.arch: 'resnet21': unknown; did you mean resnet"),
+    ("student.arch=convnet_q", "param student.arch: 'convnet_q': unknown; did you mean convnet_"),
+    ("data.resolution=33", "param data.resolution: must be null (the source's own) or one of 16, 32, 64, 128"),
+])
+def test_unknown_names_are_refused_when_the_config_is_read_with_the_closest_one(override, words, capsys):
+    assert main(["config", "-S", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and words in err, err
