@@ -136,7 +136,7 @@ def test_each_stage_help_says_what_the_stage_does(capsys):
 @pytest.mark.parametrize("override, words", [
     ("gan.itrations=5", "param gan.itrations: unknown key; did you mean gan.iterations?"),
     ("data.source=imagefoldr", "param data.source: 'imagefoldr': unknown; did you mean imagefolder?"),
-    ("data.source=imagenet", "param data.source: 'imagenet': unknown; choose one of: auto, cifar10"),
+    ("data.source=nosuch", "param data.source: 'nosuch': unknown; choose one of: auto, cifar10"),
     ("teacher.arch=resnet21", "param teacher.arch: 'resnet21': unknown; did you mean resnet"),
     ("student.arch=convnet_q", "param student.arch: 'convnet_q': unknown; did you mean convnet_"),
     ("data.resolution=33", "param data.resolution: must be null (the source's own) or one of 16, 32, 64, 128"),
