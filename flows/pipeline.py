@@ -8,7 +8,7 @@ dvc.yaml, and pass only paths, overrides and run ids - never tensors.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -40,6 +40,9 @@ def pipeline(params: str = "params.yaml", overrides: list[str] | None = None) ->
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    sets = [args[i + 1] for i, a in enumerate(args) if a in ("-S", "--set") and i + 1 < len(args)]
-    print("mlflow parent run:", pipeline(overrides=sets))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-p", "--params", default="params.yaml")
+    ap.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a param (repeatable), as with cgankd -S")
+    a = ap.parse_args()  # --help and bad arguments exit here, before any run starts
+    print("mlflow parent run:", pipeline(a.params, a.overrides))

@@ -6,6 +6,7 @@ as `cgankd promote` and the register stage).
 
 from __future__ import annotations
 
+import argparse
 import json
 from typing import Any
 
@@ -28,4 +29,12 @@ def promotion(name: str | None = None, version: int | None = None, margin: float
 
 
 if __name__ == "__main__":
-    promotion()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", default=None, help="registered model (default: tracking.model_name for the task)")
+    ap.add_argument("--version", type=int, default=None, help="default: the newest complete version")
+    ap.add_argument("--margin", type=float, default=None, help="default: tracking.promotion_margin")
+    ap.add_argument("--force", action="store_true", help="make it champion whatever the metrics say")
+    ap.add_argument("-p", "--params", default="params.yaml")
+    ap.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    a = ap.parse_args()
+    promotion(a.name, a.version, a.margin, a.params, a.overrides, a.force)

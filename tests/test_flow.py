@@ -55,3 +55,17 @@ def test_deployment_has_a_cron_schedule_and_parameters():
     assert dep.name == NAME
     assert dep.schedules[0].schedule.cron == "15 2 * * 1"
     assert dep.parameters == {"params": "params.yaml", "overrides": ["filter.rho=0.8"]}
+
+
+@pytest.mark.parametrize("script", ["pipeline", "ablation", "compare", "promote", "deploy"])
+def test_a_flow_script_answers_help_and_bad_arguments_without_starting_a_run(script, tmp_path):
+    import subprocess
+
+    path, cwd = str(ROOT / "flows" / f"{script}.py"), tmp_path / "cwd"
+    cwd.mkdir()
+    ok = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert ok.returncode == 0 and ok.stdout.startswith("usage:"), ok.stderr[-2000:]
+    bad = subprocess.run([sys.executable, path, "--no-such-flag"], capture_output=True, text=True, timeout=120,
+                         cwd=cwd)
+    assert bad.returncode == 2 and "unrecognized arguments: --no-such-flag" in bad.stderr, bad.stderr[-2000:]
+    assert list(cwd.iterdir()) == []  # no run started: no artifacts, no mlflow.db
