@@ -44,7 +44,7 @@ def test_verdict_flat_and_good():
     flat = judge(0.2, 0.85, 800, [200, 400, 600, 800], [0.2, 0.2, 0.19, 0.18], [1, 2, 3, 4], "x")
     assert flat.weak and "not rising" in flat.line and "gan.iterations=" not in flat.line
     good = judge(0.9, 0.85, 4000, [1000, 2000], [0.5, 0.9], [5, 10], "x")
-    assert not good.weak and good.line.startswith("fakes: good enough")
+    assert not good.weak and good.line.startswith("fakes: strong enough for cGAN-KD to help, not sure to")
 
 
 def _rows(path):

@@ -71,7 +71,8 @@ def judge(relative: float, threshold: float, iterations: int, steps: list[int], 
     head = f"relative label score {relative:.2f} ({what}) after {iterations} GAN iterations"
     if math.isfinite(relative) and relative >= threshold:
         return Verdict(False, relative, threshold,
-                       f"fakes: good enough for cGAN-KD: {head}, at or above {threshold:.2f}", slope)
+                       f"fakes: strong enough for cGAN-KD to help, not sure to (docs/results.md): {head}, "
+                       f"at or above {threshold:.2f}", slope)
     rise = ("no trend yet (too few checks)" if slope is None else
             f"{'rising' if slope > 0 else 'not rising'}: {slope:+.3f} per 1k iterations over the last checks")
     mins = None
