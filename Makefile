@@ -37,7 +37,8 @@ demo-regression: setup
 	@cat artifacts/regression/report.md
 
 # the CPU effect profile (profiles/cpu-effect.yaml, docs/results.md): classification at 16x16 with a
-# GAN trained to 8,000 iterations (about an hour on 2 cores), where cGAN-KD beat NOKD on the CPU
+# GAN trained to 8,000 iterations (about an hour on 2 cores), where cGAN-KD can beat NOKD on the CPU
+# (on 2 of 3 full-pipeline seeds; not a gain to count on)
 demo-effect: setup
 	cgankd run -S profile=cpu-effect -S out_dir=artifacts/effect
 	@cat artifacts/effect/report.md
