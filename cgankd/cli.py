@@ -97,8 +97,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
     work = args.work or str(load_config(path, args.overrides).path("compare"))
     run_compare(path, args.overrides, parse_pairs(args.pairs), args.methods or DEFAULT_METHODS, args.seeds, work,
-                args.reuse,
-                args.resume, _cluster(args))
+                args.reuse, args.resume, _cluster(args))
     return 0
 
 
