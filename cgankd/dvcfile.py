@@ -123,7 +123,8 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
     students = [f"{a}/students/{m}" for m in methods]  # a folder: a skipped student has no model.pt
     student_metrics = [f"{a}/metrics/student_{m}.json" for m in methods]
     specs: dict[str, dict[str, Any]] = {
-        "prepare": {"deps": [], "params": ["profile", "task", "data"],
+        "prepare": {"deps": [cfg.data.root] if cfg.data.root else [],  # your data: a change re-runs everything
+                    "params": ["profile", "task", "data"],
                     "outs": [f"{a}/prepared", _cached(f"{a}/plots/data_grid.png")]},
         "train-teacher": {"deps": [f"{a}/prepared"], "params": [*RUNTIME, "teacher"], "outs": [f"{a}/teacher"],
                           "metrics": [_cached(f"{a}/metrics/teacher.json")]},

@@ -54,6 +54,14 @@ def test_student_stages_follow_student_methods(tmp_path):
     assert main(["dvc-yaml", "-p", str(ROOT / "params.yaml"), "-o", str(out)]) == 0 and out.is_file()
 
 
+def test_prepare_depends_on_the_data_it_reads():
+    """The embedded data are rendered from code and params; data on disk is a dependency itself."""
+    embedded = yaml.safe_load(dvcfile.render(load_config(ROOT / "params.yaml", runtime=False)))["stages"]
+    mine = load_config(ROOT / "params.yaml", ["data.source=imagefolder", "data.root=/data/parts"], runtime=False)
+    deps = yaml.safe_load(dvcfile.render(mine))["stages"]["prepare"]["deps"]
+    assert "/data/parts" in deps and sorted(set(deps) - {"/data/parts"}) == sorted(embedded["prepare"]["deps"])
+
+
 def test_code_deps_come_from_the_imports():
     deps = dvcfile.code_deps("cgankd.stages.train_gan")
     assert {"cgankd/gan", "cgankd/stages/train_gan.py", "cgankd/config.py", "cgankd/quality"} <= set(deps)
