@@ -33,7 +33,7 @@ class PredictRequest(BaseModel):
 
 class ModelRef(BaseModel):
     name: str | None = Field(None, description="the registered model's (or the ONNX file's) name")
-    version: str | None = Field(None, description="the registered version; null for a file")
+    version: int | None = Field(None, description="the registered version; null for a file")
 
 
 class ClassPrediction(BaseModel):
@@ -71,13 +71,13 @@ class Health(BaseModel):
 class Ready(BaseModel):
     ready: bool
     name: str | None = None
-    version: str | None = None
+    version: int | None = None
 
 
 class Reloaded(BaseModel):
     reloaded: bool
     name: str | None = None
-    version: str | None = None
+    version: int | None = None
     alias: str | None = None
     uri: str | None = None
 
