@@ -72,9 +72,10 @@ def prefect_api(cluster: Cluster) -> Iterator[str]:
         raise CgankdError("PREFECT_API_URL", "a sweep on an existing cluster reports to a Prefect server that its "
                           "workers reach: set PREFECT_API_URL here and on the workers (`make team-stack` starts one)")
     from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as STARTUP
 
     server = SubprocessASGIServer()
-    server.start()
+    server.start(timeout=max(120, STARTUP.value()))  # Prefect's 20 s default times out on 2 busy cores
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server.api_url
