@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import math
 import types
 import typing
@@ -504,8 +505,10 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
         bad("student.mode", f"must be scratch or finetune, got {cfg.student.mode!r}")
     if cfg.student.fake_ratio < 0:
         bad("student.fake_ratio", f"must be >= 0, got {cfg.student.fake_ratio}")
-    _validate_methods(cfg, bad)
-    _validate_names(cfg, bad)
+    _validate_source(cfg, bad)
+    if importlib.util.find_spec("torch") is not None:  # a serving-only install trains nothing: the zoo and
+        _validate_models(cfg, bad)                      # the distillers (nn.Modules) cannot load there
+        _validate_methods(cfg, bad)
     if cfg.data.n_per_class is not None and cfg.data.n_per_class < 1:
         bad("data.n_per_class", f"must be >= 1 or null, got {cfg.data.n_per_class}")
     if cfg.data.render.resolution not in RESOLUTIONS:
@@ -580,19 +583,19 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
             bad(key, f"must be > 0, got {v}")
 
 
-def _validate_names(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
+def _validate_source(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
     """Registry names (data source, architectures) are checked when the config is read, not when
     the stage that uses them starts."""
-    import importlib.util
-
     from cgankd.data.sources import SOURCES
     from cgankd.registry import unknown
 
     if cfg.data.source != "auto" and cfg.data.source not in SOURCES:
         bad("data.source", f"{cfg.data.source!r}: {unknown(cfg.data.source, [*SOURCES, 'auto'])}")
-    if importlib.util.find_spec("torch") is None:  # a serving-only install: the zoo's nn.Modules cannot load
-        return
+
+
+def _validate_models(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
     from cgankd.models import MODELS
+    from cgankd.registry import unknown
 
     for key, arch in (("teacher.arch", cfg.teacher.arch), ("student.arch", cfg.student.arch)):
         if arch not in MODELS:
@@ -600,10 +603,6 @@ def _validate_names(cfg: Config, bad: typing.Callable[[str, str], None]) -> None
 
 
 def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:  # a serving-only install: no student trains here, and the
-        return  # distillers (nn.Modules) cannot be imported to name them
     from cgankd.kd import DISTILLERS, parse_method
 
     methods = cfg.student.methods

@@ -6,6 +6,7 @@ the embedded renderer's images written this way, as a user's own folder would lo
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,9 +23,12 @@ def save_png(path: Path, chw: np.ndarray) -> None:
 
 def write_folder(data: Prepared, out: Path) -> dict[str, int]:
     """Train + val become ``train`` (the file sources hold out their own validation images),
-    test stays ``test``. Refuses a folder that already holds files."""
+    test stays ``test``. Refuses a folder that already holds files. Written beside ``out`` and
+    renamed at the end: a crash leaves no half-written folder."""
     if out.exists() and any(out.iterdir()):
         raise CgankdError(str(out), "is not empty: write the example into a new folder")
+    final, out = out, out.with_name(out.name + ".partial")
+    shutil.rmtree(out, ignore_errors=True)  # a crashed earlier attempt
     m = data.meta
     splits = {"train": (np.concatenate([data["train"].images, data["val"].images]),
                         np.concatenate([data["train"].labels, data["val"].labels])),
@@ -46,4 +50,7 @@ def write_folder(data: Prepared, out: Path) -> dict[str, int]:
             with (out / f"{split}.csv").open("w", newline="") as f:
                 csv.writer(f).writerows([("filename", "label"), *rows])
         counts[split] = len(images)
+    if final.exists():
+        final.rmdir()  # empty (checked above)
+    out.rename(final)
     return counts
