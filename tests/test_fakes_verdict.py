@@ -60,7 +60,9 @@ def test_train_gan_to_a_target_a_budget_and_on_again(tmp_path):
     assert res["stop"] == "target" and res["iterations"] == 6  # the first check (score_every=6) reaches it
     rows = _rows(layout.gan.parent / "quality.csv")
     assert [r["step"] for r in rows] == ["6"] and rows[-1]["stop"] == "target"
-    assert float(rows[0]["relative_score"]) == pytest.approx(res["best_relative_score"], abs=1e-3)
+    # the kept generator's score is its confirming one (other fakes than the check's)
+    assert float(rows[0]["confirm_relative"]) == pytest.approx(res["best_relative_score"], abs=1e-3)
+    assert rows[0]["confirm_relative"] != rows[0]["relative_score"]
     assert layout.gan.is_file() and layout.gan_last.is_file()
     # out of reach now: trains on from the checkpoint to the cap
     res2 = STAGES.get("train-gan")(shrunk(tmp_path / "a", "gan.target_score=2.0", "gan.score_every=6"))

@@ -76,6 +76,31 @@ def test_target_stops_early_keeps_the_best_and_a_raised_target_trains_on(tmp_pat
     assert not _same(g3, ema8)  # ... and not the last one
 
 
+def test_a_lucky_check_is_kept_only_when_other_fakes_confirm_it_across_a_resume(tmp_path):
+    x, y = _data()
+    checks = {2: 40.0, 4: 60.0, 6: 75.0, 8: 70.0, 10: 72.0, 12: 80.0}  # 6 and 12 beat every earlier check
+    again = {2: 41.0, 4: 62.0, 6: 55.0, 12: 61.0}  # ... and score lower on the confirming fakes than 4
+    asked = []
+
+    def watch():
+        return Watch(lambda s, g: checks[s], every=2, confirm=lambda s, g: asked.append(s) or again[s])
+
+    w = watch()
+    train_gan(_cfg(8), x, y, 4, seed=0, ckpt_path=tmp_path / "c.pt", watch=w)
+    assert asked == [2, 4, 6] and w.best == (6, 75.0) and w.kept == (4, 62.0)
+    w2 = watch()  # raise the cap: the candidates so far come back from the checkpoint
+    train_gan(_cfg(12), x, y, 4, seed=0, ckpt_path=tmp_path / "c.pt", watch=w2)
+    assert asked == [2, 4, 6, 12] and w2.kept == (4, 62.0)
+    ema4, _ = train_gan(_cfg(4), x, y, 4, seed=0, ckpt_path=tmp_path / "four.pt")
+    assert all(torch.equal(w2.best_state[k], v) for k, v in ema4.state_dict().items())
+
+
+def test_a_checkpoint_from_before_confirmation_keeps_its_best_as_the_one_candidate():
+    w = Watch(lambda s, g: 0.0, every=1)
+    w.load({"watch": [[2, 40.0], [4, 60.0], [6, 50.0]]}, {"w": torch.zeros(1)})
+    assert w.kept == (4, 60.0) and w.state()["confirmed"] == [[4, 60.0]]
+
+
 def test_lower_is_better_target():
     w = Watch(lambda s, g: 0.0, every=1, higher_is_better=False, target=5.0)
     w.scores = [(1, 9.0), (2, 6.0)]

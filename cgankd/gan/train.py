@@ -91,7 +91,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     ``labels`` scaled to [0, 1]. Resumes from ``ckpt_path`` when it holds a checkpoint of the
     same computation (config less its stop fields, seed, data and runtime); ``stop_after``
     simulates a crash. ``watch`` scores the EMA generator every ``watch.every`` iterations and
-    keeps the best one (``watch.best_state``). ``stop`` (default: the cap and budget of ``cfg``)
+    keeps the best (confirmed) one (``watch.best_state``). ``stop`` (default: the cap and budget of ``cfg``)
     ends training and records why (``stop.reason``, cgankd/gan/stop.py); it is asked again on
     resume, so raised limits train on and unchanged ones do not."""
     torch.manual_seed(seed)
@@ -162,7 +162,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         if watch is not None and watch.best_state is not None:
             state["best"] = watch.best_state
         meta = {"fingerprint": fp, "step": step, "history": history, "stop_reason": stop.reason,
-                "seconds": stop.seconds, "watch": watch.state() if watch is not None else []}
+                "seconds": stop.seconds, **(watch.state() if watch is not None else {"watch": []})}
         store.save(ckpt_path, "gan_checkpoint", meta, state)
 
     done = start > 0 and distributed.from_main(main and stop.check(start, watch) is not None, dev)

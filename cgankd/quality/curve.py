@@ -1,7 +1,8 @@
 """The GAN's quality curve, ``gan/quality.csv``: at each check the teacher's label score of the
 EMA generator's fakes, the same relative to the teacher's own validation metric
-(cgankd/quality/relative.py), the training minutes so far, and on the last row why training
-stopped (empty while it trains). train-gan writes it as it goes; make-fakes reads it for the
+(cgankd/quality/relative.py), the training minutes so far, on the last row why training
+stopped (empty while it trains), and on each check that was a new best its relative score on the
+confirming fakes (cgankd/gan/watch.py). train-gan writes it as it goes; make-fakes reads it for the
 verdict's budget hint.
 """
 
@@ -15,12 +16,17 @@ from cgankd.quality.relative import relative_score
 
 
 def curve_csv(scores: list[tuple[int, float]], task: str, reference: float, minutes: dict[int, float],
-              stop: str | None) -> str:
+              stop: str | None, confirmed: list[tuple[int, float]] | None = None) -> str:
+    """One row per check; ``confirmed`` fills ``confirm_relative`` on the checks that were
+    candidates for the generator kept (their relative score on the confirming fakes)."""
     higher = task == "classification"
-    rows = [f"step,label_score_{'acc' if higher else 'mae'},relative_score,minutes,stop"]
+    again = dict(confirmed or [])
+    rows = [f"step,label_score_{'acc' if higher else 'mae'},relative_score,minutes,stop,confirm_relative"]
     for i, (s, v) in enumerate(scores):
         why = stop if stop and i == len(scores) - 1 else ""
-        rows.append(f"{s},{v:.4f},{relative_score(v, reference, higher):.4f},{minutes.get(s, float('nan')):.2f},{why}")
+        c = f"{relative_score(again[s], reference, higher):.4f}" if s in again else ""
+        rows.append(f"{s},{v:.4f},{relative_score(v, reference, higher):.4f},{minutes.get(s, float('nan')):.2f},"
+                    f"{why},{c}")
     return "\n".join(rows) + "\n"
 
 

@@ -64,13 +64,21 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
         tracker.log_artifact(path, "samples")
         return value
 
+    c_labels, c_true = watch_labels(meta, 2 * n)
+
+    def confirm(step: int, g: torch.nn.Module) -> float:  # other fakes, twice as many: picks the generator kept
+        imgs = sample(g, c_labels, cfg.gan.z_dim, torch.Generator().manual_seed(cfg.seed + 8))
+        value = label_score(predict(teacher, imgs), c_true, meta)
+        tracker.log_metrics({"gan_confirm_relative_score": relative_score(value, reference, higher)}, step=step)
+        return value
+
     def checked(w: Watch) -> None:
-        write_text(out / "quality.csv", curve_csv(w.scores, meta.task, reference, minutes, None))
+        write_text(out / "quality.csv", curve_csv(w.scores, meta.task, reference, minutes, None, w.confirmed))
 
     target = None if cfg.gan.target_score is None else absolute_score(cfg.gan.target_score, reference, higher)
     previous = read_curve(out / "quality.csv")
     minutes.update({s: m for s, m in zip(previous[0], previous[2], strict=True)})
-    return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, higher, target, checked)
+    return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, higher, target, checked, confirm)
 
 
 @STAGES.register("train-gan")
@@ -106,11 +114,12 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     result: dict[str, Any] = {"generator": str(layout.gan), "iterations": steps, "stop": stop.reason,
                               "minutes": round(stop.seconds / 60.0, 2)}
     if watch is not None and watch.scores:
-        best_step, best_score = watch.best
+        best_step, best_score = watch.kept  # the confirming score: not the lucky check that made it a candidate
         if watch.best_state is not None and best_step != steps:
             best = copy.deepcopy(g)
             best.load_state_dict(watch.best_state)
-        write_text(out / "quality.csv", curve_csv(watch.scores, meta.task, reference, minutes, stop.reason))
+        write_text(out / "quality.csv", curve_csv(watch.scores, meta.task, reference, minutes, stop.reason,
+                                                  watch.confirmed))
         tracker.log_artifact(out / "quality.csv")
         unit = "teacher accuracy on fakes (%)" if meta.task == "classification" else (
             f"teacher MAE on fakes ({meta.label_unit or 'label units'})")
@@ -129,7 +138,8 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     tracker.log_artifact(grid, "plots")
     last = history[-1] if history else {}
     score = (f", label score {result['label_score']:.2f}; fakes from the best EMA generator "
-             f"(iteration {result['best_step']}, {result['best_relative_score']:.2f} of the teacher's)"
+             f"(iteration {result['best_step']}, {result['best_relative_score']:.2f} of the teacher's on "
+             f"confirming fakes)"
              if "label_score" in result else "")
     print(f"train-gan: {stop.describe(steps)} ({result['minutes']:.1f} min), last loss_d "
           f"{last.get('loss_d', float('nan')):.3f} loss_g {last.get('loss_g', float('nan')):.3f}{score} -> {out}")
