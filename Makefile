@@ -69,7 +69,7 @@ lint: setup
 	ruff check .
 
 test: setup lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: setup
 	$(PY) bench/render_speed.py

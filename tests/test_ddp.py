@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, shrunk
-from test_faults import files
+from kit import files
 
 from cgankd.faults import ENV
 

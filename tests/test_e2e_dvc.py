@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -14,20 +11,10 @@ import numpy as np
 import pytest
 import yaml
 from conftest import ROOT, SHRINK, shrunk
+from kit import make_mnist, ran, sh
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-
-
-def sh(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    return res
-
-
-def ran(res: subprocess.CompletedProcess) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", res.stdout))
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +124,6 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
 
 
 def test_run_on_an_mnist_folder_without_network(tmp_path):
-    from test_sources import make_mnist
 
     from cgankd.cli import main
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 from conftest import ROOT, SHRINK, shrunk
-from test_e2e_dvc import ran, sh
+from kit import ran, sh
 
 from cgankd.cli import main
 

@@ -8,26 +8,20 @@ each stage the interrupted folder must hold exactly what an uninterrupted run wr
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 import yaml
 from conftest import shrunk
+from kit import files, leftovers, same
 
 from cgankd.faults import ENV, POINTS
 from cgankd.stages.registry import stage_calls
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
-# the wall-clock fields, by exact key (a substring match also dropped acceptance_rate and generated):
-# the GAN checkpoint's training seconds, the minutes column of gan/quality.csv
-CLOCK = {"seconds", "minutes"}
-SKIP = {".cgankd.lock"}
 # stages too short at the shrunken size to have a progress bar: their "half" failpoint is never reached
 NO_HALF = {"prepare", "export", "evaluate", "register"}
 
@@ -38,57 +32,6 @@ def run(cwd: Path, args: list[str], point: str | None = None) -> subprocess.Comp
     if point:
         env[ENV] = point
     return subprocess.run([BIN, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-
-
-def clocked(key: object) -> bool:
-    return key in CLOCK
-
-
-def strip_clock(obj):
-    if isinstance(obj, dict):
-        return {k: strip_clock(v) for k, v in obj.items() if not clocked(k)}
-    if isinstance(obj, list):
-        return [strip_clock(v) for v in obj]
-    return obj
-
-
-def same(a: Path, b: Path) -> bool:
-    if a.suffix == ".json":
-        return strip_clock(json.loads(a.read_text())) == strip_clock(json.loads(b.read_text()))
-    if a.suffix == ".csv":
-        ra, rb = a.read_text().splitlines(), b.read_text().splitlines()
-        if len(ra) != len(rb) or not ra:
-            return ra == rb
-        keep = [i for i, h in enumerate(ra[0].split(",")) if not clocked(h)]
-        def cells(row: str) -> list[str]:
-            return [row.split(",")[i] for i in keep]
-
-        return all(cells(x) == cells(y) for x, y in zip(ra, rb, strict=True))
-    if a.suffix == ".npz":
-        with np.load(a) as za, np.load(b) as zb:
-            return sorted(za.files) == sorted(zb.files) and all(np.array_equal(za[k], zb[k]) for k in za.files)
-    if a.suffix == ".pt":
-        ta, tb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
-        return equal_state(strip_clock(ta), strip_clock(tb))
-    return a.read_bytes() == b.read_bytes()
-
-
-def equal_state(x, y) -> bool:
-    if isinstance(x, torch.Tensor):
-        return isinstance(y, torch.Tensor) and torch.equal(x, y)
-    if isinstance(x, dict):
-        return isinstance(y, dict) and x.keys() == y.keys() and all(equal_state(x[k], y[k]) for k in x)
-    if isinstance(x, (list, tuple)):
-        return len(x) == len(y) and all(equal_state(a, b) for a, b in zip(x, y, strict=True))
-    return x == y
-
-
-def files(folder: Path) -> set[str]:
-    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name not in SKIP}
-
-
-def leftovers(folder: Path) -> list[str]:
-    return [str(p) for p in folder.rglob(".*") if p.name.endswith((".tmp", ".old"))]
 
 
 @pytest.mark.slow

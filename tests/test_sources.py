@@ -1,7 +1,6 @@
 """Each loader reads a tiny fixture built here in its standard layout; bad input gets its error."""
 
 import csv
-import gzip
 import pickle
 from pathlib import Path
 
@@ -9,29 +8,13 @@ import h5py
 import numpy as np
 import pytest
 from conftest import PicklePayload, shrunk
+from kit import RNG, make_mnist
 from PIL import Image
 
 from cgankd.cli import main
 from cgankd.data.prepared import load_prepared
 from cgankd.errors import CgankdError
 from cgankd.stages import prepare
-
-RNG = np.random.default_rng(0)
-
-
-def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
-    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
-    data = header + arr.astype(np.uint8).tobytes()
-    (gzip.open(str(path) + ".gz", "wb") if gz else open(path, "wb")).write(data)
-
-
-def make_mnist(root: Path, folder: str = "MNIST", n: int = 60, gz: bool = True) -> Path:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True)
-    for prefix, k in (("train", n), ("t10k", n // 2)):
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", RNG.integers(0, 255, (k, 28, 28)), gz)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(k) % 10, gz)
-    return root
 
 
 def make_cifar(root: Path, hundred: bool = False) -> Path:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 from conftest import shrunk
+from kit import files, same
 from server_kit import mlflow_server, stop
-from test_faults import files, same
 
 from cgankd.serve.process import free_port
 

@@ -1,0 +1,102 @@
+"""Helpers shared by test files (imported from here, never from another test file): comparing two
+run folders bit-for-bit less their wall-clock fields, running a command-line tool, and writing a
+tiny MNIST in its standard layout."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+BIN = Path(sys.executable).parent
+# the wall-clock fields, by exact key (a substring match also dropped acceptance_rate and generated):
+# the GAN checkpoint's training seconds, the minutes column of gan/quality.csv
+CLOCK = {"seconds", "minutes"}
+SKIP = {".cgankd.lock"}  # the run lock, not an output
+
+
+def clocked(key: object) -> bool:
+    return key in CLOCK
+
+
+def strip_clock(obj):
+    if isinstance(obj, dict):
+        return {k: strip_clock(v) for k, v in obj.items() if not clocked(k)}
+    if isinstance(obj, list):
+        return [strip_clock(v) for v in obj]
+    return obj
+
+
+def same(a: Path, b: Path) -> bool:
+    if a.suffix == ".json":
+        return strip_clock(json.loads(a.read_text())) == strip_clock(json.loads(b.read_text()))
+    if a.suffix == ".csv":
+        ra, rb = a.read_text().splitlines(), b.read_text().splitlines()
+        if len(ra) != len(rb) or not ra:
+            return ra == rb
+        keep = [i for i, h in enumerate(ra[0].split(",")) if not clocked(h)]
+        def cells(row: str) -> list[str]:
+            return [row.split(",")[i] for i in keep]
+
+        return all(cells(x) == cells(y) for x, y in zip(ra, rb, strict=True))
+    if a.suffix == ".npz":
+        with np.load(a) as za, np.load(b) as zb:
+            return sorted(za.files) == sorted(zb.files) and all(np.array_equal(za[k], zb[k]) for k in za.files)
+    if a.suffix == ".pt":
+        ta, tb = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+        return equal_state(strip_clock(ta), strip_clock(tb))
+    return a.read_bytes() == b.read_bytes()
+
+
+def equal_state(x, y) -> bool:
+    if isinstance(x, torch.Tensor):
+        return isinstance(y, torch.Tensor) and torch.equal(x, y)
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(equal_state(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)):
+        return len(x) == len(y) and all(equal_state(a, b) for a, b in zip(x, y, strict=True))
+    return x == y
+
+
+def files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name not in SKIP}
+
+
+def leftovers(folder: Path) -> list[str]:
+    return [str(p) for p in folder.rglob(".*") if p.name.endswith((".tmp", ".old"))]
+
+
+def sh(*cmd: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res
+
+
+def ran(res: subprocess.CompletedProcess) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", res.stdout))
+
+
+RNG = np.random.default_rng(0)
+
+
+def write_idx(path: Path, arr: np.ndarray, gz: bool) -> None:
+    header = bytes([0, 0, 8, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    data = header + arr.astype(np.uint8).tobytes()
+    (gzip.open(str(path) + ".gz", "wb") if gz else open(path, "wb")).write(data)
+
+
+def make_mnist(root: Path, folder: str = "MNIST", n: int = 60, gz: bool = True) -> Path:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True)
+    for prefix, k in (("train", n), ("t10k", n // 2)):
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", RNG.integers(0, 255, (k, 28, 28)), gz)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(k) % 10, gz)
+    return root
