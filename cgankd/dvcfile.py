@@ -9,7 +9,12 @@ base) or none. ``cgankd dvc-yaml`` writes the file from params.yaml; ``cgankd re
 first when ``student.methods`` changed; a test checks the committed file is current.
 
 Code deps come from the stage module's imports (read statically, transitively): a module of a
-sub-package adds its whole folder (``cgankd/gan``), a top-level module or a stage its file.
+sub-package adds its whole folder (``cgankd/gan``), a top-level module or a stage its file. Only
+code that computes outputs counts: tracking, progress bars, fault injection and locks (``NOT_CODE``)
+are neither followed nor listed, so a logging change re-runs nothing. ``cgankd/store.py`` rebuilds
+each kind of model file with its own function-level import (the GAN's generator, the extractor,
+...): a stage gets those of the kinds it loads (a ``store.load(path, "kind")`` or ``load_model``
+call), not all of them, so the teacher does not depend on the GAN's code.
 No DVC import here: the file is plain YAML.
 """
 
@@ -28,8 +33,11 @@ from cgankd.kd.methods import method_distiller, method_uses_fakes
 from cgankd.stages.registry import ordered_methods
 
 ROOT = Path(__file__).resolve().parent.parent
-LEAVES = {  # not followed: the registry imports every stage to register it; tracking only logs
-    "cgankd.stages.registry", "cgankd.tracking"}
+TRACKING = {"cgankd.tracking", "cgankd.tracking_backlog", "cgankd.tracking_reconcile", "cgankd.mlflow_ui",
+            "cgankd.registry_lock"}
+NOT_CODE = {  # no output depends on them: neither followed nor listed (the stage registry imports every stage)
+    "cgankd.stages.registry", "cgankd.progress", "cgankd.faults", "cgankd.lock", *TRACKING}
+BY_KIND = "cgankd.store"  # its function-level imports are followed per kind of model file a stage loads
 RUNTIME = ["profile", "seed", "device", "precision", "compile", "compile_mode", "threads"]
 
 HEADER = """\
@@ -45,26 +53,63 @@ def _module_file(name: str) -> Path | None:
     return Path(spec.origin) if spec is not None and spec.origin else None
 
 
-def imported_modules(module: str) -> set[str]:
-    """``module`` and every cgankd module it imports, transitively (imports inside functions too)."""
+def _imports(nodes: list[ast.AST]) -> list[str]:
+    """The cgankd modules the import statements among ``nodes`` (and inside them) name."""
+    out: list[str] = []
+    for node in (n for top in nodes for n in ast.walk(top)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cgankd"):
+            out.append(node.module)
+            out += [f"{node.module}.{a.name}" for a in node.names if find_spec_safe(f"{node.module}.{a.name}")]
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.startswith("cgankd")]
+    return out
+
+
+def _kind_imports() -> dict[str, list[str]]:
+    """Model file kind -> the modules ``store``'s builder of that kind imports."""
+    tree = ast.parse(_module_file(BY_KIND).read_text())
+    kinds: dict[str, list[str]] = {}
+    for fn in (n for n in tree.body if isinstance(n, ast.FunctionDef)):
+        for dec in fn.decorator_list:
+            if isinstance(dec, ast.Call) and dec.args and isinstance(dec.args[0], ast.Constant):
+                kinds[str(dec.args[0].value)] = _imports(fn.body)
+    return kinds
+
+
+def _kinds_loaded(tree: ast.AST, kinds: dict[str, list[str]]) -> set[str]:
+    """The kinds of model file a module loads: ``load(path, "kind", ...)``, ``load_model(path)``."""
+    found = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        fn = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if fn == "load_model":
+            found.add("image_model")
+        elif fn == "load":
+            found |= {a.value for a in node.args if isinstance(a, ast.Constant) and a.value in kinds}
+    return found
+
+
+def imported_modules(module: str, skip: set[str] = NOT_CODE) -> set[str]:
+    """``module`` and every cgankd module it imports, transitively (imports inside functions too;
+    ``store``'s per kind of model file loaded), less ``skip``."""
+    kinds = _kind_imports()
     seen: set[str] = set()
     todo = [module]
     while todo:
         name = todo.pop()
-        if name in seen:
+        if name in seen or name in skip:
             continue
         path = _module_file(name)
         if path is None or path.suffix != ".py":
             continue
         seen.add(name)
-        if name in LEAVES:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cgankd"):
-                todo.append(node.module)
-                todo += [f"{node.module}.{a.name}" for a in node.names if find_spec_safe(f"{node.module}.{a.name}")]
-            elif isinstance(node, ast.Import):
-                todo += [a.name for a in node.names if a.name.startswith("cgankd")]
+        tree = ast.parse(path.read_text())
+        if name == BY_KIND:  # module level only; the builders' imports come with the kinds loaded
+            todo += _imports([n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))])
+        else:
+            todo += _imports([tree])
+        todo += [m for kind in _kinds_loaded(tree, kinds) for m in kinds[kind]]
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(2, len(parts))]  # parent packages' __init__
     return seen
@@ -77,10 +122,11 @@ def find_spec_safe(name: str) -> bool:
         return False
 
 
-def code_deps(module: str) -> list[str]:
-    """Repository paths for a stage module's code: package folders and top-level files."""
+def code_deps(module: str, tracks: bool = False) -> list[str]:
+    """Repository paths for a stage module's code: package folders and top-level files. ``tracks``:
+    the stage's output is what it tells the tracking server (register), so its tracking code counts."""
     deps: set[str] = set()
-    for name in imported_modules(module):
+    for name in imported_modules(module, NOT_CODE - TRACKING if tracks else NOT_CODE):
         parts = name.split(".")
         if parts == ["cgankd"] or (len(parts) == 2 and parts[1] == "stages"):
             continue
@@ -116,7 +162,7 @@ def _student(cfg: Config, a: str, method: str) -> dict[str, Any]:
 
 
 def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
-    """Stage name -> cmd, stage module, data deps, params, outs, metrics, plots (paths under
+    """Stage name -> cmd, stage module, data deps, params, outs, metrics, plots, tracks (paths under
     ``artifacts``, the out_dir every command pins)."""
     a = "artifacts"
     methods = ordered_methods(cfg.student.methods)
@@ -166,7 +212,7 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
                          "metrics": [_cached(f"{a}/metrics.json")]}
     specs["register"] = {"deps": [f"{a}/export/student.onnx", f"{a}/metrics.json"],
                          "params": ["profile", "task", "data.source", "tracking"],
-                         "outs": [_cached(f"{a}/registry.json")]}
+                         "outs": [_cached(f"{a}/registry.json")], "tracks": True}
     for name, spec in specs.items():
         spec.setdefault("module", name.replace("-", "_"))
         spec.setdefault("cmd", f"cgankd {name} -S out_dir={a}")
@@ -177,7 +223,7 @@ def render(cfg: Config) -> str:
     """The text of dvc.yaml for ``cfg``."""
     stages: dict[str, Any] = {}
     for name, spec in stage_specs(cfg).items():
-        code = code_deps(f"cgankd.stages.{spec['module']}")
+        code = code_deps(f"cgankd.stages.{spec['module']}", spec.get("tracks", False))
         stage: dict[str, Any] = {"cmd": spec["cmd"], "deps": [*spec["deps"], "profiles", *code],
                                  "params": spec["params"], "outs": spec["outs"]}
         for key in ("metrics", "plots"):

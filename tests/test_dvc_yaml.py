@@ -69,6 +69,18 @@ def test_code_deps_come_from_the_imports():
     assert "cgankd/fakes" in dvcfile.code_deps("cgankd.stages.make_fakes")
 
 
+def test_code_deps_leave_out_logging_and_the_models_a_stage_does_not_load():
+    teacher = set(dvcfile.code_deps("cgankd.stages.train_teacher"))
+    assert {"cgankd/models", "cgankd/train", "cgankd/store.py"} <= teacher
+    assert not teacher & {"cgankd/gan", "cgankd/subsample", "cgankd/features", "cgankd/tracking.py",
+                          "cgankd/progress.py", "cgankd/faults.py", "cgankd/stages/registry.py"}
+    # the fake set loads the generator and the extractor: their rebuilding code counts
+    assert {"cgankd/gan", "cgankd/features"} <= set(dvcfile.code_deps("cgankd.stages.make_fakes"))
+    # register's output is what it tells the registry: its tracking code counts
+    assert {"cgankd/tracking.py", "cgankd/registry_lock.py"} <= set(dvcfile.code_deps("cgankd.stages.register", True))
+    assert "cgankd/tracking.py" not in dvcfile.code_deps("cgankd.stages.register")
+
+
 @contextmanager
 def recording(cfg):
     """Yields a set that fills with the dotted keys of every config field read."""
