@@ -171,7 +171,7 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
     specs: dict[str, dict[str, Any]] = {
         "prepare": {"deps": [cfg.data.root] if cfg.data.root else [],  # your data: a change re-runs everything
                     "params": ["profile", "task", "data"],
-                    "outs": [f"{a}/prepared", _cached(f"{a}/plots/data_grid.png")]},
+                    "outs": [f"{a}/prepared"], "plots": [f"{a}/plots/data_grid.png"]},
         "train-teacher": {"deps": [f"{a}/prepared"], "params": [*RUNTIME, "teacher"], "outs": [f"{a}/teacher"],
                           "metrics": [_cached(f"{a}/metrics/teacher.json")]},
         "train-extractor": {"deps": [f"{a}/prepared"],
@@ -185,11 +185,10 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
                                 f"{a}/extractor"],
                        "params": [*RUNTIME, "task", "data.source", "gan.z_dim", "fakes", "subsample", "filter",
                                   "adjust", "quality"],
-                       "outs": [f"{a}/fakes", _cached(f"{a}/plots/fakes_quality.png"),
-                                _cached(f"{a}/plots/fakes_score_hist.png")],
+                       "outs": [f"{a}/fakes"],
                        "metrics": [_cached(f"{a}/metrics/fakes.json")],
-                       "plots": [_cached(f"{a}/plots/fakes_score_hist.csv"),
-                                 _cached(f"{a}/plots/fakes_intra_fid.csv")]},
+                       "plots": [f"{a}/plots/fakes_quality.png", f"{a}/plots/fakes_score_hist.png",
+                                 f"{a}/plots/fakes_score_hist.csv", f"{a}/plots/fakes_intra_fid.csv"]},
         "train-vkd": {"deps": [f"{a}/prepared", f"{a}/teacher/model.pt"], "params": [*RUNTIME, "kd", "vkd"],
                       "outs": [f"{a}/vkd"], "metrics": [_cached(f"{a}/metrics/vkd.json")]},
     }
@@ -207,8 +206,8 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
     specs["evaluate"] = {"deps": [f"{a}/prepared", f"{a}/metrics/teacher.json", *student_metrics, *verdict,
                                   f"{a}/export/parity.json", f"{a}/teacher/model.pt", *students],
                          "params": [*RUNTIME, "task", "student", "teacher.arch"],
-                         "outs": [_cached(f"{a}/report.md"), _cached(f"{a}/plots/evaluation.png"),
-                                  _cached(f"{a}/plots/per_label.csv")],
+                         "outs": [_cached(f"{a}/report.md")],
+                         "plots": [f"{a}/plots/evaluation.png", f"{a}/plots/per_label.csv"],
                          "metrics": [_cached(f"{a}/metrics.json")]}
     specs["register"] = {"deps": [f"{a}/export/student.onnx", f"{a}/metrics.json"],
                          "params": ["profile", "task", "data.source", "tracking"],
@@ -231,18 +230,26 @@ def render(cfg: Config) -> str:
                 stage[key] = spec[key]
         stages[name] = stage
     methods = ordered_methods(cfg.student.methods)
-    doc = {"stages": stages, "plots": [
+    val = "val_acc" if cfg.task == "classification" else "val_mae"
+    fakes = [
         {"teacher score of fakes, CE or |error| (burn-in vs kept)": {
             "x": "score", "y": {"artifacts/plots/fakes_score_hist.csv": ["burn_in", "kept"]}}},
         {"Intra-FID per class / label window, raw fakes vs after each processing step": {
             "y": {"artifacts/plots/fakes_intra_fid.csv": ["raw", "final"]}}},
+        {"GAN: the teacher's label score of its fakes relative to real images, while it trains": {
+            "x": "step", "y": {"artifacts/gan/quality.csv": ["relative_score"]}}},
+        "artifacts/gan/samples.png",
+    ]
+    doc = {"stages": stages, "plots": [
+        *(fakes if cfg.uses_fakes else []),
         {"test accuracy per class / MAE per label": {
             "y": {"artifacts/plots/per_label.csv": ["teacher", *methods]}}},
+        {f"{val} while training: teacher and students": {
+            "x": "step", "y": {"artifacts/teacher/history.csv": [val],
+                               **{f"artifacts/students/{m}/history.csv": [val] for m in methods}}}},
     ], "artifacts": {"student": {"path": "artifacts/export/student.onnx", "type": "model",
                                  "desc": "the selected student (best validation metric), ONNX with a "
                                          "dynamic batch axis"}}}
-    if not cfg.uses_fakes:
-        doc["plots"] = doc["plots"][2:]
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120)
 
 

@@ -85,6 +85,8 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
 
     second = sh("dvc", "repro", cwd=repo)
     assert ran(second) == set()
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "first", cwd=repo)
     # progress and tracking code computes no output: editing it leaves every stage up to date but
     # register, whose output is what it tells the registry
     for name, changed in (("progress.py", set()), ("tracking.py", {"register"})):
@@ -100,6 +102,14 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     # (an identical metrics.json, e.g. two chance-level students, leaves register cached)
     downstream = {"make-fakes", "train-student-cgankd", "export", "evaluate", "register"}
     assert {"make-fakes", "train-student-cgankd"} <= ran(third) <= downstream
+    # the figures are DVC plots: `dvc plots diff` shows the committed run's beside this one's
+    diff = sh("dvc", "plots", "diff", "HEAD", "-o", str(repo / "plots_diff"), cwd=repo)
+    assert "failed to load" not in diff.stdout + diff.stderr
+    shown = {p.name for p in (repo / "plots_diff" / "static").glob("*.png")}
+    assert {f"{rev}_artifacts_plots_{name}.png" for rev in ("HEAD", "workspace")
+            for name in ("fakes_quality", "evaluation")} <= shown
+    page = (repo / "plots_diff" / "index.html").read_text()
+    assert "val_acc while training" in page and "relative_score" in page
 
     # MLflow: a parent run per repro with a child per stage; the student is registered
     import mlflow
