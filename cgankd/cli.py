@@ -32,10 +32,26 @@ def cmd_stage(args: argparse.Namespace) -> int:
     from cgankd.pipeline import run_stage
 
     cfg = _config(args)
+    _check_dvc_graph(cfg)
     kwargs = {"method": args.method} if args.stage == "train-student" else {}
     run_stage(cfg, args.stage, **kwargs)
     distributed.finish()
     return 0
+
+
+def _check_dvc_graph(cfg: Config) -> None:
+    """Run by DVC (``DVC_STAGE`` set): stop in one line when dvc.yaml was generated for other params
+    (``dvc exp run -S student.methods=[...]`` would run a stale stage graph)."""
+    root = os.environ.get("DVC_ROOT")
+    if not os.environ.get("DVC_STAGE") or not root or not (Path(root) / "dvc.yaml").is_file():
+        return
+    from cgankd import dvcfile
+
+    why = dvcfile.stale_graph(cfg, Path(root) / "dvc.yaml")
+    if why is not None:
+        raise CgankdError("dvc.yaml", f"was generated for other params ({why}; student.methods="
+                          f"{cfg.student.methods}): run `cgankd repro` (it regenerates dvc.yaml first), or "
+                          "`cgankd dvc-yaml` before `dvc exp run`")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -209,7 +209,8 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
                          "outs": [_cached(f"{a}/report.md")],
                          "plots": [f"{a}/plots/evaluation.png", f"{a}/plots/per_label.csv"],
                          "metrics": [_cached(f"{a}/metrics.json")]}
-    specs["register"] = {"deps": [f"{a}/export/student.onnx", f"{a}/metrics.json"],
+    specs["register"] = {"deps": [f"{a}/export/student.onnx", f"{a}/metrics.json", f"{a}/export/parity.json",
+                                  *verdict],  # the model card's numbers
                          "params": ["profile", "task", "data.source", "tracking"],
                          "outs": [_cached(f"{a}/registry.json")], "tracks": True}
     for name, spec in specs.items():
@@ -251,6 +252,24 @@ def render(cfg: Config) -> str:
                                  "desc": "the selected student (best validation metric), ONNX with a "
                                          "dynamic batch axis"}}}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120)
+
+
+def stale_graph(cfg: Config, path: Path) -> str | None:
+    """How the stage graph in the dvc.yaml at ``path`` differs from the one ``cfg`` needs (stage
+    names, commands, data deps; not code deps, which are slow to read), or None. ``dvc exp run -S
+    student.methods=[...]`` runs the graph of the dvc.yaml it finds, generated for other params."""
+    try:
+        have = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
+    except (OSError, yaml.YAMLError):
+        return None  # not ours to judge: DVC reports an unreadable dvc.yaml itself
+    want = stage_specs(cfg)
+    if set(want) != set(have):
+        return (f"it has no stage {', '.join(sorted(set(want) - set(have)))}" if set(want) - set(have) else
+                f"its stage {', '.join(sorted(set(have) - set(want)))} is not in these params")
+    for name, spec in want.items():
+        if have[name].get("cmd") != spec["cmd"] or not set(spec["deps"]) <= set(have[name].get("deps") or []):
+            return f"its stage {name} differs"
+    return None
 
 
 def write(cfg: Config, path: Path) -> bool:

@@ -356,6 +356,10 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
     client.set_model_version_tag(f"{name}-pytorch", twin, "onnx_version", version)
     for k, v in {**tags, "pytorch_version": twin}.items():
         client.set_model_version_tag(name, version, k, v)
+    if info.get("card"):  # the model card (cgankd/card.py): the registry's description of both versions
+        client.update_model_version(name, version, description=info["card"])
+        client.update_model_version(f"{name}-pytorch", twin, description=f"{info['card']}\nThe PyTorch weights of "
+                                    f"`{name}` version {version} (the ONNX model).")
     faults.point("register-tags")  # paired and tagged, not complete
     client.set_model_version_tag(name, version, COMPLETE_TAG, f"{metric:.6g}")  # last: now complete
     result = promote(name, int(version), cfg.tracking.promotion_margin)

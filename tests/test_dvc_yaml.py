@@ -69,6 +69,20 @@ def test_code_deps_come_from_the_imports():
     assert "cgankd/fakes" in dvcfile.code_deps("cgankd.stages.make_fakes")
 
 
+def test_a_stage_run_by_dvc_stops_in_one_line_when_dvc_yaml_was_made_for_other_params(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DVC_STAGE", "export")
+    monkeypatch.setenv("DVC_ROOT", str(ROOT))  # the committed dvc.yaml, made for params.yaml
+    params = ["-p", str(ROOT / "params.yaml"), "-S", f"out_dir={tmp_path}"]
+    assert main(["export", *params, "-S", "student.methods=[nokd,cgankd,blkd]"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no stage train-student-blkd" in err and "cgankd repro" in err
+    assert main(["export", *params, "-S", "data.source=imagefolder", "-S", f"data.root={tmp_path}"]) == 2
+    assert "its stage prepare differs" in capsys.readouterr().err
+    # the params it was made for pass the check: export then stops on its missing input instead
+    assert main(["export", *params]) == 2
+    assert "dvc.yaml" not in capsys.readouterr().err
+
+
 def test_code_deps_leave_out_logging_and_the_models_a_stage_does_not_load():
     teacher = set(dvcfile.code_deps("cgankd.stages.train_teacher"))
     assert {"cgankd/models", "cgankd/train", "cgankd/store.py"} <= teacher

@@ -51,6 +51,12 @@ def check_registry_champion(repo: Path, db: Path) -> None:
     np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
     out = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(x.numpy())
     assert out["outputs"].shape == (5, 10)
+    # the version's description is its model card (cgankd/card.py), the PyTorch twin's too
+    method, metrics = champ.tags["method"], json.loads((repo / "artifacts" / "metrics.json").read_text())
+    assert champ.description.startswith(f"## {name}: the `{method}` student")
+    assert f"| test acc | {metrics[f'{method}_test_acc']:.4g}%" in champ.description
+    twin = MlflowClient().get_model_version(f"{name}-pytorch", champ.tags["pytorch_version"])
+    assert twin.description.startswith(champ.description) and f"version {champ.version}" in twin.description
 
 
 def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, monkeypatch):
@@ -110,6 +116,10 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
             for name in ("fakes_quality", "evaluation")} <= shown
     page = (repo / "plots_diff" / "index.html").read_text()
     assert "val_acc while training" in page and "relative_score" in page
+    # `dvc exp run` with a student list the generated dvc.yaml was not made for: one line, no run
+    exp = sh("dvc", "exp", "run", "-S", "student.methods=[nokd,cgankd,blkd]", cwd=repo, check=False)
+    assert exp.returncode != 0 and "no stage train-student-blkd" in exp.stdout + exp.stderr
+    assert not (repo / "artifacts" / "students" / "blkd").exists()
 
     # MLflow: a parent run per repro with a child per stage; the student is registered
     import mlflow

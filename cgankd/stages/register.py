@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from cgankd import store
+from cgankd.card import model_card
 from cgankd.config import Config
 from cgankd.errors import CgankdError
 from cgankd.io import read_json, write_json
@@ -30,8 +31,11 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
                           "broken; nothing was registered")
     model = store.load_model(store.Layout(cfg).student(method))  # registration runs on the CPU
     sample = torch.rand(2, data.meta.channels, data.meta.resolution, data.meta.resolution)
+    fakes = cfg.path("metrics", "fakes.json")
+    card = model_card(cfg, data.meta, read_json(cfg.path("metrics.json")), parity,
+                      read_json(fakes) if fakes.is_file() else None, tracker.run_id)
     info = register_student(cfg, cfg.path("export", "student.onnx"), model, sample, metric,
-                            {"metric_name": f"test_{k}", "method": method}, tracker)
+                            {"metric_name": f"test_{k}", "method": method, "card": card}, tracker)
     write_json(cfg.path("registry.json"), info)
     print("register:", json.dumps(info))
     return info
