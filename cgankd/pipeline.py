@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cgankd import distributed, faults
+from cgankd import distributed, dvcfile, faults
 from cgankd.config import Config
 from cgankd.errors import CgankdError
 from cgankd.lock import out_dir_lock
@@ -21,7 +21,9 @@ def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
                               f"(torchrun runs {', '.join(DDP_STAGES)})")
         if not distributed.is_main():
             return STAGES.get(name)(cfg, NullTracker(), **kwargs)
-    with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs)) as tracker:
+    spec = dvcfile.stage_specs(cfg).get(dvcfile.stage_name(name, kwargs.get("method")))
+    params = spec["params"] if spec else None  # the child run logs what its stage reads
+    with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs), params) as tracker:
         faults.point("start")
         return STAGES.get(name)(cfg, tracker, **kwargs)
 

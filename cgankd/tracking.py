@@ -283,13 +283,16 @@ def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None =
 
 
 @contextlib.contextmanager
-def stage_run(cfg: Config, stage: str) -> Iterator[NullTracker]:
-    """A run for one stage, a child of the pipeline run when there is one."""
+def stage_run(cfg: Config, stage: str, params: list[str] | None = None) -> Iterator[NullTracker]:
+    """A run for one stage, a child of the pipeline run when there is one. ``params``: the param
+    keys or sections the stage reads (its dvc.yaml ``params``); only those are logged (all when None;
+    the parent run logs them all)."""
     if _mlflow() is None:
         yield NullTracker()
         return
     with _run(cfg, stage, os.environ.get(PARENT_ENV), {"cgankd.stage": stage, **run_tags(cfg)}) as tracker:
-        tracker.log_params(cfg.flat())
+        tracker.log_params({k: v for k, v in cfg.flat().items()
+                            if params is None or any(k == p or k.startswith(f"{p}.") for p in params)})
         yield tracker
 
 
@@ -429,9 +432,21 @@ def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool)
         client.set_registered_model_alias(name, alias, str(version))
         if d.promote and "challenger" in mv.aliases:  # the challenger won: it is the champion now
             client.delete_registered_model_alias(name, "challenger")
+        _twin_alias(client, name, mv, alias, d.promote)
         client.set_model_version_tag(name, str(version), "promotion", decision_reason)
     return {"model_name": name, "version": int(version), "alias": alias, "reason": decision_reason,
             "margin": margin}
+
+
+def _twin_alias(client: Any, name: str, mv: Any, alias: str, promoted: bool) -> None:
+    """The PyTorch twin (``<name>-pytorch``) of version ``mv`` gets the same alias, so
+    ``models:/<name>-pytorch@champion`` loads the weights of ``models:/<name>@champion``."""
+    twin = mv.tags.get("pytorch_version")
+    if twin is None:  # registered before the twins were paired by tag
+        return
+    client.set_registered_model_alias(f"{name}-pytorch", alias, twin)
+    if promoted and "challenger" in client.get_model_version(f"{name}-pytorch", twin).aliases:
+        client.delete_registered_model_alias(f"{name}-pytorch", "challenger")
 
 
 def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:

@@ -137,6 +137,11 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
         "prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student[nokd]",
         "train-student[cgankd]", "export", "evaluate", "register"}
     assert all(r.data.tags.get("mlflow.source.git.commit") for r in children)
+    # a child run logs the params its stage reads (dvc.yaml's), the parent all of them
+    gan = next(r for r in children if r.data.tags["cgankd.stage"] == "train-gan")
+    assert "gan.d_steps" in gan.data.params and "seed" in gan.data.params
+    assert not [k for k in gan.data.params if k.startswith(("student.", "filter.", "teacher.", "data."))]
+    assert len(parents[0].data.params) > 2 * len(gan.data.params) and "filter.rho" in parents[0].data.params
     info = json.loads((repo / "artifacts" / "registry.json").read_text())
     assert info["version"] == (2 if "register" in ran(third) else 1)
     assert info["alias"] in ("champion", "challenger")
