@@ -83,7 +83,9 @@ def test_two_pipelines_sharing_one_mlflow_db_both_complete(tmp_path):
     env = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
     procs = []
     for name in ("a", "b"):
-        params = write_params(tmp_path, tmp_path / name, f"{name}.yaml", f"seed={'ab'.index(name)}")
+        # NOKD only: what is tested is two writers of one store, not the GAN (6 stages, not 10)
+        params = write_params(tmp_path, tmp_path / name, f"{name}.yaml", f"seed={'ab'.index(name)}",
+                              "student.methods=[nokd]")
         procs.append(subprocess.Popen([os.path.join(BIN, "cgankd"), "run", "-p", params], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}))
         time.sleep(1)  # both create the store and the experiment at nearly the same time
@@ -99,7 +101,7 @@ def test_two_pipelines_sharing_one_mlflow_db_both_complete(tmp_path):
     assert sorted(r.info.run_name for r in parents) == ["objects/classification seed0", "objects/classification seed1"]
     for parent in parents:
         children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-        assert len(children) == 10 and all(r.info.status == "FINISHED" for r in children)
-        assert "cgankd_test_acc" in parent.data.metrics
+        assert len(children) == 6 and all(r.info.status == "FINISHED" for r in children)
+        assert "nokd_test_acc" in parent.data.metrics
     versions = client.search_model_versions("name = 'cgankd-objects'")
     assert len(versions) == 2
