@@ -21,6 +21,7 @@ No DVC import here: the file is plain YAML.
 from __future__ import annotations
 
 import ast
+import functools
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ def _imports(nodes: list[ast.AST]) -> list[str]:
     return out
 
 
+@functools.cache
 def _kind_imports() -> dict[str, list[str]]:
     """Model file kind -> the modules ``store``'s builder of that kind imports."""
     tree = ast.parse(_module_file(BY_KIND).read_text())
@@ -263,9 +265,11 @@ def stale_graph(cfg: Config, path: Path) -> str | None:
     except (OSError, yaml.YAMLError):
         return None  # not ours to judge: DVC reports an unreadable dvc.yaml itself
     want = stage_specs(cfg)
-    if set(want) != set(have):
-        return (f"it has no stage {', '.join(sorted(set(want) - set(have)))}" if set(want) - set(have) else
-                f"its stage {', '.join(sorted(set(have) - set(want)))} is not in these params")
+    missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+    if missing:
+        return f"it has no stage {', '.join(missing)}"
+    if extra:
+        return f"its stage {', '.join(extra)} is not in these params"
     for name, spec in want.items():
         if have[name].get("cmd") != spec["cmd"] or not set(spec["deps"]) <= set(have[name].get("deps") or []):
             return f"its stage {name} differs"

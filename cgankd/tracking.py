@@ -429,24 +429,21 @@ def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool)
         alias = "champion" if d.promote else "challenger"
         decision_reason = d.reason
         faults.point("promote")  # decided, no alias moved
-        client.set_registered_model_alias(name, alias, str(version))
-        if d.promote and "challenger" in mv.aliases:  # the challenger won: it is the champion now
-            client.delete_registered_model_alias(name, "challenger")
-        _twin_alias(client, name, mv, alias, d.promote)
+        _move_alias(client, name, str(version), alias, d.promote)
+        twin = mv.tags.get("pytorch_version")  # None: registered before the twins were paired by tag
+        if twin is not None:  # models:/<name>-pytorch@champion loads the weights of models:/<name>@champion
+            _move_alias(client, f"{name}-pytorch", twin, alias, d.promote)
         client.set_model_version_tag(name, str(version), "promotion", decision_reason)
     return {"model_name": name, "version": int(version), "alias": alias, "reason": decision_reason,
             "margin": margin}
 
 
-def _twin_alias(client: Any, name: str, mv: Any, alias: str, promoted: bool) -> None:
-    """The PyTorch twin (``<name>-pytorch``) of version ``mv`` gets the same alias, so
-    ``models:/<name>-pytorch@champion`` loads the weights of ``models:/<name>@champion``."""
-    twin = mv.tags.get("pytorch_version")
-    if twin is None:  # registered before the twins were paired by tag
-        return
-    client.set_registered_model_alias(f"{name}-pytorch", alias, twin)
-    if promoted and "challenger" in client.get_model_version(f"{name}-pytorch", twin).aliases:
-        client.delete_registered_model_alias(f"{name}-pytorch", "challenger")
+def _move_alias(client: Any, model: str, version: str, alias: str, promoted: bool) -> None:
+    """``alias`` to ``model`` ``version``; a challenger that won is the champion now, no longer the challenger."""
+    was_challenger = promoted and "challenger" in client.get_model_version(model, version).aliases
+    client.set_registered_model_alias(model, alias, version)
+    if was_challenger:
+        client.delete_registered_model_alias(model, "challenger")
 
 
 def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:

@@ -14,7 +14,6 @@ from conftest import ROOT, SHRINK, shrunk
 from kit import make_mnist, ran, sh
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="module")

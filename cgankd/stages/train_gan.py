@@ -53,9 +53,13 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
     shown = np.concatenate([np.arange(i, i + min(SHOWN, n)) for i in range(0, len(labels), n)])
     higher = meta.task == "classification"
 
+    def fakes_score(g: torch.nn.Module, g_in: np.ndarray, true: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+        """The teacher's label score of ``g``'s fakes for ``g_in`` (fixed noise from ``seed``)."""
+        imgs = sample(g, g_in, cfg.gan.z_dim, torch.Generator().manual_seed(seed))
+        return imgs, label_score(predict(teacher, imgs), true, meta)
+
     def score(step: int, g: torch.nn.Module) -> float:
-        imgs = sample(g, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(cfg.seed + 7))
-        value = label_score(predict(teacher, imgs), labels, meta)
+        imgs, value = fakes_score(g, g_labels, labels, cfg.seed + 7)
         minutes[step] = stop.seconds / 60.0
         tracker.log_metrics({"gan_label_score": value, "gan_relative_score": relative_score(value, reference, higher),
                              "gan_minutes": minutes[step]}, step=step)
@@ -67,8 +71,7 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
     c_labels, c_true = watch_labels(meta, 2 * n)
 
     def confirm(step: int, g: torch.nn.Module) -> float:  # other fakes, twice as many: picks the generator kept
-        imgs = sample(g, c_labels, cfg.gan.z_dim, torch.Generator().manual_seed(cfg.seed + 8))
-        value = label_score(predict(teacher, imgs), c_true, meta)
+        _, value = fakes_score(g, c_labels, c_true, cfg.seed + 8)
         tracker.log_metrics({"gan_confirm_relative_score": relative_score(value, reference, higher)}, step=step)
         return value
 
