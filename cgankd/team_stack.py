@@ -287,7 +287,7 @@ def serve_forever(root: Path, pg_port: int, mlflow_port: int, prefect_port: int)
               f"credentials; they are in {client} (mode 0600). In another shell:")
         print(f"  set -a; . {client}; set +a")
         print("then: cgankd run / cgankd compare --workers 2 / cgankd serve / cgankd promote / "
-              "python flows/deploy.py")
+              "prefect deploy --all (then prefect worker start --pool cgankd)")
         try:
             signal.pause()
         except KeyboardInterrupt:

@@ -1,56 +1,80 @@
-"""Prefect deployments: the pipeline on a cron schedule (retraining; its register stage makes the
-champion/challenger decision with ``tracking.promotion_margin``) and the promotion flow on demand.
+"""Serve the deployments declared in prefect.yaml from this one process (Prefect's ``serve``), for a
+machine without a work pool or worker. With a work pool, use ``prefect deploy --all`` instead: both
+read the same prefect.yaml, so the names, schedules and parameters are the same either way.
 
-    python flows/deploy.py                                   # nightly at 03:00, params.yaml
-    python flows/deploy.py --cron "0 4 * * 1" -S tracking.promotion_margin=1.0
+    python -m flows.deploy                                  # ./prefect.yaml, nightly at its cron
+    python -m flows.deploy --cron "0 4 * * 1" -S tracking.promotion_margin=1.0
     prefect deployment run cgankd-pipeline/cgankd-nightly --watch     # a run now
 
-`serve` registers both deployments with the Prefect API (PREFECT_API_URL, e.g. a local
-`prefect server start`) and runs their flow runs in subprocesses until stopped.
+``serve`` registers the deployments with the Prefect API (PREFECT_API_URL, e.g. a local
+``prefect server start``) and runs their flow runs in subprocesses until stopped.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import yaml
 
-from pipeline import pipeline  # noqa: E402
-from promote import promotion  # noqa: E402
-
-NAME = "cgankd-nightly"
-PROMOTE = "cgankd-promote"
-CRON = os.environ.get("CGANKD_CRON", "0 3 * * *")  # every night at 03:00
+CHECKOUT = Path(__file__).resolve().parent.parent / "prefect.yaml"  # beside flows/ in a checkout
 
 
-def build_deployment(cron: str = CRON, params: str = "params.yaml", overrides: list[str] | None = None):
-    return pipeline.to_deployment(
-        name=NAME, cron=cron, parameters={"params": params, "overrides": list(overrides or [])},
-        tags=["cgankd", "retrain"],
-        description="Retrain teacher, GAN, fakes and students; register; champion only beyond the margin.")
+def declared(prefect_file: str | Path) -> list[dict[str, Any]]:
+    """The ``deployments:`` of a prefect.yaml, each with a name and an entrypoint."""
+    path = Path(prefect_file)
+    if not path.is_file():
+        raise SystemExit(f"{path}: no such prefect.yaml (pass --prefect-file; the cgankd repository has one "
+                         "at its root)")
+    try:
+        deployments = (yaml.safe_load(path.read_text()) or {}).get("deployments") or []
+    except yaml.YAMLError as e:
+        raise SystemExit(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    for d in deployments:
+        if not isinstance(d, dict) or not d.get("name") or not d.get("entrypoint"):
+            raise SystemExit(f"{path}: every deployment needs a name and an entrypoint, got {d!r}")
+    return deployments
 
 
-def build_promotion_deployment(params: str = "params.yaml", overrides: list[str] | None = None):
-    return promotion.to_deployment(
-        name=PROMOTE, parameters={"params": params, "overrides": list(overrides or [])},
-        tags=["cgankd", "promotion"], description="Champion/challenger decision for a registered version.")
+def build_deployments(prefect_file: str | Path = "prefect.yaml", cron: str | None = None,
+                      params: str | None = None, overrides: list[str] | None = None) -> list[Any]:
+    """The declared deployments as Prefect RunnerDeployments. ``cron`` replaces the schedules' cron,
+    ``params`` / ``overrides`` the deployments' parameters of those names."""
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.schedules import Cron
+
+    built = []
+    for d in declared(prefect_file):
+        parameters = dict(d.get("parameters") or {})
+        if params is not None:
+            parameters["params"] = params
+        if overrides:
+            parameters["overrides"] = list(overrides)
+        schedules = [Cron(cron or s["cron"], timezone=s.get("timezone")) for s in d.get("schedules") or []]
+        flow = load_flow_from_entrypoint(d["entrypoint"])
+        built.append(flow.to_deployment(
+            name=d["name"], description=d.get("description"), tags=d.get("tags"), parameters=parameters,
+            schedules=schedules or None, concurrency_limit=d.get("concurrency_limit")))
+    return built
 
 
 def main(argv: list[str] | None = None) -> None:
-    from prefect import serve
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cron", default=CRON, help=f"schedule of the retraining (default {CRON!r})")
-    ap.add_argument("-p", "--params", default="params.yaml")
+    ap.add_argument("--prefect-file", default=None,
+                    help="the deployments (default: ./prefect.yaml, else the checkout's)")
+    ap.add_argument("--cron", default=None, help="replace the scheduled deployments' cron")
+    ap.add_argument("-p", "--params", default=None, help="params file for every deployment")
     ap.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args(argv)
-    params = str(Path(args.params).resolve())
-    serve(build_deployment(args.cron, params, args.overrides),
-          build_promotion_deployment(params, args.overrides))
+    prefect_file = args.prefect_file or ("prefect.yaml" if Path("prefect.yaml").is_file() else CHECKOUT)
+    params = str(Path(args.params).resolve()) if args.params else None
+    deployments = build_deployments(prefect_file, args.cron, params, args.overrides)
+    from prefect import serve
+
+    serve(*deployments)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -48,13 +48,21 @@ def test_flow_runs_the_pipeline_under_one_parent_run(tmp_path):
     assert len(children) == 10
 
 
-def test_deployment_has_a_cron_schedule_and_parameters():
-    from deploy import NAME, build_deployment
+def test_flows_deploy_serves_what_prefect_yaml_declares(tmp_path):
+    from deploy import build_deployments
 
-    dep = build_deployment(cron="15 2 * * 1", overrides=["filter.rho=0.8"])
-    assert dep.name == NAME
-    assert dep.schedules[0].schedule.cron == "15 2 * * 1"
-    assert dep.parameters == {"params": "params.yaml", "overrides": ["filter.rho=0.8"]}
+    deps = {d.name: d for d in build_deployments(ROOT / "prefect.yaml", cron="15 2 * * 1",
+                                                  overrides=["filter.rho=0.8"])}
+    assert sorted(deps) == ["cgankd-compare", "cgankd-nightly", "cgankd-promote"]
+    nightly = deps["cgankd-nightly"]
+    assert nightly.schedules[0].schedule.cron == "15 2 * * 1" and nightly.concurrency_limit == 1
+    assert nightly.parameters == {"params": "params.yaml", "overrides": ["filter.rho=0.8"]}
+    assert deps["cgankd-promote"].schedules == [] and deps["cgankd-promote"].tags == ["cgankd", "promotion"]
+    (tmp_path / "prefect.yaml").write_text("deployments:\n  - name: x\n")
+    with pytest.raises(SystemExit, match="needs a name and an entrypoint"):
+        build_deployments(tmp_path / "prefect.yaml")
+    with pytest.raises(SystemExit, match="no such prefect.yaml"):
+        build_deployments(tmp_path / "none.yaml")
 
 
 @pytest.mark.parametrize("script", ["pipeline", "ablation", "compare", "promote", "deploy"])

@@ -1,6 +1,6 @@
-"""The `serve` extra alone (pyproject.toml) in a fresh virtual environment: no torch, no MLflow,
-and it serves an exported student whose answers match the full install's; commands that need
-another extra say which, in one line."""
+"""The `serve` extra alone (pyproject.toml) in a fresh virtual environment: no torch, no MLflow, and it
+serves an exported student whose answers match the full install's; commands that need another extra say
+which, in one line. The Prefect flows are installed with the package (importable once `track` is)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def test_the_serve_extra_alone_serves_a_student_without_torch(tmp_path):
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "cgankd", src / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("cgankd", "flows"):
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = str(env_dir / "bin" / "python")
@@ -45,6 +46,9 @@ def test_the_serve_extra_alone_serves_a_student_without_torch(tmp_path):
             "'fastapi') if u.find_spec(m)])"
     assert subprocess.run([py, "-c", probe], capture_output=True, text=True).stdout.strip() == \
         "['onnxruntime', 'fastapi']"
+    where = "import importlib.util as u; print(u.find_spec('flows.pipeline').origin)"  # installed, not imported:
+    flows = subprocess.run([py, "-c", where], capture_output=True, text=True, cwd=tmp_path).stdout  # needs prefect
+    assert flows.strip().endswith("site-packages/flows/pipeline.py"), flows
 
     from cgankd.serve.runtime import load_model
     from cgankd.stages.prepare import build

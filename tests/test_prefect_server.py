@@ -1,6 +1,7 @@
-"""A real local Prefect server (`prefect server start` on 127.0.0.1, stopped by its PID): the
-deployments from flows/deploy.py are created, a retraining run is triggered and completes, and
-its register stage made the champion decision; the promotion deployment runs too."""
+"""Prefect as its users run it, against a real local server (`prefect server start` on 127.0.0.1,
+stopped by its PID): a process work pool, `prefect deploy --all` from a project folder with the
+repository's prefect.yaml and a params.yaml, a `prefect worker` that picks the triggered retraining up
+and completes it (its register stage made the champion decision), then the promotion deployment."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -19,8 +19,16 @@ from server_kit import stop, wait_for
 from cgankd.serve.process import free_port
 
 
+def prefect_cli(env: dict, cwd, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    bindir = os.path.dirname(sys.executable)
+    done = subprocess.run([os.path.join(bindir, "prefect"), *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
+    assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
 @pytest.mark.slow
-def test_local_prefect_server_runs_the_retraining_deployment(tmp_path):
+def test_a_worker_runs_the_deployments_that_prefect_deploy_made_from_prefect_yaml(tmp_path):
     from mlflow.tracking import MlflowClient
 
     port = free_port()
@@ -28,47 +36,46 @@ def test_local_prefect_server_runs_the_retraining_deployment(tmp_path):
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-           "PREFECT_RUNNER_POLL_FREQUENCY": "2", "PREFECT_LOGGING_LEVEL": "WARNING"}
+           "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "200"}
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
+    project = tmp_path / "project"  # a user's folder: prefect.yaml and params.yaml, no checkout
+    project.mkdir()
+    (project / "prefect.yaml").write_text((ROOT / "prefect.yaml").read_text())
+    (project / "params.yaml").write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
     server = subprocess.Popen([os.path.join(bindir, "prefect"), "server", "start", "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
-    runner = None
+    worker = None
     try:
         wait_for(f"{api}/health", server, 180)
-        runner = subprocess.Popen([sys.executable, str(ROOT / "flows" / "deploy.py"), "--cron", "0 3 * * *",
-                                   "-p", str(params), "-S", "student.methods=[nokd]"], env=env, cwd=tmp_path,
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  start_new_session=True)
-        deadline = time.monotonic() + 120
-        while True:  # the runner registers the deployments
-            assert runner.poll() is None, runner.stdout.read()
-            r = httpx.post(f"{api}/deployments/filter", json={}, timeout=10)
-            names = sorted(d["name"] for d in r.json())
-            if names == ["cgankd-nightly", "cgankd-promote"]:
-                break
-            assert time.monotonic() < deadline, names
-            time.sleep(1)
-        nightly = next(d for d in r.json() if d["name"] == "cgankd-nightly")
+        prefect_cli(env, project, "work-pool", "create", "cgankd", "--type", "process")
+        prefect_cli(env, project, "--no-prompt", "deploy", "--all")
+        deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
+        assert sorted(deployments) == ["cgankd-compare", "cgankd-nightly", "cgankd-promote"]
+        nightly = deployments["cgankd-nightly"]
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
-        assert nightly["parameters"] == {"params": str(params), "overrides": ["student.methods=[nokd]"]}
-        prefect = os.path.join(bindir, "prefect")
-        run = subprocess.run([prefect, "deployment", "run", "cgankd-pipeline/cgankd-nightly", "--watch",
-                              "--watch-timeout", "600"], env=env, capture_output=True, text=True, timeout=660)
-        assert run.returncode == 0 and "Completed" in run.stdout, run.stdout + run.stderr
+        assert nightly["work_pool_name"] == "cgankd" and nightly["parameters"]["params"] == "params.yaml"
+        assert nightly["pull_steps"] == [{"prefect.deployments.steps.set_working_directory":
+                                          {"directory": str(project.resolve())}}]
+        worker = subprocess.Popen([os.path.join(bindir, "prefect"), "worker", "start", "--pool", "cgankd"],
+                                  env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  text=True, start_new_session=True)
+        prefect_cli(env, project, "deployment", "run", "cgankd-pipeline/cgankd-nightly",
+                    "-p", 'overrides=["student.methods=[nokd]"]', "--watch", "--watch-timeout", "600", timeout=660)
+        assert worker.poll() is None, worker.stdout.read()
         info = json.loads((tmp_path / "artifacts" / "registry.json").read_text())
         assert info["registered"] and info["alias"] == "champion" and info["version"] == 1
-        run = subprocess.run([prefect, "deployment", "run", "cgankd-promote/cgankd-promote", "-p", "margin=0.0",
-                              "--watch", "--watch-timeout", "300"], env=env, capture_output=True, text=True,
-                             timeout=360)
-        assert run.returncode == 0 and "Completed" in run.stdout, run.stdout + run.stderr
+        prefect_cli(env, project, "deployment", "run", "cgankd-promote/cgankd-promote", "-p", "margin=0.0",
+                    "--watch", "--watch-timeout", "300", timeout=360)
+        runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
+        done = sorted((r["name"] != "", r["work_pool_name"], r["state_type"]) for r in runs
+                      if r["state_type"] != "SCHEDULED")  # the cron's future runs wait
+        assert done == [(True, "cgankd", "COMPLETED")] * 2, runs
         mv = MlflowClient().get_model_version("cgankd-objects", "1")
         assert mv.tags["promotion"] == "is the champion already" or "first version" in mv.tags["promotion"]
     finally:
-        if runner is not None:
-            stop(runner)
+        if worker is not None:
+            stop(worker)
         stop(server)
     assert server.poll() is not None
