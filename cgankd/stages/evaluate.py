@@ -70,6 +70,19 @@ def verdict(task: str, nokd: float, cgankd: float | None, skipped: bool = False)
     return f"cGAN-KD {word}: {diff:+.2f} {unit} against NOKD on the test split (one seed)."
 
 
+def headline(rows: dict[str, dict[str, Any]], k: str, fakes: dict[str, Any]) -> dict[str, Any]:
+    """The one DVC metrics file, narrow enough for `dvc metrics show` / `dvc exp show` in a terminal: each
+    model's test metric, each KD method's difference to NOKD, the fakes kept and their relative score.
+    DVC sorts the columns by name: test_<metric>.*, test_<metric>_vs_nokd.*, used_fakes.*."""
+    test = {safe(name): m[f"test_{k}"] for name, m in rows.items()}
+    out: dict[str, Any] = {f"test_{k}": test}
+    if "nokd" in test:
+        out[f"test_{k}_vs_nokd"] = {m: test[m] - test["nokd"] for m in test if m not in ("teacher", "nokd")}
+    if "verdict" in fakes:
+        out["used_fakes"] = {"kept": fakes["n_fakes"], "score": fakes["raw_relative_label_score"]}
+    return {key: v for key, v in out.items() if v}
+
+
 @STAGES.register("evaluate")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
@@ -98,6 +111,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
                     "fakes_weak": fakes["weak_fakes"], "fakes_verdict": fakes["verdict"]})
     out.update({f"{safe(m)}_skipped": 1.0 for m in skipped})
     write_json(cfg.path("metrics.json"), out)
+    write_json(cfg.path("headline.json"), headline(rows, k, fakes))
     unit = "%" if task == "classification" else f" {data.meta.label_unit}".rstrip()
     cols = [f"val {k}", f"test {k} (best val)", f"test {k} (last)"]
     cols += ["test mae, seen labels", "test mae, unseen labels"] if extra else []
