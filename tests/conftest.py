@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cgankd.config import Config, load_config
 
@@ -83,3 +86,26 @@ class PicklePayload:
         import os
 
         return (os.mkdir, (str(self.path),))
+
+
+@pytest.fixture(scope="session")
+def untracked_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``untracked_run(task)``: the artifacts folder of one shrunken `cgankd run` of that task, tracking
+    off, made once per session by a fresh process and shared (the fault suite and the tracking-outage
+    test compare against it, the DDP test starts from its data and teacher). Read it or copy it: a test
+    that writes into it changes every later test's reference."""
+    made: dict[str, Path] = {}
+
+    def get(task: str) -> Path:
+        if task not in made:
+            root = tmp_path_factory.mktemp(f"untracked-{task}")
+            params = root / "params.yaml"
+            params.write_text(yaml.safe_dump(shrunk(Path("artifacts"), f"task={task}").to_dict(), sort_keys=False))
+            env = {**os.environ, "CGANKD_TRACKING": "off"}
+            done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "cgankd"), "run", "-p", str(params)],
+                                  cwd=root, env=env, capture_output=True, text=True, timeout=900)
+            assert done.returncode == 0, done.stderr[-3000:]
+            made[task] = root / "artifacts"
+        return made[task]
+
+    return get

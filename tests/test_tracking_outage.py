@@ -23,16 +23,12 @@ BIN = os.path.dirname(sys.executable)
 
 
 @pytest.mark.slow
-def test_the_server_going_away_mid_run_loses_nothing(tmp_path):
+def test_the_server_going_away_mid_run_loses_nothing(tmp_path, untracked_run):
     from mlflow.tracking import MlflowClient
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
-    ref = tmp_path / "ref"
-    ref.mkdir()
-    untracked = subprocess.run([os.path.join(BIN, "cgankd"), "run", "-p", str(params), "-S", f"out_dir={ref}"],
-                               capture_output=True, text=True, env={**os.environ, "CGANKD_TRACKING": "off"})
-    assert untracked.returncode == 0, untracked.stderr[-2000:]
+    ref = untracked_run("classification")  # the same params, tracking off
 
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
