@@ -74,9 +74,9 @@ def leftovers(folder: Path) -> list[str]:
     return [str(p) for p in folder.rglob(".*") if p.name.endswith((".tmp", ".old"))]
 
 
-def sh(*cmd: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``cmd`` with the venv's tools first on PATH; ``check``: it must succeed."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+def sh(*cmd: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with the venv's tools first on PATH (``env``: variables to set); ``check``: it must succeed."""
+    env = {**os.environ, **(env or {}), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0 or not check, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res
@@ -114,6 +114,25 @@ def cgankd_forked(args: list[str], cwd: Path, env: dict[str, str], timeout: floa
     text = log.read_text(errors="replace")
     log.unlink()
     return subprocess.CompletedProcess(["cgankd", *args], child.exitcode, text, text)
+
+
+def dvc_repo(repo: Path, params: dict) -> Path:
+    """A scratch git + DVC repository holding the package, the profiles, dvc.yaml and ``params``."""
+    import shutil
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    repo.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(root / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(root / "profiles", repo / "profiles")
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(root / name, repo / name)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh("git", "init", "-q", cwd=repo)
+    sh("dvc", "init", "-q", cwd=repo)
+    shutil.copy(root / ".dvc" / "config", repo / ".dvc" / "config")
+    return repo
 
 
 def ran(res: subprocess.CompletedProcess) -> set[str]:

@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, shrunk
-from kit import RNG, make_mnist, ran, sh, write_idx
+from conftest import shrunk
+from kit import RNG, dvc_repo, make_mnist, ran, sh, write_idx
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> Path:
-    return scratch_repo(tmp_path_factory.mktemp("repo"), [])
+    return dvc_repo(tmp_path_factory.mktemp("repo"), shrunk(Path("artifacts")).to_dict())
 
 
 def check_registry_champion(repo: Path, db: Path) -> None:
@@ -151,26 +151,12 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     assert (repo / "artifacts" / "teacher" / "model.pt").is_file()
 
 
-def scratch_repo(repo: Path, overrides: list[str]) -> Path:
-    """A git + DVC repository with the package, profiles and a shrunken params.yaml."""
-    repo.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "profiles", repo / "profiles")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    params = shrunk(Path("artifacts"), *overrides).to_dict()
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git", "init", "-q", cwd=repo)
-    sh("dvc", "init", "-q", cwd=repo)
-    shutil.copy(ROOT / ".dvc" / "config", repo / ".dvc" / "config")
-    return repo
-
-
 def test_repro_on_an_mnist_folder_without_network_reruns_all_when_the_data_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     root = make_mnist(tmp_path / "data", n=120)
-    repo = scratch_repo(tmp_path / "repo", ["data.source=mnist", f"data.root={root}", "data.n_per_class=6",
-                                            "data.n_val_per_class=2", "data.resolution=16"])
+    repo = dvc_repo(tmp_path / "repo", shrunk(Path("artifacts"), "data.source=mnist", f"data.root={root}",
+                                              "data.n_per_class=6", "data.n_val_per_class=2",
+                                              "data.resolution=16").to_dict())
     first = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo)
     stages = set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
     assert ran(first) == stages and str(root) in yaml.safe_load((repo / "dvc.yaml").read_text())[

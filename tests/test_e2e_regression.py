@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import h5py
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, SHRINK, shrunk
-from kit import ran, sh
+from conftest import SHRINK, shrunk
+from kit import dvc_repo, ran, sh
 
 from cgankd.cli import main
 
@@ -24,15 +25,32 @@ def run(out: Path, *extra: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
-def test_embedded_regression_registers_an_onnx_regressor(tmp_path):
+@pytest.fixture(scope="module")
+def rc_repo(tmp_path_factory) -> tuple[Path, set[str]]:
+    """One embedded regression pipeline through DVC (the same dvc.yaml, `task: regression` in params.yaml),
+    tracked in the repository's own mlflow.db; the stages `cgankd repro` ran."""
+    repo = dvc_repo(tmp_path_factory.mktemp("rc") / "repo", shrunk(Path("artifacts"), "task=regression").to_dict())
+    res = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo,
+             env={"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
+    return repo, ran(res)
+
+
+def test_embedded_regression_through_dvc_registers_an_onnx_regressor(rc_repo, tmp_path, monkeypatch):
     import mlflow
     import onnxruntime as ort
     from mlflow.tracking import MlflowClient
 
     from cgankd.store import load_model
 
-    out = tmp_path / "out"
-    m = run(out, "task=regression")
+    repo, stages = rc_repo
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    assert stages == set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
+    out = repo / "artifacts"
+    m = json.loads((out / "metrics.json").read_text())
+    shown = json.loads(sh("dvc", "metrics", "show", "--json", cwd=repo).stdout)[""]["data"]
+    assert shown["artifacts/headline.json"]["data"]["test_mae"] == {
+        k: m[f"{k}_test_mae"] for k in ("cgankd", "nokd", "teacher")}
+    assert json.loads((out / "registry.json").read_text())["model_name"] == "cgankd-rc"
     for key in ("teacher_test_mae", "nokd_test_mae", "cgankd_test_mae", "nokd_test_mae_seen",
                 "nokd_test_mae_unseen", "cgankd_minus_nokd_test_mae"):
         assert np.isfinite(m[key]), key
@@ -54,7 +72,15 @@ def test_embedded_regression_registers_an_onnx_regressor(tmp_path):
     assert got.shape == (7, 1)
     np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
 
-    # a regressor is never compared with a classifier's champion: one line, exit 2, nothing moved
+
+def test_a_regressor_is_never_compared_with_a_classifiers_champion(rc_repo, monkeypatch):
+    """One line, exit 2, nothing registered."""
+    from mlflow.tracking import MlflowClient
+
+    repo, _ = rc_repo
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{repo / 'mlflow.db'}")
+    out = repo / "artifacts"
+    champ = MlflowClient().get_model_version_by_alias("cgankd-rc", "champion")
     client = MlflowClient()
     client.create_registered_model("mixed")
     v = client.create_model_version("mixed", champ.source, champ.run_id)
@@ -90,25 +116,3 @@ def test_h5_file_runs_through_every_regression_stage(tmp_path, layout):
     else:  # every 2nd distinct angle for training; unseen angles in the test split
         assert meta["provenance"]["train_labels"] == 25
         assert "nokd_test_mae_unseen" in m and "nokd_test_mae_seen" in m
-
-
-def test_dvc_repro_with_task_regression_in_params(tmp_path):
-    """The dvc path: the same dvc.yaml, `task: regression` in params.yaml."""
-    import shutil
-    import sys
-
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    shutil.copytree(ROOT / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(ROOT / "profiles", repo / "profiles")
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(ROOT / name, repo / name)
-    params = shrunk(Path("artifacts"), "task=regression").to_dict()
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh("git", "init", "-q", cwd=repo)
-    sh("dvc", "init", "-q", cwd=repo)
-    res = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo)
-    assert ran(res) == set(yaml.safe_load((repo / "dvc.yaml").read_text())["stages"])
-    shown = sh("dvc", "metrics", "show", "--json", cwd=repo).stdout
-    assert "nokd_test_mae" in shown and "cgankd_test_mae" in shown
-    assert json.loads((repo / "artifacts" / "registry.json").read_text())["model_name"] == "cgankd-rc"
