@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,10 +50,33 @@ class Cluster:
             raise CgankdError("--workers", f"must be 0 (in this process) or more, got {self.workers}")
         if self.workers and self.address:
             raise CgankdError("--workers", "give --workers (a local cluster) or --address (an existing one), not both")
+        if self.address:
+            probe(self.address)
 
     @property
     def local(self) -> bool:
         return not self.workers and not self.address
+
+
+def no_scheduler(address: str, why: str) -> CgankdError:
+    return CgankdError("--address", f"no Dask scheduler answers at {address!r} ({why}); start one (`dask "
+                       "scheduler`, then `dask worker ADDRESS`) or use --workers N for a local cluster")
+
+
+def probe(address: str, timeout: float = 5.0) -> None:
+    """Before anything starts: a tcp:// address where nothing listens is a wrong setting, one line at
+    once (Dask's own client retries for its whole connect timeout first, cgankd/sweep_dask.py)."""
+    parts = urllib.parse.urlsplit(address)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as exc:
+        raise no_scheduler(address, str(exc)) from None
+    if parts.scheme != "tcp" or not host or port is None:
+        return  # tls://, inproc://, a name without a port: Dask's client checks those
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise no_scheduler(address, type(exc).__name__) from None
 
 
 def driver_env() -> dict[str, str]:

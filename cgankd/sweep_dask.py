@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cgankd.errors import CgankdError
-from cgankd.sweep import Cluster, Job, execute
+from cgankd.sweep import Cluster, Job, execute, no_scheduler
 
 RETRIES = 2
 CONNECT_TIMEOUT_S = 10
@@ -45,16 +45,26 @@ def _retry_condition(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def check_address(address: str) -> None:
-    """One line when no scheduler answers, instead of a 30 s hang and a traceback."""
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """One line when no scheduler answers within ``timeout``, instead of a hang and a traceback. The
+    deadline is ours: Dask's client waits without end on a peer that accepts the connection and never
+    answers its handshake (another service on that port; seen with an HTTP server)."""
+    import asyncio
+
     from distributed import Client
 
+    async def connect() -> None:
+        client = Client(address, timeout=timeout, asynchronous=True)
+        try:
+            await asyncio.wait_for(client, timeout + 2)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), 2)
+
     try:
-        Client(address, timeout=CONNECT_TIMEOUT_S).close()
+        asyncio.run(connect())
     except (OSError, TimeoutError, ValueError) as exc:
-        raise CgankdError("--address", f"no Dask scheduler answers at {address!r} ({type(exc).__name__}); "
-                          "start one (`dask scheduler`, then `dask worker ADDRESS`) or use --workers N "
-                          "for a local cluster") from None
+        raise no_scheduler(address, type(exc).__name__) from None
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from conftest import shrunk
 from cgankd.errors import CgankdError
 from cgankd.faults import ENV, ONCE_ENV
 from cgankd.sweep import Cluster, Job, run_jobs
+from cgankd.sweep_dask import check_address
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
 METHODS = ["nokd", "blkd", "cgankd+blkd"]
@@ -98,6 +100,16 @@ def test_bad_cluster_settings_fail_in_one_line(tmp_path):
         Cluster(-1)
     with pytest.raises(ValueError, match="waits for"):
         run_jobs([Job("b", "os:getcwd", after=("a",))], lambda j, r: None)
-    res = compare(tmp_path, "w", "--address", "tcp://127.0.0.1:9")
-    assert res.returncode == 2
-    assert res.stderr.strip().splitlines()[-1].startswith("cgankd: error: --address: no Dask scheduler answers at")
+    res = compare(tmp_path, "w", "--address", "tcp://127.0.0.1:9")  # nothing listens: at once, before any run
+    assert res.returncode == 2 and not (tmp_path / "w").exists()
+    assert res.stderr.strip().splitlines() == [
+        "cgankd: error: --address: no Dask scheduler answers at 'tcp://127.0.0.1:9' (ConnectionRefusedError); "
+        "start one (`dask scheduler`, then `dask worker ADDRESS`) or use --workers N for a local cluster"]
+    # another service on the port accepts the connection and never answers Dask's handshake: our deadline
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        address = f"tcp://127.0.0.1:{other.getsockname()[1]}"
+        Cluster(0, address)  # it listens: the quick probe passes
+        with pytest.raises(CgankdError, match="no Dask scheduler answers at .* \\(TimeoutError\\)"):
+            check_address(address, timeout=1)
