@@ -23,18 +23,18 @@ CHECKOUT = Path(__file__).resolve().parent.parent / "prefect.yaml"  # beside flo
 
 
 def declared(prefect_file: str | Path) -> list[dict[str, Any]]:
-    """The ``deployments:`` of a prefect.yaml, each with a name and an entrypoint."""
+    """The ``deployments:`` of a prefect.yaml, each with a name and an entrypoint (ValueError: what is wrong)."""
     path = Path(prefect_file)
     if not path.is_file():
-        raise SystemExit(f"{path}: no such prefect.yaml (pass --prefect-file; the cgankd repository has one "
-                         "at its root)")
+        raise ValueError(f"{path}: no such prefect.yaml (pass --prefect-file; the cgankd repository has one at "
+                         "its root)")
     try:
         deployments = (yaml.safe_load(path.read_text()) or {}).get("deployments") or []
     except yaml.YAMLError as e:
-        raise SystemExit(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     for d in deployments:
         if not isinstance(d, dict) or not d.get("name") or not d.get("entrypoint"):
-            raise SystemExit(f"{path}: every deployment needs a name and an entrypoint, got {d!r}")
+            raise ValueError(f"{path}: every deployment needs a name and an entrypoint, got {d!r}")
     return deployments
 
 
@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     prefect_file = args.prefect_file or ("prefect.yaml" if Path("prefect.yaml").is_file() else CHECKOUT)
     params = str(Path(args.params).resolve()) if args.params else None
-    deployments = build_deployments(prefect_file, args.cron, params, args.overrides)
+    try:
+        deployments = build_deployments(prefect_file, args.cron, params, args.overrides)
+    except ValueError as e:
+        ap.exit(2, f"{ap.prog}: error: {e}\n")  # one line, exit 2, as every cgankd command
     from prefect import serve
 
     serve(*deployments)

@@ -76,10 +76,17 @@ def test_flows_deploy_serves_what_prefect_yaml_declares(tmp_path):
     assert nightly.parameters == {"params": "params.yaml", "overrides": ["filter.rho=0.8"]}
     assert deps["cgankd-promote"].schedules == [] and deps["cgankd-promote"].tags == ["cgankd", "promotion"]
     (tmp_path / "prefect.yaml").write_text("deployments:\n  - name: x\n")
-    with pytest.raises(SystemExit, match="needs a name and an entrypoint"):
+    with pytest.raises(ValueError, match="needs a name and an entrypoint"):
         build_deployments(tmp_path / "prefect.yaml")
-    with pytest.raises(SystemExit, match="no such prefect.yaml"):
+    with pytest.raises(ValueError, match="no such prefect.yaml"):
         build_deployments(tmp_path / "none.yaml")
+    import subprocess
+
+    bad = subprocess.run([sys.executable, "-m", "flows.deploy", "--prefect-file", str(tmp_path / "none.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"deploy.py: error: {tmp_path / 'none.yaml'}: no such prefect.yaml (pass --prefect-file; the cgankd "
+        "repository has one at its root)"], bad.stderr
 
 
 @pytest.mark.parametrize("script", ["pipeline", "ablation", "compare", "promote", "deploy"])
