@@ -429,20 +429,21 @@ def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool)
         alias = "champion" if d.promote else "challenger"
         decision_reason = d.reason
         faults.point("promote")  # decided, no alias moved
-        _move_alias(client, name, str(version), alias, d.promote)
+        _move_alias(client, name, str(version), mv.aliases, alias, d.promote)
         twin = mv.tags.get("pytorch_version")  # None: registered before the twins were paired by tag
         if twin is not None:  # models:/<name>-pytorch@champion loads the weights of models:/<name>@champion
-            _move_alias(client, f"{name}-pytorch", twin, alias, d.promote)
+            twin_aliases = client.get_model_version(f"{name}-pytorch", twin).aliases
+            _move_alias(client, f"{name}-pytorch", twin, twin_aliases, alias, d.promote)
         client.set_model_version_tag(name, str(version), "promotion", decision_reason)
     return {"model_name": name, "version": int(version), "alias": alias, "reason": decision_reason,
             "margin": margin}
 
 
-def _move_alias(client: Any, model: str, version: str, alias: str, promoted: bool) -> None:
-    """``alias`` to ``model`` ``version``; a challenger that won is the champion now, no longer the challenger."""
-    was_challenger = promoted and "challenger" in client.get_model_version(model, version).aliases
+def _move_alias(client: Any, model: str, version: str, aliases: list[str], alias: str, promoted: bool) -> None:
+    """``alias`` to ``model`` ``version`` (which holds ``aliases`` now); a challenger that won is the champion
+    now, no longer the challenger."""
     client.set_registered_model_alias(model, alias, version)
-    if was_challenger:
+    if promoted and "challenger" in aliases:
         client.delete_registered_model_alias(model, "challenger")
 
 
