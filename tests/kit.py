@@ -9,12 +9,14 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 BIN = Path(sys.executable).parent
 # the wall-clock fields, by exact key (a substring match also dropped acceptance_rate and generated):
@@ -118,10 +120,6 @@ def cgankd_forked(args: list[str], cwd: Path, env: dict[str, str], timeout: floa
 
 def dvc_repo(repo: Path, params: dict) -> Path:
     """A scratch git + DVC repository holding the package, the profiles, dvc.yaml and ``params``."""
-    import shutil
-
-    import yaml
-
     root = Path(__file__).resolve().parents[1]
     repo.mkdir(parents=True, exist_ok=True)
     shutil.copytree(root / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))

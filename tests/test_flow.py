@@ -11,27 +11,26 @@ import pytest
 import yaml
 from conftest import ROOT, shrunk
 
-sys.path.insert(0, str(ROOT / "flows"))
-
 
 @pytest.mark.slow
 def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(tmp_path):
     """Wiring, not numbers (the stage, compare and ablation tests check those): the pipeline flow runs
     every stage as a task under one parent run; the ablation flow reuses that run's upstream outputs;
     the compare flow returns run_compare's rows and writes its table."""
-    from pipeline import pipeline
     from prefect.testing.utilities import prefect_test_harness
+
+    from flows.pipeline import pipeline
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
     with prefect_test_harness(server_startup_timeout=120):
         run_id = pipeline(params=str(params), overrides=["student.methods=[nokd, cgankd]"])
-        from ablation import ablation
+        from flows.ablation import ablation
 
         seed_dir = tmp_path / "abl" / "classification" / "seed0"  # the pipeline's run is seed 0's upstream
         shutil.copytree(tmp_path / "artifacts", seed_dir)
         abl = ablation(params=str(params), seeds=[0], variants=["none"], work=str(tmp_path / "abl"), reuse=True)
-        from compare import compare
+        from flows.compare import compare
 
         cmp = compare(params=str(params), overrides=["task=regression"], pairs=["resnet8:convnet_xs"],
                       methods=["nokd", "blkd", "fitnet"], seeds=[0], work=str(tmp_path / "cmp"))
@@ -66,7 +65,7 @@ def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(
 
 
 def test_flows_deploy_serves_what_prefect_yaml_declares(tmp_path):
-    from deploy import build_deployments
+    from flows.deploy import build_deployments
 
     deps = {d.name: d for d in build_deployments(ROOT / "prefect.yaml", cron="15 2 * * 1",
                                                   overrides=["filter.rho=0.8"])}
