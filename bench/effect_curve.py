@@ -27,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cgankd.base.io import read_json, write_json, write_text
 from cgankd.config import load_config
-from cgankd.io import read_json, write_json, write_text
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES
 from cgankd.store import Layout

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np, torch
 import cgankd.gan.train as T
 from cgankd.config import GanCfg
-from cgankd.device import Runtime
+from cgankd.compute.device import Runtime
 a = json.loads(sys.argv[1])
 if a["threads"]:
     torch.set_num_threads(a["threads"])

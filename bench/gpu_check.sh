@@ -65,7 +65,7 @@ step pipeline 150 $PY - "$DEVICE" "$LOG/pipeline" <<'EOF'
 """A shortened GPU-profile pipeline, every stage timed (stage functions, tracking off)."""
 import sys, time
 from cgankd.config import load_config
-from cgankd.pipeline import run_stage
+from cgankd.pipeline.runner import run_stage
 from cgankd.stages.registry import stage_calls, stage_label
 
 device, out = sys.argv[1], sys.argv[2]

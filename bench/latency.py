@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cgankd.export import export_onnx
-from cgankd.io import read_json, write_json
+from cgankd.base.io import read_json, write_json
+from cgankd.serve.onnx_export import export_onnx
 from cgankd.serve.runtime import cuda_usable, make_session
 from cgankd.store import load_model
 

@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from cgankd.base.io import write_json
 from cgankd.data.prepared import load_prepared
-from cgankd.io import write_json
 from cgankd.serve.process import start_server, stop_server
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cgankd.base.io import write_json
 from cgankd.config import RenderCfg
 from cgankd.data.sources.embedded import render_objects
-from cgankd.io import write_json
 
 
 def main() -> None:

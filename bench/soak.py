@@ -27,8 +27,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from cgankd.base.io import write_json, write_text
 from cgankd.data.prepared import load_prepared
-from cgankd.io import write_json, write_text
 from cgankd.serve.process import bearer, start_server, stop_server
 
 

@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 import cgankd.gan.train as gan_train  # noqa: E402
 import cgankd.train.loop as loop  # noqa: E402
+from cgankd.base.io import write_json, write_text  # noqa: E402
+from cgankd.compute.device import Runtime, compiler_problem, cuda_usable  # noqa: E402
 from cgankd.config import GanCfg, TrainCfg  # noqa: E402
 from cgankd.data.prepared import Meta, Split  # noqa: E402
-from cgankd.device import Runtime, compiler_problem, cuda_usable  # noqa: E402
 from cgankd.gan.train import sample, train_gan  # noqa: E402
-from cgankd.io import write_json, write_text  # noqa: E402
 from cgankd.models import build_model  # noqa: E402
 from cgankd.train.evaluate import predict  # noqa: E402
 

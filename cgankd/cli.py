@@ -10,8 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from cgankd.base.errors import CgankdError
 from cgankd.config import Config, load_config
-from cgankd.errors import CgankdError
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -28,8 +28,8 @@ def _config(args: argparse.Namespace, runtime: bool = True) -> Config:
 
 def cmd_stage(args: argparse.Namespace) -> int:
     """One stage; under ``torchrun`` (train-teacher/-extractor/-gan/-student) one rank of the job."""
-    from cgankd import distributed
-    from cgankd.pipeline import run_stage
+    from cgankd.compute import distributed
+    from cgankd.pipeline.runner import run_stage
 
     cfg = _config(args)
     _check_dvc_graph(cfg)
@@ -45,9 +45,9 @@ def _check_dvc_graph(cfg: Config) -> None:
     root = os.environ.get("DVC_ROOT")
     if not os.environ.get("DVC_STAGE") or not root or not (Path(root) / "dvc.yaml").is_file():
         return
-    from cgankd import dvcfile
+    from cgankd.pipeline import dvc_yaml
 
-    why = dvcfile.stale_graph(cfg, Path(root) / "dvc.yaml")
+    why = dvc_yaml.stale_graph(cfg, Path(root) / "dvc.yaml")
     if why is not None:
         raise CgankdError("dvc.yaml", f"was generated for other params ({why}; student.methods="
                           f"{cfg.student.methods}): run `cgankd repro` (it regenerates dvc.yaml first), or "
@@ -55,7 +55,7 @@ def _check_dvc_graph(cfg: Config) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from cgankd.pipeline import run_pipeline
+    from cgankd.pipeline.runner import run_pipeline
 
     cfg = _config(args)
     run_pipeline(cfg)
@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_repro(args: argparse.Namespace) -> int:
     """``dvc repro`` under one MLflow parent run: each stage process nests its run under it."""
-    from cgankd.tracking import pipeline_run, quiet_telemetry
+    from cgankd.ops.tracking import pipeline_run, quiet_telemetry
 
     quiet_telemetry()
     cfg = _config(args)
@@ -77,28 +77,28 @@ def cmd_repro(args: argparse.Namespace) -> int:
 
 
 def _sync_dvc_yaml(cfg: Config) -> None:
-    from cgankd import dvcfile
+    from cgankd.pipeline import dvc_yaml
 
-    if Path("dvc.yaml").is_file() and dvcfile.write(cfg, Path("dvc.yaml")):
+    if Path("dvc.yaml").is_file() and dvc_yaml.write(cfg, Path("dvc.yaml")):
         print(f"cgankd: dvc.yaml regenerated for student.methods={cfg.student.methods}", file=sys.stderr)
 
 
 def cmd_dvc_yaml(args: argparse.Namespace) -> int:
     """Write dvc.yaml from params.yaml (``--check``: exit 2 when it is stale, write nothing)."""
-    from cgankd import dvcfile
+    from cgankd.pipeline import dvc_yaml
 
     cfg = _config(args, runtime=False)
     path = Path(args.output)
     if args.check:
-        if not path.is_file() or path.read_text() != dvcfile.render(cfg):
+        if not path.is_file() or path.read_text() != dvc_yaml.render(cfg):
             raise CgankdError(str(path), "is stale: run `cgankd dvc-yaml` to regenerate it")
         return 0
-    print(f"{path}: {'written' if dvcfile.write(cfg, path) else 'already current'}")
+    print(f"{path}: {'written' if dvc_yaml.write(cfg, path) else 'already current'}")
     return 0
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from cgankd.ablation import VARIANTS, parse_extra, run_ablation
+    from cgankd.sweeps.ablation import VARIANTS, parse_extra, run_ablation
 
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
     work = args.work or str(load_config(path, args.overrides).path("ablation"))
@@ -108,7 +108,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from cgankd.compare import DEFAULT_METHODS, parse_pairs, run_compare
+    from cgankd.sweeps.comparison import DEFAULT_METHODS, parse_pairs, run_compare
 
     path = args.params if Path(args.params).is_file() or args.params != "params.yaml" else None
     work = args.work or str(load_config(path, args.overrides).path("compare"))
@@ -118,14 +118,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_team_stack(args: argparse.Namespace) -> int:
-    from cgankd.team_stack import serve_forever
+    from cgankd.ops.team_stack import serve_forever
 
     serve_forever(Path(args.root), args.pg_port, args.mlflow_port, args.prefect_port)
     return 0
 
 
 def _cluster(args: argparse.Namespace):
-    from cgankd.sweep import Cluster
+    from cgankd.sweeps.jobs import Cluster
 
     return Cluster(args.workers, args.address)
 
@@ -147,8 +147,8 @@ def _model_source(args: argparse.Namespace, cfg: Config) -> str:
 
 def cmd_tracking_replay(args: argparse.Namespace) -> int:
     """Log what a run could not log while the tracking server was away (<out_dir>/tracking-backlog.jsonl)."""
-    from cgankd.tracking import require_mlflow, tracking_uri
-    from cgankd.tracking_backlog import NAME, replay
+    from cgankd.ops.backlog import NAME, replay
+    from cgankd.ops.tracking import require_mlflow, tracking_uri
 
     cfg = _config(args, runtime=False)
     require_mlflow("cgankd tracking-replay")
@@ -159,8 +159,8 @@ def cmd_tracking_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_tracking_gc(args: argparse.Namespace) -> int:
-    """End as KILLED the RUNNING runs whose process on this host is gone (cgankd/tracking_reconcile.py)."""
-    from cgankd.tracking import reconcile_killed, require_mlflow, tracking_uri
+    """End as KILLED the RUNNING runs whose process on this host is gone (cgankd/ops/reconcile.py)."""
+    from cgankd.ops.tracking import reconcile_killed, require_mlflow, tracking_uri
 
     cfg = _config(args, runtime=False)
     require_mlflow("cgankd tracking-gc")
@@ -172,8 +172,8 @@ def cmd_tracking_gc(args: argparse.Namespace) -> int:
 
 def cmd_ui(args: argparse.Namespace) -> int:
     """The MLflow UI on the tracking store, and the address of the experiment's runs table."""
-    from cgankd import mlflow_ui
-    from cgankd.tracking import require_mlflow, tracking_uri
+    from cgankd.ops import mlflow_ui
+    from cgankd.ops.tracking import require_mlflow, tracking_uri
 
     cfg = _config(args, runtime=False)
     require_mlflow("cgankd ui")
@@ -207,7 +207,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     import json
 
-    from cgankd.tracking import promote
+    from cgankd.ops.tracking import promote
 
     cfg = _config(args, runtime=False)
     margin = cfg.tracking.promotion_margin if args.margin is None else args.margin
@@ -425,7 +425,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from cgankd.tracking import quiet_telemetry
+    from cgankd.ops.tracking import quiet_telemetry
 
     quiet_telemetry()
     args = parser().parse_args(argv)
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cgankd: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk or an unwritable folder outside cgankd's own writes (MLflow, DVC)
-        from cgankd.io import WRITE_ERRORS
+        from cgankd.base.io import WRITE_ERRORS
 
         if exc.errno not in WRITE_ERRORS:
             raise

@@ -11,8 +11,8 @@ from typing import Any
 
 from prefect import flow
 
-from cgankd.ablation import VARIANTS, run_ablation
-from cgankd.sweep import Cluster
+from cgankd.sweeps.ablation import VARIANTS, run_ablation
+from cgankd.sweeps.jobs import Cluster
 
 
 @flow(name="cgankd-ablation", log_prints=True)

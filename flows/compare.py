@@ -11,8 +11,8 @@ from typing import Any
 
 from prefect import flow
 
-from cgankd.compare import DEFAULT_METHODS, parse_pairs, run_compare
-from cgankd.sweep import Cluster
+from cgankd.sweeps.comparison import DEFAULT_METHODS, parse_pairs, run_compare
+from cgankd.sweeps.jobs import Cluster
 
 
 @flow(name="cgankd-compare", log_prints=True)

@@ -15,9 +15,9 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from cgankd.config import load_config
-from cgankd.pipeline import run_stage
+from cgankd.ops.tracking import pipeline_run
+from cgankd.pipeline.runner import run_stage
 from cgankd.stages.registry import stage_calls
-from cgankd.tracking import pipeline_run
 
 
 @task(cache_policy=NO_CACHE, retries=0)  # training is not retried: a failure needs a look

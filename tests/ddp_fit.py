@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from cgankd import distributed
+from cgankd.compute import distributed
+from cgankd.compute.device import CPU
 from cgankd.config import TrainCfg
 from cgankd.data.prepared import Meta, Split
-from cgankd.device import CPU
 from cgankd.train.loop import fit
 
 

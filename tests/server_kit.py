@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cgankd.team_stack import stop  # noqa: F401  (the tests' way to stop a server, too)
+from cgankd.ops.team_stack import stop  # noqa: F401  (the tests' way to stop a server, too)
 
 
 def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:

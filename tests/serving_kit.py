@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cgankd.export import export_onnx, serving_metadata
 from cgankd.models import build_model
+from cgankd.serve.onnx_export import export_onnx, serving_metadata
 from cgankd.train.data import targets, to_float
 
 

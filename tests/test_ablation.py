@@ -7,8 +7,8 @@ import pytest
 import yaml
 from conftest import shrunk
 
-from cgankd.ablation import VARIANTS, run_ablation
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
+from cgankd.sweeps.ablation import VARIANTS, run_ablation
 
 
 @pytest.mark.slow
@@ -55,7 +55,7 @@ def test_unknown_variant_is_one_line_error(tmp_path):
 
 
 def test_extra_variants_start_with_every_step_off():
-    from cgankd.ablation import OFF, parse_extra
+    from cgankd.sweeps.ablation import OFF, parse_extra
 
     got = parse_extra(['few="fakes.n_per_class=8 student.fake_ratio=1"'])
     assert got == {"few": {**OFF, "fakes.n_per_class": "8", "student.fake_ratio": "1"}}

@@ -2,7 +2,8 @@ import subprocess
 import sys
 
 CORE = ["cgankd.data.sources", "cgankd.models", "cgankd.gan.train", "cgankd.train.loop", "cgankd.fakes.make",
-        "cgankd.stages", "cgankd.pipeline", "cgankd.cli", "cgankd.kd", "cgankd.compare", "cgankd.ablation"]
+        "cgankd.stages", "cgankd.pipeline.runner", "cgankd.cli", "cgankd.kd", "cgankd.sweeps.comparison",
+        "cgankd.sweeps.ablation"]
 EDGE = ["mlflow", "prefect", "dvc", "onnx", "onnxruntime", "h5py", "sklearn", "matplotlib"]  # tqdm: torch imports it
 
 
@@ -15,7 +16,7 @@ def test_core_imports_no_mlops_package():
 
 def test_figures_are_skipped_with_one_notice_without_matplotlib(tmp_path):
     code = ("import sys; sys.modules['matplotlib'] = None\n"
-            "from pathlib import Path\nfrom cgankd import figures\n"
+            "from pathlib import Path\nfrom cgankd.base import figures\n"
             f"d = Path({str(tmp_path)!r})\n"
             "a = figures.label_score_curve([1, 2], [3.0, 4.0], 'acc', d / 'a.png')\n"
             "b = figures.quality_bars({'raw': {'fid': 1.0}}, [('fid', 'FID')], d / 'b.png')\n"
@@ -26,7 +27,7 @@ def test_figures_are_skipped_with_one_notice_without_matplotlib(tmp_path):
 
 
 def test_figures_have_axes_labels(tmp_path):
-    from cgankd import figures
+    from cgankd.base import figures
 
     path = figures.label_score_curve([200, 400], [30.0, 55.0], "teacher accuracy on fakes (%)", tmp_path / "c.png")
     assert path is not None and path.stat().st_size > 5000

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from conftest import shrunk
 
-from cgankd.compare import DEFAULT_METHODS, parse_pairs, run_compare
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
+from cgankd.sweeps.comparison import DEFAULT_METHODS, parse_pairs, run_compare
 
 VKD_FAST = ["vkd.steps=30", "vkd.views=2"]
 
@@ -55,8 +55,8 @@ def test_compare_table_children_and_resume(tmp_path):
 
 @pytest.mark.slow
 def test_pipeline_with_mixed_methods_exports_the_best_validation_student(tmp_path):
-    from cgankd.io import read_json
-    from cgankd.pipeline import run_pipeline
+    from cgankd.base.io import read_json
+    from cgankd.pipeline.runner import run_pipeline
 
     cfg = shrunk(tmp_path / "a", *VKD_FAST, "student.methods=[nokd, blkd, cgankd+blkd, vkd]")
     run_pipeline(cfg)

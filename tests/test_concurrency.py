@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import shrunk
 
-from cgankd.lock import NAME, out_dir_lock
+from cgankd.base.lock import NAME, out_dir_lock
 
 BIN = os.path.dirname(sys.executable)
 
@@ -48,7 +48,7 @@ def test_a_second_writer_stops_with_one_line_naming_the_holder(tmp_path):
 def test_a_planted_lock_link_leaves_its_target_untouched(tmp_path):
     import pytest
 
-    from cgankd.errors import CgankdError
+    from cgankd.base.errors import CgankdError
 
     target = tmp_path / "precious.txt"
     target.write_text("keep me\n")
@@ -65,8 +65,8 @@ def test_a_planted_lock_link_leaves_its_target_untouched(tmp_path):
 
 def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     out = tmp_path / "artifacts"
-    code = f"from cgankd.lock import out_dir_lock\nwith out_dir_lock({str(out)!r}):\n    print('held', flush=True)\n" \
-           "    import time; time.sleep(600)\n"
+    code = (f"from cgankd.base.lock import out_dir_lock\nwith out_dir_lock({str(out)!r}):\n"
+            "    print('held', flush=True)\n    import time; time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     params = write_params(tmp_path, out)

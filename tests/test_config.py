@@ -2,9 +2,9 @@ import pytest
 from conftest import ROOT
 
 import cgankd
+from cgankd.base.errors import CgankdError
 from cgankd.cli import main
 from cgankd.config import Config, load_config, parse_override
-from cgankd.errors import CgankdError
 
 
 def test_params_yaml_matches_the_documented_defaults():

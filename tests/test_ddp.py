@@ -19,7 +19,7 @@ import yaml
 from conftest import ROOT, shrunk
 from kit import files
 
-from cgankd.faults import ENV
+from cgankd.base.faults import ENV
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
 
@@ -129,8 +129,8 @@ def test_bad_world_sizes_and_stages_fail_in_one_line(tmp_path, monkeypatch):
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith("cgankd: error: torchrun: prepare does not train")
 
-    from cgankd import distributed
-    from cgankd.errors import CgankdError
+    from cgankd.base.errors import CgankdError
+    from cgankd.compute import distributed
 
     assert distributed.check_batch(64, "gan.batch_size") == 64
     assert distributed.shard(torch.arange(4)).tolist() == [0, 1, 2, 3]

@@ -13,8 +13,8 @@ import yaml
 from conftest import shrunk
 
 from cgankd import store
+from cgankd.base.errors import CgankdError
 from cgankd.cli import main
-from cgankd.errors import CgankdError
 from cgankd.models import build_model
 
 

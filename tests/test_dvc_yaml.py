@@ -1,4 +1,4 @@
-"""dvc.yaml is generated (cgankd/dvcfile.py): the committed file is current, and every stage lists
+"""dvc.yaml is generated (cgankd/dvc_yaml.py): the committed file is current, and every stage lists
 the params it reads, found by running each stage with a Config that records every field read."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ import pytest
 import yaml
 from conftest import ROOT, shrunk
 
-from cgankd import dvcfile
 from cgankd.cli import main
 from cgankd.config import load_config
+from cgankd.pipeline import dvc_yaml
 from cgankd.stages.registry import STAGES, stage_calls, stage_label
 
 PINNED = {"out_dir"}  # every command pins it (-S out_dir=artifacts)
 
 
 def test_the_committed_dvc_yaml_is_current(capsys):
-    assert (ROOT / "dvc.yaml").read_text() == dvcfile.render(load_config(ROOT / "params.yaml", runtime=False)), \
+    assert (ROOT / "dvc.yaml").read_text() == dvc_yaml.render(load_config(ROOT / "params.yaml", runtime=False)), \
         "dvc.yaml is stale: run `cgankd dvc-yaml`"
     assert main(["dvc-yaml", "-p", str(ROOT / "params.yaml"), "-o", str(ROOT / "dvc.yaml"), "--check"]) == 0
 
@@ -38,7 +38,7 @@ def test_every_param_dvc_yaml_lists_is_in_params_yaml():
 
 def test_student_stages_follow_student_methods(tmp_path):
     cfg = load_config(ROOT / "params.yaml", ["student.methods=[nokd, blkd, cgankd+blkd, vkd]"], runtime=False)
-    stages = yaml.safe_load(dvcfile.render(cfg))["stages"]
+    stages = yaml.safe_load(dvc_yaml.render(cfg))["stages"]
     assert [s for s in stages if s.startswith("train-student")] == [
         "train-student-nokd", "train-student-blkd", "train-student-vkd", "train-student-cgankd-blkd"]
     fine = stages["train-student-cgankd-blkd"]
@@ -47,7 +47,7 @@ def test_student_stages_follow_student_methods(tmp_path):
     assert "artifacts/fakes/fakes.npz" not in stages["train-student-nokd"]["deps"]
     assert "artifacts/vkd/generator.pt" in stages["train-student-vkd"]["deps"] and "train-vkd" in stages
     assert "artifacts/students/vkd" in stages["export"]["deps"]  # a folder: a skipped student has no model.pt
-    assert "make-fakes" not in yaml.safe_load(dvcfile.render(load_config(
+    assert "make-fakes" not in yaml.safe_load(dvc_yaml.render(load_config(
         ROOT / "params.yaml", ["student.methods=[nokd, blkd]"], runtime=False)))["stages"]
     out = tmp_path / "dvc.yaml"
     assert main(["dvc-yaml", "-p", str(ROOT / "params.yaml"), "-o", str(out), "--check"]) == 2  # missing
@@ -56,17 +56,17 @@ def test_student_stages_follow_student_methods(tmp_path):
 
 def test_prepare_depends_on_the_data_it_reads():
     """The embedded data are rendered from code and params; data on disk is a dependency itself."""
-    embedded = yaml.safe_load(dvcfile.render(load_config(ROOT / "params.yaml", runtime=False)))["stages"]
+    embedded = yaml.safe_load(dvc_yaml.render(load_config(ROOT / "params.yaml", runtime=False)))["stages"]
     mine = load_config(ROOT / "params.yaml", ["data.source=imagefolder", "data.root=/data/parts"], runtime=False)
-    deps = yaml.safe_load(dvcfile.render(mine))["stages"]["prepare"]["deps"]
+    deps = yaml.safe_load(dvc_yaml.render(mine))["stages"]["prepare"]["deps"]
     assert "/data/parts" in deps and sorted(set(deps) - {"/data/parts"}) == sorted(embedded["prepare"]["deps"])
 
 
 def test_code_deps_come_from_the_imports():
-    deps = dvcfile.code_deps("cgankd.stages.train_gan")
-    assert {"cgankd/gan", "cgankd/stages/train_gan.py", "cgankd/config.py", "cgankd/quality"} <= set(deps)
+    deps = dvc_yaml.code_deps("cgankd.stages.train_gan")
+    assert {"cgankd/gan", "cgankd/stages/train_gan.py", "cgankd/config/__init__.py", "cgankd/quality"} <= set(deps)
     assert "cgankd/stages/make_fakes.py" not in deps  # the stage registry is not followed
-    assert "cgankd/fakes" in dvcfile.code_deps("cgankd.stages.make_fakes")
+    assert "cgankd/fakes" in dvc_yaml.code_deps("cgankd.stages.make_fakes")
 
 
 def test_a_stage_run_by_dvc_stops_in_one_line_when_dvc_yaml_was_made_for_other_params(tmp_path, monkeypatch, capsys):
@@ -84,15 +84,16 @@ def test_a_stage_run_by_dvc_stops_in_one_line_when_dvc_yaml_was_made_for_other_p
 
 
 def test_code_deps_leave_out_logging_and_the_models_a_stage_does_not_load():
-    teacher = set(dvcfile.code_deps("cgankd.stages.train_teacher"))
-    assert {"cgankd/models", "cgankd/train", "cgankd/store.py"} <= teacher
-    assert not teacher & {"cgankd/gan", "cgankd/subsample", "cgankd/features", "cgankd/tracking.py",
-                          "cgankd/progress.py", "cgankd/faults.py", "cgankd/stages/registry.py"}
+    teacher = set(dvc_yaml.code_deps("cgankd.stages.train_teacher"))
+    assert {"cgankd/models", "cgankd/train", "cgankd/store/__init__.py"} <= teacher
+    assert not teacher & {"cgankd/gan", "cgankd/subsample", "cgankd/features", "cgankd/ops/tracking.py",
+                          "cgankd/base/progress.py", "cgankd/base/faults.py", "cgankd/stages/registry.py"}
     # the fake set loads the generator and the extractor: their rebuilding code counts
-    assert {"cgankd/gan", "cgankd/features"} <= set(dvcfile.code_deps("cgankd.stages.make_fakes"))
+    assert {"cgankd/gan", "cgankd/features"} <= set(dvc_yaml.code_deps("cgankd.stages.make_fakes"))
     # register's output is what it tells the registry: its tracking code counts
-    assert {"cgankd/tracking.py", "cgankd/registry_lock.py"} <= set(dvcfile.code_deps("cgankd.stages.register", True))
-    assert "cgankd/tracking.py" not in dvcfile.code_deps("cgankd.stages.register")
+    tracked = set(dvc_yaml.code_deps("cgankd.stages.register", True))
+    assert {"cgankd/ops/tracking.py", "cgankd/ops/registry_lock.py"} <= tracked
+    assert "cgankd/ops/tracking.py" not in dvc_yaml.code_deps("cgankd.stages.register")
 
 
 @contextmanager
@@ -142,14 +143,14 @@ def test_every_stage_lists_the_params_it_reads(tmp_path, task, monkeypatch):
     monkeypatch.setenv("CGANKD_TRACKING", "off")
     methods = "[nokd, blkd, vkd, cgankd]" if task == "classification" else "[nokd, blkd, cgankd]"
     cfg = shrunk(tmp_path, f"task={task}", f"student.methods={methods}", "vkd.steps=10")
-    specs = dvcfile.stage_specs(cfg)
+    specs = dvc_yaml.stage_specs(cfg)
     missing = {}
     for name, kwargs in stage_calls(cfg):
         if name == "register":
             continue  # needs the registry (tracking off here); its params: test_e2e_dvc's repro
         with recording(cfg) as seen:
             STAGES.get(name)(cfg, **kwargs)
-        spec = specs[dvcfile.stage_name(name, kwargs.get("method"))]
+        spec = specs[dvc_yaml.stage_name(name, kwargs.get("method"))]
         lost = sorted(k for k in seen - PINNED if not covered(k, spec["params"]))
         if lost:
             missing[stage_label(name, kwargs)] = lost

@@ -40,7 +40,7 @@ def check_registry_champion(repo: Path, db: Path) -> None:
     np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
     out = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(x.numpy())
     assert out["outputs"].shape == (5, 10)
-    # the version's description is its model card (cgankd/card.py), the PyTorch twin's too
+    # the version's description is its model card (cgankd/ops/version_card.py), the PyTorch twin's too
     method, metrics = champ.tags["method"], json.loads((repo / "artifacts" / "metrics.json").read_text())
     assert champ.description.startswith(f"## {name}: the `{method}` student")
     assert f"| test acc | {metrics[f'{method}_test_acc']:.4g}%" in champ.description

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from cgankd.errors import CgankdError
-from cgankd.export import INPUT, OUTPUT, export_onnx, parity, session
+from cgankd.base.errors import CgankdError
 from cgankd.models import build_model
+from cgankd.serve.onnx_export import INPUT, OUTPUT, export_onnx, parity, session
 
 
 @pytest.mark.parametrize("arch, ch, res", [("convnet_s", 3, 32), ("resnet8", 1, 16), ("wrn_16_2", 3, 32),

@@ -7,8 +7,8 @@ import io
 import pytest
 from conftest import shrunk
 
-from cgankd.errors import CgankdError
-from cgankd.io import read_json
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import read_json
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.verdict import judge, trend
 from cgankd.stages.registry import STAGES

@@ -1,5 +1,5 @@
 """Fault injection over every stage of both tasks (shrunken config, fp32 CPU): each stage is killed
-with SIGKILL at each failpoint in turn (cgankd/faults.py: as it starts, half-way through a progress
+with SIGKILL at each failpoint in turn (cgankd/base/faults.py: as it starts, half-way through a progress
 bar, with an output written to its temporary but not renamed), each run resuming from what the
 killed one left (the GAN from its checkpoint), then run once more with the same command. After
 each stage the interrupted folder must hold exactly what an uninterrupted run wrote
@@ -17,7 +17,7 @@ import yaml
 from conftest import shrunk
 from kit import cgankd_forked, files, leftovers, same
 
-from cgankd.faults import ENV, POINTS
+from cgankd.base.faults import ENV, POINTS
 from cgankd.stages.registry import stage_calls
 
 # stages too short at the shrunken size to have a progress bar: their "half" failpoint is never reached

@@ -17,9 +17,9 @@ import pytest
 from conftest import shrunk
 from server_kit import mlflow_server, stop
 
-from cgankd import mlflow_ui
 from cgankd.cli import main
-from cgankd.pipeline import run_pipeline
+from cgankd.ops import mlflow_ui
+from cgankd.pipeline.runner import run_pipeline
 from cgankd.serve.process import free_port
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -70,8 +70,8 @@ def test_a_yaml_bomb_is_refused_before_it_expands(tmp_path):
     import time
     import tracemalloc
 
+    from cgankd.base.errors import CgankdError
     from cgankd.config import load_config, parse_override
-    from cgankd.errors import CgankdError
 
     path = tmp_path / "params.yaml"
     path.write_text(BOMB)

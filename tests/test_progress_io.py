@@ -2,8 +2,8 @@ import io
 
 import pytest
 
-from cgankd.io import atomic_path, write_json
-from cgankd.progress import Progress
+from cgankd.base.io import atomic_path, write_json
+from cgankd.base.progress import Progress
 
 
 def test_progress_logs_one_line_per_decile_when_not_a_tty():

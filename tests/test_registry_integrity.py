@@ -1,5 +1,5 @@
 """Nothing half-made is ever promoted or served, promotions are serialised, and killed runs are
-reconciled (cgankd/registry_lock.py, cgankd/tracking_reconcile.py), with tracking on (sqlite):
+reconciled (cgankd/ops/registry_lock.py, cgankd/ops/reconcile.py), with tracking on (sqlite):
 
 - register killed (SIGKILL) after the ONNX version, after the PyTorch version, and after the
   pairing tags: promote and serve skip or refuse what it left, and the next register deletes it
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import shrunk
 
-from cgankd.errors import CgankdError
-from cgankd.faults import ENV
+from cgankd.base.errors import CgankdError
+from cgankd.base.faults import ENV
 
 NAME = "cgankd-objects"
 
@@ -34,7 +34,7 @@ from conftest import shrunk
 from serving_kit import export
 from cgankd.models import build_model
 from cgankd.stages.prepare import build
-from cgankd.tracking import register_student, stage_run
+from cgankd.ops.tracking import register_student, stage_run
 out, metric = Path(sys.argv[1]), float(sys.argv[2])
 cfg = shrunk(out)
 data = build(cfg)
@@ -51,7 +51,7 @@ with stage_run(cfg, "register") as tracker:
 PROMOTE = r"""
 import sys
 import mlflow.tracking
-from cgankd.tracking import promote
+from cgankd.ops.tracking import promote
 print("ready", flush=True)  # imported: what is left is the promotion itself
 print(promote(sys.argv[1], int(sys.argv[2]), 0.0))
 """
@@ -82,7 +82,7 @@ def _versions(client, name: str) -> dict[int, dict]:
 
 @pytest.mark.slow
 def test_a_killed_register_leaves_nothing_promoted_or_served_and_the_next_one_cleans_up(tmp_path):
-    from cgankd.tracking import fetch_registered, promote
+    from cgankd.ops.tracking import fetch_registered, promote
 
     out = tmp_path / "artifacts"
     first = _python(REGISTER, str(out), "50")
@@ -113,8 +113,8 @@ def test_a_killed_register_leaves_nothing_promoted_or_served_and_the_next_one_cl
 
 @pytest.mark.slow
 def test_two_promotions_at_once_wait_for_the_lock_and_the_better_one_wins(tmp_path):
-    from cgankd.registry_lock import registry_lock
-    from cgankd.tracking import tracking_uri
+    from cgankd.ops.registry_lock import registry_lock
+    from cgankd.ops.tracking import tracking_uri
 
     out = tmp_path / "artifacts"
     for metric in ("30", "50", "40"):  # v1 champion; v2 and v3 both beat it
@@ -139,13 +139,13 @@ def test_two_promotions_at_once_wait_for_the_lock_and_the_better_one_wins(tmp_pa
 def _killed_inside_a_run(out: Path, stage: str) -> None:
     """A process that starts a stage's MLflow run and is SIGKILLed inside it."""
     code = ("import os, signal, sys\nfrom pathlib import Path\nfrom conftest import shrunk\n"
-            "from cgankd.tracking import stage_run\n"
+            "from cgankd.ops.tracking import stage_run\n"
             "with stage_run(shrunk(Path(sys.argv[1])), sys.argv[2]):\n    os.kill(os.getpid(), signal.SIGKILL)\n")
     assert _python(code, str(out), stage).returncode == -9
 
 
 def test_a_killed_run_is_marked_killed_by_the_next_run(tmp_path):
-    from cgankd.tracking import pipeline_run
+    from cgankd.ops.tracking import pipeline_run
 
     cfg = shrunk(tmp_path / "artifacts")
     _killed_inside_a_run(tmp_path / "artifacts", "train-teacher")
@@ -165,7 +165,7 @@ def test_a_killed_run_is_marked_killed_by_the_next_run(tmp_path):
 
 def test_tracking_gc_marks_killed_runs_and_leaves_live_ones(tmp_path):
     from cgankd.cli import main
-    from cgankd.tracking import stage_run
+    from cgankd.ops.tracking import stage_run
 
     cfg = shrunk(tmp_path / "artifacts")
     _killed_inside_a_run(tmp_path / "artifacts", "train-gan")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from cgankd.base.errors import CgankdError
+from cgankd.compute.device import Runtime, compiler_problem, cuda_usable
 from cgankd.config import GanCfg, TrainCfg
-from cgankd.device import Runtime, compiler_problem, cuda_usable
-from cgankd.errors import CgankdError
 from cgankd.gan.biggan import Discriminator
 from cgankd.gan.ema import EMA
 from cgankd.gan.train import train_gan

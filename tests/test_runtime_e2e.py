@@ -16,7 +16,7 @@ import torch
 from conftest import ROOT, SHRINK
 
 from cgankd import store
-from cgankd.device import compiler_problem, cuda_usable
+from cgankd.compute.device import compiler_problem, cuda_usable
 
 BLOCK = '''
 import importlib.abc, sys
@@ -82,8 +82,8 @@ cuda = pytest.mark.skipif(not cuda_usable(), reason="needs a CUDA GPU (run on th
 @cuda
 @pytest.mark.parametrize("precision,compile", [("fp32", False), ("bf16", False), ("fp16", False), ("bf16", True)])
 def test_gan_trains_and_resumes_on_cuda(tmp_path, precision, compile):
+    from cgankd.compute.device import Runtime
     from cgankd.config import GanCfg
-    from cgankd.device import Runtime
     from cgankd.gan.train import sample, train_gan
 
     rt = Runtime.from_config("cuda", precision, compile)

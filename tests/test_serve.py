@@ -249,9 +249,9 @@ def test_regressor_answers_in_the_labels_unit(tmp_path):
 
 
 def test_old_exports_without_serving_metadata_are_refused(tmp_path):
-    from cgankd.errors import CgankdError
-    from cgankd.export import export_onnx
+    from cgankd.base.errors import CgankdError
     from cgankd.models import build_model
+    from cgankd.serve.onnx_export import export_onnx
     from cgankd.serve.runtime import load_model
 
     path = tmp_path / "old.onnx"

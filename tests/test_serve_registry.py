@@ -16,7 +16,7 @@ import torch
 from conftest import shrunk
 from serving_kit import export, torch_outputs, trained_student
 
-from cgankd.promotion import decide
+from cgankd.ops.promotion import decide
 from cgankd.serve.process import bearer, free_port, start_server, stop_server
 
 NAME = "cgankd-objects"
@@ -39,8 +39,8 @@ def test_registry_serving_follows_the_champion(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from cgankd.cli import main
+    from cgankd.ops.tracking import register_student, stage_run
     from cgankd.stages.prepare import build
-    from cgankd.tracking import register_student, stage_run
 
     cfg = shrunk(tmp_path / "artifacts")
     data = build(cfg)

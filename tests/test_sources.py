@@ -11,9 +11,9 @@ from conftest import PicklePayload, shrunk
 from kit import RNG, make_mnist
 from PIL import Image
 
+from cgankd.base.errors import CgankdError
 from cgankd.cli import main
 from cgankd.data.prepared import load_prepared
-from cgankd.errors import CgankdError
 from cgankd.stages import prepare
 
 

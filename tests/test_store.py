@@ -12,8 +12,8 @@ import torch
 from conftest import PicklePayload, shrunk
 
 from cgankd import store
+from cgankd.base.errors import CgankdError
 from cgankd.config import GanCfg
-from cgankd.errors import CgankdError
 from cgankd.features.sparse_ae import SparseAE
 from cgankd.gan.biggan import Generator
 from cgankd.kd.vkd_generator import VirtualKnowledgeGenerator

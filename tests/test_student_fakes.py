@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from conftest import shrunk
 
+from cgankd.base.errors import CgankdError
 from cgankd.data.prepared import Meta
-from cgankd.errors import CgankdError
 from cgankd.stages.train_student import load_fakes
 
 META = Meta("classification", "objects", 3, 16, classes=[f"c{i}" for i in range(4)])

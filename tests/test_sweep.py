@@ -1,4 +1,4 @@
-"""Sweeps on a Dask cluster through Prefect (cgankd/sweep.py, cgankd/sweep_dask.py), end to end with
+"""Sweeps on a Dask cluster through Prefect (cgankd/sweeps/jobs.py, cgankd/sweeps/dask_runner.py), end to end with
 the CLI on a tiny comparison: ``--workers 2`` gives the serial table; a worker SIGKILLed in the
 middle of a job costs that job a retry, not the sweep; ``--resume`` after the whole sweep was
 killed runs only the missing jobs."""
@@ -16,10 +16,10 @@ import pytest
 import yaml
 from conftest import shrunk
 
-from cgankd.errors import CgankdError
-from cgankd.faults import ENV, ONCE_ENV
-from cgankd.sweep import Cluster, Job, run_jobs
-from cgankd.sweep_dask import check_address
+from cgankd.base.errors import CgankdError
+from cgankd.base.faults import ENV, ONCE_ENV
+from cgankd.sweeps.dask_runner import check_address
+from cgankd.sweeps.jobs import Cluster, Job, run_jobs
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
 METHODS = ["nokd", "blkd", "cgankd+blkd"]

@@ -21,9 +21,9 @@ import pytest
 import yaml
 from conftest import shrunk
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
+from cgankd.ops.team_stack import USER, Postgres, client_env, mlflow_server, pg_bindir, prefect_server, stop
 from cgankd.serve.process import bearer, free_port, start_server, stop_server
-from cgankd.team_stack import USER, Postgres, client_env, mlflow_server, pg_bindir, prefect_server, stop
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
 NAME = "cgankd-objects"

@@ -95,7 +95,7 @@ def test_a_forged_backlog_uploads_nothing_outside_and_touches_no_foreign_run(tmp
 
     from mlflow.tracking import MlflowClient
 
-    from cgankd.tracking_backlog import OWNER_TAG, replay
+    from cgankd.ops.backlog import OWNER_TAG, replay
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

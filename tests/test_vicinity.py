@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from cgankd.base.errors import CgankdError
 from cgankd.config import GanCfg
-from cgankd.errors import CgankdError
 from cgankd.gan.biggan import Discriminator, Generator
 from cgankd.gan.losses import d_hinge
 from cgankd.gan.vicinity import (

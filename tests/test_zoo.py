@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 from cgankd.models import MODELS, build_model, count_params
 
 ZOO = ["resnet8x4", "resnet32x4", "resnet20", "resnet56", "resnet110", "wrn_16_2", "wrn_40_1",

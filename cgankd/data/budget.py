@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 
 def split_budget(labels: np.ndarray, task: str, n_per_class: int | None, n_val_per_class: int,

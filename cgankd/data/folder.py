@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from cgankd.base.errors import CgankdError
 from cgankd.data.prepared import Prepared
-from cgankd.errors import CgankdError
 
 
 def save_png(path: Path, chw: np.ndarray) -> None:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from cgankd.base.registry import Registry
 from cgankd.data.mesh import Mesh
-from cgankd.registry import Registry
 
 FRAME, SURFACE, ACCENT = 0, 1, 2
 Builder = Callable[[np.random.Generator], Mesh]

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.errors import CgankdError
-from cgankd.io import atomic_dir, read_json
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import atomic_dir, read_json
 
 SPLITS = ("train", "val", "test")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from cgankd.io import atomic_path
+from cgankd.base.io import atomic_path
 
 
 def grid(rows: list[np.ndarray], labels: list[str] | None = None, scale: int = 2,

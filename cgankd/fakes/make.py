@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from cgankd.base.progress import Progress
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.fakes.adjust import adjust_labels
 from cgankd.fakes.filter import class_cutoffs, cross_entropy, keep_mask, regression_cutoff
 from cgankd.gan.train import sample
-from cgankd.progress import Progress
 from cgankd.subsample.rejection import RejectionSampler
 from cgankd.train.evaluate import predict
 

@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cgankd import distributed
+from cgankd.base.errors import CgankdError
+from cgankd.base.registry import Registry
+from cgankd.compute import distributed
+from cgankd.compute.device import Runtime, module_device
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
-from cgankd.device import Runtime, module_device
-from cgankd.errors import CgankdError
 from cgankd.features.sparse_ae import SparseAE, train_sparse_ae
 from cgankd.models import ImageModel, build_model
-from cgankd.registry import Registry
 from cgankd.train.data import to_float
 from cgankd.train.evaluate import metrics, predict
 from cgankd.train.loop import fit

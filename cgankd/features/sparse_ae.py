@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cgankd.base.progress import Progress
 from cgankd.data.prepared import Meta, Split
-from cgankd.progress import Progress
 from cgankd.train.data import targets, to_float
 
 

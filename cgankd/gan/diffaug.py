@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from cgankd.registry import Registry
+from cgankd.base.registry import Registry
 
 Aug = Callable[[torch.Tensor], torch.Tensor]
 AUGMENTS: Registry[Aug] = Registry("diffaug policy")

@@ -15,7 +15,7 @@ import copy
 import torch
 from torch import nn
 
-from cgankd.device import CPU, Runtime
+from cgankd.compute.device import CPU, Runtime
 
 
 def _blend(mine: list[torch.Tensor], theirs: list[torch.Tensor], bufs: list[torch.Tensor],

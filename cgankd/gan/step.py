@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cgankd.device import Runtime
+from cgankd.compute.device import Runtime
 from cgankd.gan.diffaug import Aug, diff_augment
 from cgankd.gan.losses import d_hinge, g_hinge
 

@@ -4,7 +4,7 @@ atomically so an interrupted run resumes.
 The step keeps the device busy: the training images live on the model's device, random numbers
 are drawn there, and nothing waits for the GPU inside a step: the losses stay on the device and
 are read every ``LOG_EVERY`` steps (and at checkpoints) in one transfer. ``runtime`` sets the
-device, autocast precision and ``torch.compile`` of the G and D forward passes (cgankd.device).
+device, autocast precision and ``torch.compile`` of the G and D forward passes (cgankd.compute.device).
 
 Under ``torchrun``, G and D run in DistributedDataParallel: every rank draws the global batch and
 trains on its share; rank 0 alone keeps the EMA, scores it, and writes checkpoints, and every rank
@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cgankd import distributed, store
+from cgankd import store
+from cgankd.base.errors import CgankdError
+from cgankd.base.progress import Progress
+from cgankd.compute import distributed
+from cgankd.compute.device import CPU, Runtime, module_device
 from cgankd.config import GanCfg
-from cgankd.device import CPU, Runtime, module_device
-from cgankd.errors import CgankdError
 from cgankd.gan.biggan import Discriminator, Generator
 from cgankd.gan.conditions import make_condition
 from cgankd.gan.diffaug import parse_policy
@@ -34,7 +36,6 @@ from cgankd.gan.ema import EMA
 from cgankd.gan.step import Losses
 from cgankd.gan.stop import Stop
 from cgankd.gan.watch import Watch
-from cgankd.progress import Progress
 from cgankd.train.loop import nonfinite
 
 LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)

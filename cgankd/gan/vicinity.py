@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 KINDS = ("hard", "soft")
 

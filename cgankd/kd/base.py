@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.registry import Registry
+from cgankd.base.registry import Registry
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,6 @@ from cgankd.models import (  # noqa: F401  (register)
     vgg,
     wrn,
 )
-from cgankd.models.registry import MODELS, ImageModel, build_model, count_params, rebuild_model
+from cgankd.models.zoo import MODELS, ImageModel, build_model, count_params, rebuild_model
 
 __all__ = ["MODELS", "ImageModel", "build_model", "count_params", "rebuild_model"]

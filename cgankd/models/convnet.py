@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cgankd.models.base import Backbone, chain, scaled
-from cgankd.models.registry import MODELS
+from cgankd.models.zoo import MODELS
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
-from cgankd.models.registry import MODELS
+from cgankd.models.zoo import MODELS
 
 # expansion t, channels c, repeats n, stride s of the first repeat
 SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.models.base import Backbone, scaled
-from cgankd.models.registry import MODELS
+from cgankd.models.zoo import MODELS
 
 
 class BasicBlock(nn.Module):

@@ -7,8 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
-from cgankd.models.registry import MODELS
 from cgankd.models.shufflenet import channel_shuffle
+from cgankd.models.zoo import MODELS
 
 
 class Unit(nn.Module):

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
-from cgankd.models.registry import MODELS
 from cgankd.models.shufflenet import channel_shuffle
+from cgankd.models.zoo import MODELS
 
 
 def _branch(cin: int, cout: int, stride: int) -> nn.Sequential:

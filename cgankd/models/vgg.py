@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from cgankd.models.base import Backbone, chain, conv_bn_relu, scaled
-from cgankd.models.registry import MODELS
+from cgankd.models.zoo import MODELS
 
 CONFIGS = {
     "vgg8": [[64], [128], [256], [512], [512]],

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.models.base import Backbone, chain, scaled
-from cgankd.models.registry import MODELS
+from cgankd.models.zoo import MODELS
 
 
 class PreActBlock(nn.Module):

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cgankd.base.io import atomic_path
 from cgankd.data.prepared import Meta
-from cgankd.io import atomic_path
 from cgankd.quality.fid import Gaussian, fit_gaussian, frechet_distance
 
 

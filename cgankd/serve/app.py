@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 from cgankd.serve.decode import BadInput, from_json, one_part
 from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, Refused
 from cgankd.serve.management import check_token, public_message, reload_target

@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.errors import CgankdError
-from cgankd.io import atomic_path
-from cgankd.progress import Progress
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import atomic_path
+from cgankd.base.progress import Progress
 from cgankd.serve.decode import BadInput, array, image
 from cgankd.serve.runtime import ServedModel
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 NEEDED = ("task", "preprocess", "postprocess")
 

@@ -22,7 +22,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 from cgankd.serve.decode import BadInput
 
 TOKEN_ENV = "CGANKD_SERVE_TOKEN"

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 from cgankd.serve.card import ModelCard
 
 PROVIDERS = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
@@ -117,7 +117,7 @@ def load_model(source: str, providers: str = "auto", threads: int | None = None)
     if source.startswith("models:/"):
         import tempfile
 
-        from cgankd.tracking import fetch_registered
+        from cgankd.ops.tracking import fetch_registered
 
         with tempfile.TemporaryDirectory(prefix="cgankd-serve-") as tmp:  # the session keeps the weights
             path, info = fetch_registered(source, Path(tmp))

@@ -8,12 +8,12 @@ import io
 from pathlib import Path
 from typing import Any
 
-from cgankd import distributed
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import read_json, write_text
+from cgankd.compute import distributed
+from cgankd.compute.device import Runtime
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Prepared, load_prepared
-from cgankd.device import Runtime
-from cgankd.errors import CgankdError
-from cgankd.io import read_json, write_text
 from cgankd.models import ImageModel, build_model
 from cgankd.train.evaluate import metrics, predict, seen_unseen
 from cgankd.train.loop import FitResult, seed_everything, set_threads

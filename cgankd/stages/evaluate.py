@@ -8,13 +8,14 @@ from typing import Any
 
 import numpy as np
 
-from cgankd import figures, store
+from cgankd import store
+from cgankd.base import figures
+from cgankd.base.io import read_json, write_json, write_text
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
-from cgankd.io import read_json, write_json, write_text
+from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
-from cgankd.tracking import NullTracker
 from cgankd.train.evaluate import predict
 
 

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 from cgankd import store
+from cgankd.base.io import read_json, write_json
 from cgankd.config import Config
-from cgankd.io import read_json, write_json
+from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
-from cgankd.tracking import NullTracker
 from cgankd.train.evaluate import better
 
 
@@ -30,7 +30,7 @@ def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
 
 @STAGES.register("export")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
-    from cgankd.export import export_onnx, parity, serving_metadata
+    from cgankd.serve.onnx_export import export_onnx, parity, serving_metadata
 
     tracker = tracker or NullTracker()
     data = prepared(cfg)

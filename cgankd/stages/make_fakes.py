@@ -11,14 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from cgankd import figures, store
+from cgankd import store
+from cgankd.base import figures
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import atomic_path, write_json, write_text
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
-from cgankd.errors import CgankdError
 from cgankd.fakes.make import FakeSet, label_grid, make_fakes
 from cgankd.features.extractor import extract
-from cgankd.io import atomic_path, write_json, write_text
+from cgankd.ops.tracking import NullTracker
 from cgankd.quality.cache import cached_real_stats
 from cgankd.quality.curve import read_curve
 from cgankd.quality.relative import relative_score
@@ -27,7 +29,6 @@ from cgankd.quality.verdict import Verdict, judge
 from cgankd.stages.common import prepared, setup, teacher_metric
 from cgankd.stages.registry import STAGES
 from cgankd.subsample.cdrrs import fit_cdrrs
-from cgankd.tracking import NullTracker
 from cgankd.train.data import targets
 
 

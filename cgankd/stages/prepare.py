@@ -7,14 +7,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from cgankd.base.errors import CgankdError
 from cgankd.config import RESOLUTIONS, Config
 from cgankd.data.budget import split_budget
 from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepared
 from cgankd.data.preview import save_grid
 from cgankd.data.sources import SOURCES
-from cgankd.errors import CgankdError
+from cgankd.ops.tracking import NullTracker
 from cgankd.stages.registry import STAGES
-from cgankd.tracking import NullTracker
 
 
 def target_resolution(native: int, wanted: int | None) -> int:

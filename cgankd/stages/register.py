@@ -9,13 +9,13 @@ from typing import Any
 import torch
 
 from cgankd import store
-from cgankd.card import model_card
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import read_json, write_json
 from cgankd.config import Config
-from cgankd.errors import CgankdError
-from cgankd.io import read_json, write_json
+from cgankd.ops.tracking import NullTracker, register_student
+from cgankd.ops.version_card import model_card
 from cgankd.stages.common import metric_key, prepared
 from cgankd.stages.registry import STAGES
-from cgankd.tracking import NullTracker, register_student
 
 
 @STAGES.register("register")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from cgankd.base.registry import Registry
 from cgankd.config import Config
-from cgankd.registry import Registry
 from cgankd.stages.order import DDP_STAGES, FAKE_STAGES, STAGE_ORDER
 
 Stage = Callable[..., dict[str, Any]]

@@ -6,16 +6,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cgankd import distributed, store
+from cgankd import store
+from cgankd.base.io import write_json
+from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.features.extractor import TRAINERS, extractor_metrics
-from cgankd.io import write_json
 from cgankd.models import count_params
+from cgankd.ops.tracking import NullTracker
 from cgankd.quality.cache import cached_real_stats
 from cgankd.stages.common import prepared, setup, write_history
 from cgankd.stages.registry import STAGES
 from cgankd.subsample.holdout import extractor_data
-from cgankd.tracking import NullTracker
 
 
 @STAGES.register("train-extractor")

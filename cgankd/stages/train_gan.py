@@ -13,7 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from cgankd import distributed, figures, store
+from cgankd import store
+from cgankd.base import figures
+from cgankd.base.io import write_text
+from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
@@ -21,13 +24,12 @@ from cgankd.gan.conditions import make_condition
 from cgankd.gan.stop import Stop
 from cgankd.gan.train import sample, train_gan
 from cgankd.gan.watch import Watch
-from cgankd.io import write_text
+from cgankd.ops.tracking import NullTracker
 from cgankd.quality.curve import curve_csv, read_curve
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.scores import label_score
 from cgankd.stages.common import prepared, setup, teacher_metric, write_history
 from cgankd.stages.registry import STAGES
-from cgankd.tracking import NullTracker
 from cgankd.train.evaluate import predict
 
 SHOWN = 8  # fakes per class / label row in each progress grid

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cgankd import distributed, store
+from cgankd import store
+from cgankd.base.io import write_json
+from cgankd.compute import distributed
 from cgankd.config import Config
-from cgankd.io import write_json
 from cgankd.models import count_params
+from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
 from cgankd.stages.registry import STAGES
-from cgankd.tracking import NullTracker
 from cgankd.train.loop import fit
 
 

@@ -9,15 +9,15 @@ from typing import Any
 import torch
 
 from cgankd import store
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import write_json
+from cgankd.base.progress import Progress
 from cgankd.config import Config
-from cgankd.errors import CgankdError
-from cgankd.io import write_json
 from cgankd.kd.vkd_generator import VKDTrainCfg, match_metrics, train_generator
 from cgankd.models import count_params
-from cgankd.progress import Progress
+from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import prepared, setup, write_history
 from cgankd.stages.registry import STAGES
-from cgankd.tracking import NullTracker
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import targets, to_float
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from cgankd.compute.device import module_device
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
-from cgankd.device import module_device
 from cgankd.features.extractor import extract
 from cgankd.gan.train import sample
 from cgankd.subsample.dre import DreCfg, RatioMLP, ratios, train_ratio

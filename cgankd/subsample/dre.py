@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.progress import Progress
+from cgankd.base.progress import Progress
 
 
 def sp_loss(r_real: torch.Tensor, r_fake: torch.Tensor, lam: float) -> torch.Tensor:

@@ -10,7 +10,7 @@ the device and are read in one transfer at each validation check and every ``REA
 for the progress bar, so no step waits for the GPU. ``runtime`` adds autocast and compile.
 
 Under ``torchrun`` the distiller runs in DistributedDataParallel and each rank trains on its share of
-the same global batch (``cgankd.distributed``); every rank validates the same synchronised model.
+the same global batch (``cgankd.compute.distributed``); every rank validates the same synchronised model.
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from cgankd import distributed
+from cgankd.base.errors import CgankdError
+from cgankd.base.progress import Progress
+from cgankd.compute import distributed
+from cgankd.compute.device import Runtime
 from cgankd.config import TrainCfg
 from cgankd.data.prepared import Meta, Split
-from cgankd.device import Runtime
-from cgankd.errors import CgankdError
 from cgankd.kd import DISTILLERS, Distiller
 from cgankd.kd.base import KDContext
-from cgankd.progress import Progress
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import EpochSampler, targets, to_float
 from cgankd.train.evaluate import better, metrics, predict

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cgankd.base.errors import CgankdError
+from cgankd.base.registry import Registry
 from cgankd.config import Config
-from cgankd.errors import CgankdError
-from cgankd.registry import Registry
 
 
 @dataclass

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from cgankd.base.errors import CgankdError
 from cgankd.config import Config
 from cgankd.data.sources.base import SOURCES, Pool, require_root, require_task
-from cgankd.errors import CgankdError
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from cgankd.base.errors import CgankdError
 from cgankd.config import Config
 from cgankd.data.sources.base import SOURCES, Pool, require_root, to_nchw
-from cgankd.errors import CgankdError
 
 KEYS = ("images_train", "labels_train", "images_test", "labels_test")
 POOL_KEYS = ("images", "labels")

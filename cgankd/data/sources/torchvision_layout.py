@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cgankd.base.errors import CgankdError
 from cgankd.config import Config
 from cgankd.data.sources.base import SOURCES, Pool, require_root, require_task
-from cgankd.errors import CgankdError
 
 
 def _find(root: Path, names: list[str], what: str) -> Path:

@@ -9,9 +9,9 @@ base) or none. ``cgankd dvc-yaml`` writes the file from params.yaml; ``cgankd re
 first when ``student.methods`` changed; a test checks the committed file is current.
 
 Code deps come from the stage module's imports (read statically, transitively): a module of a
-sub-package adds its whole folder (``cgankd/gan``), a top-level module or a stage its file. Only
+core package adds its whole folder (``cgankd/gan``), a module of a wing (base, stages, store, ...) its file. Only
 code that computes outputs counts: tracking, progress bars, fault injection and locks (``NOT_CODE``)
-are neither followed nor listed, so a logging change re-runs nothing. ``cgankd/store.py`` rebuilds
+are neither followed nor listed, so a logging change re-runs nothing. ``cgankd/store/__init__.py`` rebuilds
 each kind of model file with its own function-level import (the GAN's generator, the extractor,
 ...): a stage gets those of the kinds it loads (a ``store.load(path, "kind")`` or ``load_model``
 call), not all of them, so the teacher does not depend on the GAN's code.
@@ -28,16 +28,16 @@ from typing import Any
 
 import yaml
 
+from cgankd.base.io import write_text
 from cgankd.config import Config
-from cgankd.io import write_text
 from cgankd.kd.methods import method_distiller, method_uses_fakes
 from cgankd.stages.registry import ordered_methods
 
-ROOT = Path(__file__).resolve().parent.parent
-TRACKING = {"cgankd.tracking", "cgankd.tracking_backlog", "cgankd.tracking_reconcile", "cgankd.mlflow_ui",
-            "cgankd.registry_lock"}
+ROOT = Path(__file__).resolve().parents[2]
+TRACKING = {"cgankd.ops.tracking", "cgankd.ops.backlog", "cgankd.ops.reconcile", "cgankd.ops.mlflow_ui",
+            "cgankd.ops.registry_lock"}
 NOT_CODE = {  # no output depends on them: neither followed nor listed (the stage registry imports every stage)
-    "cgankd.stages.registry", "cgankd.progress", "cgankd.faults", "cgankd.lock", *TRACKING}
+    "cgankd.stages.registry", "cgankd.base.progress", "cgankd.base.faults", "cgankd.base.lock", *TRACKING}
 BY_KIND = "cgankd.store"  # its function-level imports are followed per kind of model file a stage loads
 RUNTIME = ["profile", "seed", "device", "precision", "compile", "compile_mode", "threads"]
 
@@ -124,21 +124,29 @@ def find_spec_safe(name: str) -> bool:
         return False
 
 
+CORE_PACKAGES = {"data", "models", "gan", "kd", "train", "features", "subsample", "fakes", "quality"}
+
+
+def _dep_path(name: str) -> str | None:
+    """A module's repository path as a code dep: a core package's whole folder (``cgankd/gan``), a
+    wing's module its file (``cgankd/base/io.py``); a package ``__init__`` that only holds a docstring
+    counts for nothing."""
+    parts = name.split(".")
+    path = _module_file(name)
+    if len(parts) < 2 or path is None:
+        return None
+    if parts[1] in CORE_PACKAGES:
+        return f"cgankd/{parts[1]}"
+    if path.name == "__init__.py" and all(isinstance(n, ast.Expr) for n in ast.parse(path.read_text()).body):
+        return None
+    return path.relative_to(ROOT).as_posix()
+
+
 def code_deps(module: str, tracks: bool = False) -> list[str]:
-    """Repository paths for a stage module's code: package folders and top-level files. ``tracks``:
-    the stage's output is what it tells the tracking server (register), so its tracking code counts."""
-    deps: set[str] = set()
-    for name in imported_modules(module, NOT_CODE - TRACKING if tracks else NOT_CODE):
-        parts = name.split(".")
-        if parts == ["cgankd"] or (len(parts) == 2 and parts[1] == "stages"):
-            continue
-        if len(parts) >= 3 and parts[1] == "stages":
-            deps.add(f"cgankd/stages/{parts[2]}.py")
-        elif len(parts) >= 3 or (_module_file(name) or Path()).name == "__init__.py":
-            deps.add(f"cgankd/{parts[1]}")
-        else:
-            deps.add(f"cgankd/{parts[1]}.py")
-    return sorted(deps)
+    """Repository paths for a stage module's code (``_dep_path``). ``tracks``: the stage's output is
+    what it tells the tracking server (register), so its tracking code counts."""
+    deps = {_dep_path(name) for name in imported_modules(module, NOT_CODE - TRACKING if tracks else NOT_CODE)}
+    return sorted(d for d in deps if d)
 
 
 def _cached(path: str) -> dict[str, Any]:

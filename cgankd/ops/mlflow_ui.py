@@ -19,7 +19,7 @@ import sys
 from typing import Any
 from urllib.parse import urlencode
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 VIEW = "cgankd-headline"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW}"

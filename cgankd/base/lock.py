@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 NAME = ".cgankd.lock"
 NOTE = 512  # bytes of the holder note, padded with spaces

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")

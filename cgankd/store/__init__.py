@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import atomic_path, read_json
+from cgankd.base.registry import Registry
 from cgankd.config import Config
-from cgankd.errors import CgankdError
-from cgankd.io import atomic_path, read_json
-from cgankd.registry import Registry
 
 FORMAT = "cgankd/2"
 Builder = Callable[[dict[str, Any], dict[str, torch.Tensor]], nn.Module]

@@ -22,8 +22,8 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from cgankd.errors import CgankdError
-from cgankd.sweep import Cluster, Job, execute, no_scheduler
+from cgankd.base.errors import CgankdError
+from cgankd.sweeps.jobs import Cluster, Job, execute, no_scheduler
 
 RETRIES = 2
 CONNECT_TIMEOUT_S = 10
@@ -96,7 +96,7 @@ def prefect_api(cluster: Cluster) -> Iterator[str]:
 def task_runner(cluster: Cluster, api_url: str) -> Any:
     from prefect_dask import DaskTaskRunner
 
-    from cgankd.device import cuda_usable
+    from cgankd.compute.device import cuda_usable
 
     if cluster.address:
         return DaskTaskRunner(address=cluster.address)

@@ -1,7 +1,7 @@
 """Sweeps as jobs: ``cgankd compare`` and ``cgankd ablate`` describe their work as a list of
 independent jobs (with the jobs each one waits for) and hand it to one runner: in this process, in
 order (the default, as before), or fanned out over a Dask cluster through Prefect's task runner
-(``--workers N`` starts a local cluster, ``--address`` joins an existing one; cgankd/sweep_dask.py).
+(``--workers N`` starts a local cluster, ``--address`` joins an existing one; cgankd/sweeps/dask_runner.py).
 
 A job names an importable function and its keyword arguments, so a worker on another machine
 needs only the installed package and the shared work folder; each job writes only its own folder.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 # what a job's process needs of the driver's environment: the tracking store, the parent run
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI", "CGANKD_PARENT_RUN_ID", "CGANKD_TRACKING", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
@@ -65,7 +65,7 @@ def no_scheduler(address: str, why: str) -> CgankdError:
 
 def probe(address: str, timeout: float = 5.0) -> None:
     """Before anything starts: a tcp:// address where nothing listens is a wrong setting, one line at
-    once (Dask's own client retries for its whole connect timeout first, cgankd/sweep_dask.py)."""
+    once (Dask's own client retries for its whole connect timeout first, cgankd/sweeps/dask_runner.py)."""
     parts = urllib.parse.urlsplit(address)
     try:
         host, port = parts.hostname, parts.port
@@ -105,6 +105,6 @@ def run_jobs(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: Clus
         for job in jobs:
             on_done(job, execute(job, env))
         return
-    from cgankd.sweep_dask import run_on_dask  # the edge: Prefect and Dask
+    from cgankd.sweeps.dask_runner import run_on_dask  # the edge: Prefect and Dask
 
     run_on_dask(jobs, on_done, cluster, driver_env())

@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cgankd.device import Runtime
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
+from cgankd.compute.device import Runtime
 
 TIMEOUT = datetime.timedelta(minutes=10)  # a rank lost for this long fails the others instead of hanging them
 

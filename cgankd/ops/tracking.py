@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from cgankd.base.errors import CgankdError
 from cgankd.config import Config
-from cgankd.errors import CgankdError
-from cgankd.registry_lock import COMPLETE_TAG, clean_half_made, complete, registry_lock
-from cgankd.tracking_backlog import NAME as BACKLOG
-from cgankd.tracking_backlog import OWNER_TAG, GuardedTracker, Ref, errors, http_defaults, offline, went_offline
-from cgankd.tracking_reconcile import process_tags, reconcile
+from cgankd.ops.backlog import NAME as BACKLOG
+from cgankd.ops.backlog import OWNER_TAG, GuardedTracker, Ref, errors, http_defaults, offline, went_offline
+from cgankd.ops.reconcile import process_tags, reconcile
+from cgankd.ops.registry_lock import COMPLETE_TAG, clean_half_made, complete, registry_lock
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
 # MLflow 3's UI opens an experiment on its GenAI overview (traces) unless this tag says otherwise
@@ -78,7 +78,7 @@ def evaluation_headline(cfg: Config) -> dict[str, Any]:
     path = cfg.path("metrics.json")
     if not path.is_file():
         return {}
-    from cgankd.io import read_json
+    from cgankd.base.io import read_json
 
     return {k: v for k, v in read_json(path).items() if not k.endswith("_params") and "_test_last_" not in k}
 
@@ -178,7 +178,7 @@ def log_headline(tracker: GuardedTracker, metrics: dict[str, Any]) -> None:
     the metrics join the experiment's headline view in the UI (mlflow_ui.py)."""
     from mlflow.tracking import MlflowClient
 
-    from cgankd import mlflow_ui
+    from cgankd.ops import mlflow_ui
 
     numbers = {re.sub(r"[^\w\-. /]", "_", k): float(v) for k, v in metrics.items()
                if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -197,7 +197,7 @@ def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[s
     server does not answer, a tracker that logs into the backlog."""
     uri, backlog = tracking_uri(), cfg.path(BACKLOG).resolve()
     # tracking-replay touches only runs that carry their backlog's path; a run whose process is
-    # gone is found by its pid and host (cgankd/tracking_reconcile.py)
+    # gone is found by its pid and host (cgankd/reconcile.py)
     tags = {**tags, OWNER_TAG: str(backlog), **process_tags()}
     ref = Ref(name, cfg.tracking.experiment, parent)
     if not offline(uri) and not (parent or "").startswith("backlog:"):
@@ -232,7 +232,7 @@ def _run(cfg: Config, name: str, parent: str | None, tags: dict[str, str]) -> It
 def reachable(uri: str, timeout: float = 5.0) -> None:
     """Before a parent run starts: an http(s) tracking server that refuses connections is a wrong
     setting, one line and exit 2. (A server lost later in the run is an outage: the run goes on
-    and keeps a backlog, cgankd/tracking_backlog.py.)"""
+    and keeps a backlog, cgankd/ops/backlog.py.)"""
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme not in ("http", "https"):
         return
@@ -315,7 +315,7 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
 
 def _register(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any, metric: float,
               info: dict[str, Any]) -> dict[str, Any]:
-    """Under the registry's lock (cgankd/registry_lock.py): clean up, then register."""
+    """Under the registry's lock (cgankd/ops/registry_lock.py): clean up, then register."""
     from mlflow.tracking import MlflowClient
 
     name = cfg.model_name
@@ -336,7 +336,7 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
     import onnx
     from mlflow.models import infer_signature
 
-    from cgankd import faults
+    from cgankd.base import faults
 
     name = cfg.model_name
     out = torch_model(sample).detach().numpy()
@@ -359,7 +359,7 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
     client.set_model_version_tag(f"{name}-pytorch", twin, "onnx_version", version)
     for k, v in {**tags, "pytorch_version": twin}.items():
         client.set_model_version_tag(name, version, k, v)
-    if info.get("card"):  # the model card (cgankd/card.py): the registry's description of both versions
+    if info.get("card"):  # the model card (cgankd/ops/version_card.py): the registry's description of both versions
         client.update_model_version(name, version, description=info["card"])
         client.update_model_version(f"{name}-pytorch", twin, description=f"{info['card']}\nThe PyTorch weights of "
                                     f"`{name}` version {version} (the ONNX model).")
@@ -390,7 +390,7 @@ def same_metric(champ: Any, name: str, metric_name: str, who: str) -> None:
 def promote(name: str, version: int | None, margin: float, force: bool = False) -> dict[str, Any]:
     """Move ``champion`` to ``version`` (default: the newest) if its test metric beats the
     champion's by more than ``margin`` (or ``force``: a rollback, a re-export); else alias it
-    ``challenger``. The reason is tagged. Only complete versions (cgankd/registry_lock.py)."""
+    ``challenger``. The reason is tagged. Only complete versions (cgankd/ops/registry_lock.py)."""
     require_mlflow(f"registered model {name}")
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -411,8 +411,8 @@ def promote(name: str, version: int | None, margin: float, force: bool = False) 
 
 
 def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool) -> dict[str, Any]:
-    from cgankd import faults
-    from cgankd.promotion import Decision, decide
+    from cgankd.base import faults
+    from cgankd.ops.promotion import Decision, decide
 
     version = int(mv.version)
     metric, metric_name = float(mv.tags[COMPLETE_TAG]), mv.tags["metric_name"]

@@ -4,7 +4,7 @@ cGAN-KD student run again with that processing, each as an MLflow child run of o
 
 Results are written after every seed, so an interrupted ablation resumes where it stopped
 (``--resume``); ``--reuse`` takes upstream results already in the work folder. Seeds are
-independent jobs: ``--workers`` / ``--address`` run them on a Dask cluster (cgankd.sweep).
+independent jobs: ``--workers`` / ``--address`` run them on a Dask cluster (cgankd.sweeps.jobs).
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import read_json, write_json, write_text
+from cgankd.base.lock import out_dir_lock
 from cgankd.config import load_config
-from cgankd.errors import CgankdError
-from cgankd.io import read_json, write_json, write_text
-from cgankd.lock import out_dir_lock
-from cgankd.pipeline import run_stage
+from cgankd.ops.tracking import pipeline_run, stage_run
+from cgankd.pipeline.runner import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES
 from cgankd.store import Layout
-from cgankd.sweep import Cluster, Job, run_jobs
-from cgankd.tracking import pipeline_run, stage_run
+from cgankd.sweeps.jobs import Cluster, Job, run_jobs
 
 OFF = {"subsample.enabled": "false", "filter.enabled": "false", "adjust.enabled": "false"}
 VARIANTS: dict[str, dict[str, str]] = {
@@ -149,7 +149,7 @@ def seed_job(params: str | None, overrides: list[str], seed: int, work: str, reu
     for name, over in variants.items():
         vcfg = load_config(params, [*seed_over, *(f"{key}={v}" for key, v in over.items())])
         with stage_run(vcfg, f"seed{seed}/{name}") as tracker:
-            tracker.set_tags({"cgankd.ablation.variant": name, "cgankd.seed": str(seed)})
+            tracker.set_tags({"cgankd.sweeps.ablation.variant": name, "cgankd.seed": str(seed)})
             fakes = STAGES.get("make-fakes")(vcfg, tracker)
             student = STAGES.get("train-student")(vcfg, tracker, method="cgankd")
             tracker.log_metrics({f"delta_test_{k}_vs_nokd": student[f"test_{k}"] - nokd[f"test_{k}"]})
@@ -163,7 +163,7 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
                  work: str | Path, reuse: bool = False, resume: bool = False,
                  extra: dict[str, dict[str, str]] | None = None, cluster: Cluster = Cluster()) -> dict[str, Any]:
     """``extra``: more named variants (overrides on top of every step off), e.g. a control with
-    as few unprocessed fakes as subsampling keeps. ``cluster``: where the seeds run (cgankd.sweep);
+    as few unprocessed fakes as subsampling keeps. ``cluster``: where the seeds run (cgankd.sweeps.jobs);
     a seed's results are saved when all its variants are done."""
     known = {**VARIANTS, **(extra or {})}
     variants = [*variants, *(v for v in (extra or {}) if v not in variants)]
@@ -185,7 +185,7 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
     save = saver(out, result, table)
 
     params = None if params is None else str(params)
-    jobs = [Job(f"seed{seed}", "cgankd.ablation:seed_job", {
+    jobs = [Job(f"seed{seed}", "cgankd.sweeps.ablation:seed_job", {
         "params": params, "overrides": overrides, "seed": seed, "work": str(work), "reuse": reuse,
         "variants": {n: known[n] for n in variants if (seed, n) not in have}})
         for seed in seeds if any((seed, n) not in have for n in variants)]

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from cgankd import distributed, dvcfile, faults
+from cgankd.base import faults
+from cgankd.base.errors import CgankdError
+from cgankd.base.lock import out_dir_lock
+from cgankd.compute import distributed
 from cgankd.config import Config
-from cgankd.errors import CgankdError
-from cgankd.lock import out_dir_lock
+from cgankd.ops.tracking import NullTracker, pipeline_run, stage_run
+from cgankd.pipeline import dvc_yaml
 from cgankd.stages.registry import DDP_STAGES, STAGES, stage_calls, stage_label
-from cgankd.tracking import NullTracker, pipeline_run, stage_run
 
 
 def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
-    """One stage, the only writer of ``out_dir`` while it runs (cgankd/lock.py). Under torchrun the
+    """One stage, the only writer of ``out_dir`` while it runs (cgankd/base/lock.py). Under torchrun the
     training stages run on every rank; rank 0 alone holds the lock, logs and writes."""
     if distributed.active():
         if name not in DDP_STAGES:
@@ -21,7 +23,7 @@ def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
                               f"(torchrun runs {', '.join(DDP_STAGES)})")
         if not distributed.is_main():
             return STAGES.get(name)(cfg, NullTracker(), **kwargs)
-    spec = dvcfile.stage_specs(cfg).get(dvcfile.stage_name(name, kwargs.get("method")))
+    spec = dvc_yaml.stage_specs(cfg).get(dvc_yaml.stage_name(name, kwargs.get("method")))
     params = spec["params"] if spec else None  # the child run logs what its stage reads
     with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs), params) as tracker:
         faults.point("start")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.io import atomic_path
+from cgankd.base.io import atomic_path
 
 _NOTICE = False
 MODEL_NAMES = {"nokd": "NOKD", "cgankd": "cGAN-KD", "teacher": "teacher"}

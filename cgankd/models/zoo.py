@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from cgankd.registry import Registry
+from cgankd.base.registry import Registry
 
 Backbone = Callable[..., nn.Module]
 MODELS: Registry[Backbone] = Registry("model")

@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 NAME = "tracking-backlog.jsonl"
 OWNER_TAG = "cgankd.backlog"  # on every run cgankd starts: the backlog that may replay into it
@@ -152,7 +152,7 @@ def replay(uri: str, backlog: Path) -> dict[str, int]:
     so far and the runs created are kept beside it, so a replay cut short never logs one twice."""
     from mlflow.tracking import MlflowClient
 
-    from cgankd.io import read_json, write_json
+    from cgankd.base.io import read_json, write_json
 
     if not backlog.is_file():
         raise CgankdError(str(backlog), "no tracking backlog here (nothing failed to log)")

@@ -6,7 +6,7 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 T = TypeVar("T")
 

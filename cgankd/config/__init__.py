@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 if TYPE_CHECKING:
-    from cgankd.device import Runtime
+    from cgankd.compute.device import Runtime
 
 TASKS = ("classification", "regression")
 # cDR-RS on by default where the ablation showed it helps (validation metric, embedded data)
@@ -307,7 +307,7 @@ class Config:
     @property
     def runtime(self) -> Runtime:
         """Device, precision and compile, checked (a missing GPU or compiler is a one-line error)."""
-        from cgankd.device import Runtime
+        from cgankd.compute.device import Runtime
 
         return Runtime.from_config(self.device, self.precision, self.compile, self.compile_mode)
 
@@ -485,7 +485,7 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
     if cfg.task not in TASKS:
         bad("task", f"must be one of {', '.join(TASKS)}, got {cfg.task!r}")
     if runtime:  # device / precision / compile: checked before any stage writes a file
-        from cgankd.device import Runtime
+        from cgankd.compute.device import Runtime
 
         Runtime.from_config(cfg.device, cfg.precision, cfg.compile, cfg.compile_mode)
     if cfg.filter.rho is not None and not 0.0 < cfg.filter.rho <= 1.0:
@@ -586,16 +586,16 @@ def _validate(cfg: Config, runtime: bool = True) -> None:
 def _validate_source(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
     """Registry names (data source, architectures) are checked when the config is read, not when
     the stage that uses them starts."""
+    from cgankd.base.registry import unknown
     from cgankd.data.sources import SOURCES
-    from cgankd.registry import unknown
 
     if cfg.data.source != "auto" and cfg.data.source not in SOURCES:
         bad("data.source", f"{cfg.data.source!r}: {unknown(cfg.data.source, [*SOURCES, 'auto'])}")
 
 
 def _validate_models(cfg: Config, bad: typing.Callable[[str, str], None]) -> None:
+    from cgankd.base.registry import unknown
     from cgankd.models import MODELS
-    from cgankd.registry import unknown
 
     for key, arch in (("teacher.arch", cfg.teacher.arch), ("student.arch", cfg.student.arch)):
         if arch not in MODELS:

@@ -18,18 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from cgankd.ablation import mean_std, saver
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import read_json
+from cgankd.base.lock import out_dir_lock
 from cgankd.config import load_config
-from cgankd.errors import CgankdError
-from cgankd.io import read_json
 from cgankd.kd import DISTILLERS, parse_method
-from cgankd.lock import out_dir_lock
-from cgankd.pipeline import run_stage
+from cgankd.ops.tracking import pipeline_run, stage_run
+from cgankd.pipeline.runner import run_stage
 from cgankd.stages.common import metric_key
 from cgankd.stages.registry import STAGES, ordered_methods, stage_calls
 from cgankd.store import Layout
-from cgankd.sweep import Cluster, Job, run_jobs
-from cgankd.tracking import pipeline_run, stage_run
+from cgankd.sweeps.ablation import mean_std, saver
+from cgankd.sweeps.jobs import Cluster, Job, run_jobs
 
 DEFAULT_METHODS = ["nokd", "blkd", "fitnet", "vkd", "cgankd", "cgankd+blkd", "cgankd+fitnet", "cgankd+vkd"]
 UPSTREAM = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-vkd")
@@ -153,7 +153,7 @@ def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]],
             if not todo:
                 continue
             gpu = cfg.runtime.device.type == "cuda"
-            jobs.append(Job(up, "cgankd.compare:upstream_job", {"params": params, "overrides": t_over,
+            jobs.append(Job(up, "cgankd.sweeps.comparison:upstream_job", {"params": params, "overrides": t_over,
                                                                  "reuse": reuse}, gpu=gpu,
                             about={"seed": seed, "teacher": teacher}))
             for student, method in todo:
@@ -161,10 +161,10 @@ def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]],
                 base = f"{up}->{student}/{m.distiller}"
                 after = (up, base) if m.fakes and cfg.student.mode == "finetune" and \
                     any(j.key == base for j in jobs) else (up,)
-                jobs.append(Job(f"{up}->{student}/{method}", "cgankd.compare:student_job", {
+                jobs.append(Job(f"{up}->{student}/{method}", "cgankd.sweeps.comparison:student_job", {
                     "params": params, "overrides": [*t_over, f"student.arch={student}", f"student.tag={student}"],
                     "name": f"seed{seed}/{teacher}->{student}/{method}", "method": method,
-                    "tags": {"cgankd.compare.pair": f"{teacher}->{student}", "cgankd.seed": str(seed)}},
+                    "tags": {"cgankd.sweeps.comparison.pair": f"{teacher}->{student}", "cgankd.seed": str(seed)}},
                     after, gpu, about={"seed": seed, "teacher": teacher, "student": student, "method": method}))
     return jobs
 
@@ -172,7 +172,7 @@ def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]],
 def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tuple[str, str]],
                 methods: list[str], seeds: list[int], work: str | Path, reuse: bool = False,
                 resume: bool = False, cluster: Cluster = Cluster()) -> dict[str, Any]:
-    """``cluster``: where the jobs run (in this process by default; cgankd.sweep)."""
+    """``cluster``: where the jobs run (in this process by default; cgankd.sweeps.jobs)."""
     methods = ordered_methods(list(dict.fromkeys(methods)))
     base_cfg = load_config(params, [*overrides, f"student.methods=[{', '.join(methods)}]"])  # validates
     params = None if params is None else str(params)

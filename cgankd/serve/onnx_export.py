@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from cgankd.errors import CgankdError
-from cgankd.io import atomic_path
+from cgankd.base.errors import CgankdError
+from cgankd.base.io import atomic_path
 
 INPUT, OUTPUT = "images", "outputs"
 METADATA_VERSION = 2  # 2: explicit ``preprocess`` / ``postprocess`` for servers

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from cgankd.errors import CgankdError
+from cgankd.base.errors import CgankdError
 
 USER = "cgankd"  # the application role the servers connect as: owns the databases, not a superuser
 ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cgankd import faults
-from cgankd.errors import CgankdError
+from cgankd.base import faults
+from cgankd.base.errors import CgankdError
 
 # the machine's fault, not the program's: reported in one line, never as a traceback
 WRITE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
@@ -45,7 +45,7 @@ def _umask() -> int:
 
 def clear_leftovers(path: Path) -> None:
     """Temporaries of ``path`` that a killed writer left behind (SIGKILL runs no ``finally``).
-    Safe: one writer per output folder (cgankd/lock.py)."""
+    Safe: one writer per output folder (cgankd/base/lock.py)."""
     old = path.with_name(f".{path.name}.old")
     if old.is_dir() and not path.exists():  # killed in the middle of atomic_dir's swap: put it back
         os.replace(old, path)

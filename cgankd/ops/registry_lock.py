@@ -1,6 +1,6 @@
 """Registration and promotion one at a time, and half-made versions cleaned up.
 
-A student is registered in steps (cgankd/tracking.py ``_register``): the ONNX version, the
+A student is registered in steps (cgankd/ops/tracking.py ``_register``): the ONNX version, the
 PyTorch version, the tags that pair them (``pytorch_version`` / ``onnx_version``), and last the
 ``test_metric`` tag, which makes the version complete. ``promote``, the champion lookup and
 ``cgankd serve`` only take complete versions, so a register killed at any step leaves nothing
@@ -103,7 +103,7 @@ def _killed_register(client: Any, run_id: str | None) -> bool:
     or RUNNING with its process gone)."""
     from mlflow.exceptions import MlflowException
 
-    from cgankd.tracking_reconcile import gone
+    from cgankd.ops.reconcile import gone
 
     try:
         run = client.get_run(run_id) if run_id else None

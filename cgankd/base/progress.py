@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 import time
 
-from cgankd import faults
+from cgankd.base import faults
 
 
 class Progress:

@@ -1,0 +1,1 @@
+"""Where tensors run: the device/precision/compile runtime and torchrun (DDP)."""

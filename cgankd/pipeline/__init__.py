@@ -1,0 +1,1 @@
+"""The pipeline wing: the stage table, the runner (`cgankd run`), dvc.yaml generation."""

@@ -1,0 +1,1 @@
+"""Sweeps as jobs: local and Dask runners, method comparison, ablation and their reports."""
