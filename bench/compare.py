@@ -26,11 +26,10 @@ import numpy as np
 
 from cgankd.base.io import write_json, write_text
 from cgankd.config import load_config
+from cgankd.pipeline.runner import reuse_or_run
+from cgankd.pipeline.spec import stage, stage_calls
 from cgankd.stages.common import metric_key
-from cgankd.stages.registry import STAGES, stage_calls
-from cgankd.store import Layout
 
-TRAINING = {"prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student"}
 ROW_KEY = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes"}  # students: method
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,14 +121,12 @@ def main() -> None:
         cfg = load_config(ROOT / "params.yaml", base_overrides(args, seed, methods))
         row = {"seed": seed}
         for name, kwargs in stage_calls(cfg):  # the pipeline's own order and per-method calls
-            if name in TRAINING:
+            if stage(name).upstream or stage(name).per_method:  # what trains: not export / evaluate / register
                 key = kwargs.get("method", ROW_KEY.get(name, name))
-                row[key] = Layout(cfg).done(name) if args.reuse and name != "train-student" else None
-                if row[key] is None:
-                    row[key] = STAGES.get(name)(cfg, **kwargs)
+                row[key] = reuse_or_run(cfg, name, args.reuse and "method" not in kwargs, **kwargs)
         for vname, extra in variants.items():  # last: they overwrite the cgankd student's files
             vcfg = load_config(ROOT / "params.yaml", [*base_overrides(args, seed, methods), *extra.split()])
-            row[vname] = STAGES.get("train-student")(vcfg, method="cgankd")
+            row[vname] = stage("train-student").run(vcfg, method="cgankd")
         rows.append(row)
         print(json.dumps({"seed": seed, **{k: v for k, v in row.items() if k != "seed"}}))
     minutes = (time.perf_counter() - t0) / 60

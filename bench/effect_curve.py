@@ -29,24 +29,23 @@ import numpy as np
 
 from cgankd.base.io import read_json, write_json, write_text
 from cgankd.config import load_config
+from cgankd.pipeline.runner import recorded
+from cgankd.pipeline.spec import stage as stage_spec
 from cgankd.stages.common import metric_key
-from cgankd.stages.registry import STAGES
-from cgankd.store import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def stage(cfg, name: str, **kw) -> dict:
+def timed_stage(cfg, name: str, **kw) -> dict:
     t0 = time.time()
-    out = STAGES.get(name)(cfg, **kw)
+    out = stage_spec(name).run(cfg, **kw)
     print(f"effect: {name}{kw or ''} {time.time() - t0:.0f} s", flush=True)
     return out
 
 
 def student(base: list[str], seed: int, tag: str, method: str, extra: list[str] = ()) -> dict:
     cfg = load_config(ROOT / "params.yaml", [*base, f"seed={seed}", f"student.tag={tag}", *extra])
-    done = cfg.student_metrics(method)
-    return read_json(done) if done.is_file() else stage(cfg, "train-student", method=method)
+    return recorded(cfg, "train-student", method) or timed_stage(cfg, "train-student", method=method)
 
 
 def markdown(res: dict) -> str:
@@ -112,10 +111,9 @@ def main() -> None:
     results = ROOT / "bench" / "results" / f"effect_{args.name}.json"
     cfg = load_config(ROOT / "params.yaml", base)
     k = metric_key(cfg.task)
-    layout = Layout(cfg)
     for name in ("prepare", "train-teacher", "train-extractor"):
-        if layout.done(name) is None:
-            stage(cfg, name)
+        if recorded(cfg, name) is None:
+            timed_stage(cfg, name)
     teacher = read_json(cfg.path("metrics", "teacher.json"))
     res = read_json(results) if results.is_file() else {}
     res.update({"name": args.name, "metric": k, "overrides": args.overrides, "student_seeds": args.student_seeds,
@@ -135,8 +133,8 @@ def main() -> None:
         if budget in done:
             continue
         gcfg = load_config(ROOT / "params.yaml", [*base, f"gan.iterations={budget}"])
-        g = stage(gcfg, "train-gan")
-        fk = stage(gcfg, "make-fakes")
+        g = timed_stage(gcfg, "train-gan")
+        fk = timed_stage(gcfg, "make-fakes")
         if "control_gain" not in res:  # needs a fake set on disk (ignored at fake_ratio 0)
             res["control_gain"] = [student(base, s, f"ctrl{s}", "cgankd", ["student.fake_ratio=0"])[f"test_{k}"] - n
                                    for s, n in zip(args.student_seeds, nokd, strict=True)]

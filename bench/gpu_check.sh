@@ -66,7 +66,7 @@ step pipeline 150 $PY - "$DEVICE" "$LOG/pipeline" <<'EOF'
 import sys, time
 from cgankd.config import load_config
 from cgankd.pipeline.runner import run_stage
-from cgankd.stages.registry import stage_calls, stage_label
+from cgankd.pipeline.spec import stage_calls, stage_label
 
 device, out = sys.argv[1], sys.argv[2]
 cfg = load_config("params.yaml", [

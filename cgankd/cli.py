@@ -33,7 +33,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     _check_dvc_graph(cfg)
-    kwargs = {"method": args.method} if args.stage == "train-student" else {}
+    kwargs = {"method": args.method} if getattr(args, "method", None) else {}
     run_stage(cfg, args.stage, **kwargs)
     distributed.finish()
     return 0
@@ -304,19 +304,19 @@ def _stage_about(stage: str) -> str:
 
 
 def parser() -> argparse.ArgumentParser:
-    from cgankd.stages.order import STAGE_ORDER
+    from cgankd.pipeline.spec import TABLE
 
     ap = argparse.ArgumentParser(prog="cgankd", description=__doc__)
     ap.add_argument("--version", action="version", version=_version())
     sub = ap.add_subparsers(dest="command", required=True)
-    for stage in STAGE_ORDER:
-        about = _stage_about(stage)
-        p = sub.add_parser(stage, help=about.split(";")[0].split(",")[0], description=about)
+    for stage in TABLE:
+        about = _stage_about(stage.name)
+        p = sub.add_parser(stage.name, help=about.split(";")[0].split(",")[0], description=about)
         _common(p)
-        if stage == "train-student":
+        if stage.per_method:
             p.add_argument("--method", default="nokd",
                            help="nokd, blkd, fitnet, vkd, cgankd, or cgankd+<distiller> (default nokd)")
-        p.set_defaults(func=cmd_stage, stage=stage)
+        p.set_defaults(func=cmd_stage, stage=stage.name)
     p = sub.add_parser("run", help="every stage in order, in this process, under one MLflow run")
     _common(p)
     p.set_defaults(func=cmd_run)

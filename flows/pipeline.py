@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from cgankd.config import load_config
 from cgankd.ops.tracking import pipeline_run
 from cgankd.pipeline.runner import run_stage
-from cgankd.stages.registry import stage_calls
+from cgankd.pipeline.spec import stage_calls
 
 
 @task(cache_policy=NO_CACHE, retries=0)  # training is not retried: a failure needs a look

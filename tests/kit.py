@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import yaml
 
+from cgankd.pipeline.spec import TABLE
+
 BIN = Path(sys.executable).parent
 # the wall-clock fields, by exact key (a substring match also dropped acceptance_rate and generated):
 # the GAN checkpoint's training seconds, the minutes column of gan/quality.csv
@@ -86,7 +88,8 @@ def sh(*cmd: str, cwd: Path, check: bool = True, env: dict[str, str] | None = No
 
 # multiprocessing's fork server: one process imports torch and cgankd once, then forks a child per command
 FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["torch", "torchvision", "numpy", "cgankd.cli", "cgankd.stages.registry"])
+FORKS.set_forkserver_preload(["torch", "torchvision", "numpy", "cgankd.cli", "cgankd.pipeline.runner",
+                              *(s.module for s in TABLE)])
 
 
 def _cgankd_main(args: list[str], cwd: str, env: dict[str, str], log: str) -> None:

@@ -121,7 +121,7 @@ def test_version_names_cgankd_and_its_torch(capsys):
 
 
 def test_each_stage_help_says_what_the_stage_does(capsys):
-    from cgankd.stages.registry import STAGE_ORDER
+    from cgankd.pipeline.spec import STAGE_ORDER
 
     for stage in STAGE_ORDER:
         with pytest.raises(SystemExit):

@@ -13,7 +13,7 @@ from conftest import ROOT, shrunk
 from cgankd.cli import main
 from cgankd.config import load_config
 from cgankd.pipeline import dvc_yaml
-from cgankd.stages.registry import STAGES, stage_calls, stage_label
+from cgankd.pipeline.spec import stage, stage_calls, stage_label
 
 PINNED = {"out_dir"}  # every command pins it (-S out_dir=artifacts)
 
@@ -28,8 +28,8 @@ def test_every_param_dvc_yaml_lists_is_in_params_yaml():
     """DVC reads its params from the file itself, not from the validated Config: a key that only
     has a default in config.py fails `dvc repro` ("Parameters ... are missing from 'params.yaml'")."""
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for name, stage in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
-        for key in stage.get("params", []):
+    for name, entry in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].items():
+        for key in entry.get("params", []):
             node = raw
             for part in key.split("."):
                 assert isinstance(node, dict) and part in node, f"{name}: {key} is not in params.yaml"
@@ -149,7 +149,7 @@ def test_every_stage_lists_the_params_it_reads(tmp_path, task, monkeypatch):
         if name == "register":
             continue  # needs the registry (tracking off here); its params: test_e2e_dvc's repro
         with recording(cfg) as seen:
-            STAGES.get(name)(cfg, **kwargs)
+            stage(name).run(cfg, **kwargs)
         spec = specs[dvc_yaml.stage_name(name, kwargs.get("method"))]
         lost = sorted(k for k in seen - PINNED if not covered(k, spec["params"]))
         if lost:

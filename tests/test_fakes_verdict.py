@@ -9,9 +9,9 @@ from conftest import shrunk
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import read_json
+from cgankd.pipeline.spec import stage
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.verdict import judge, trend
-from cgankd.stages.registry import STAGES
 from cgankd.store import Layout
 
 
@@ -54,9 +54,9 @@ def _rows(path):
 def test_train_gan_to_a_target_a_budget_and_on_again(tmp_path):
     cfg = shrunk(tmp_path / "a", "gan.target_score=0.01", "gan.score_every=6")
     for name in ("prepare", "train-teacher"):
-        STAGES.get(name)(cfg)
+        stage(name).run(cfg)
     layout = Layout(cfg)
-    res = STAGES.get("train-gan")(cfg)
+    res = stage("train-gan").run(cfg)
     assert res["stop"] == "target" and res["iterations"] == 6  # the first check (score_every=6) reaches it
     rows = _rows(layout.gan.parent / "quality.csv")
     assert [r["step"] for r in rows] == ["6"] and rows[-1]["stop"] == "target"
@@ -65,13 +65,13 @@ def test_train_gan_to_a_target_a_budget_and_on_again(tmp_path):
     assert rows[0]["confirm_relative"] != rows[0]["relative_score"]
     assert layout.gan.is_file() and layout.gan_last.is_file()
     # out of reach now: trains on from the checkpoint to the cap
-    res2 = STAGES.get("train-gan")(shrunk(tmp_path / "a", "gan.target_score=2.0", "gan.score_every=6"))
+    res2 = stage("train-gan").run(shrunk(tmp_path / "a", "gan.target_score=2.0", "gan.score_every=6"))
     assert res2["stop"] == "iterations" and res2["iterations"] == 12
     assert [r["step"] for r in _rows(layout.gan.parent / "quality.csv")] == ["6", "12"]
     # a fresh GAN with a budget of 3 fake-clock seconds: one reading per iteration
     layout.gan_checkpoint.unlink()
     ticks = iter(range(10_000))
-    res3 = STAGES.get("train-gan")(shrunk(tmp_path / "a", "gan.max_minutes=0.05", "gan.score_every=6"),
+    res3 = stage("train-gan").run(shrunk(tmp_path / "a", "gan.max_minutes=0.05", "gan.score_every=6"),
                                    clock=lambda: float(next(ticks)))
     assert res3["stop"] == "time" and res3["iterations"] < 12
 
@@ -79,26 +79,26 @@ def test_train_gan_to_a_target_a_budget_and_on_again(tmp_path):
 def test_weak_fakes_are_named_and_can_be_skipped(tmp_path):
     cfg = shrunk(tmp_path, "fakes.min_relative_score=2.0", "student.skip_weak_fakes=true")
     for name in ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes"):
-        STAGES.get(name)(cfg)
+        stage(name).run(cfg)
     fakes = read_json(cfg.path("metrics", "fakes.json"))
     assert fakes["weak_fakes"] == 1.0 and fakes["verdict"].startswith("fakes: too weak for cGAN-KD")
     assert fakes["raw_relative_label_score"] == pytest.approx(
         fakes["quality_raw_label_score"] / read_json(cfg.path("metrics", "teacher.json"))["val_acc"])
-    STAGES.get("train-student")(cfg, method="nokd")
-    out = STAGES.get("train-student")(cfg, method="cgankd")
+    stage("train-student").run(cfg, method="nokd")
+    out = stage("train-student").run(cfg, method="cgankd")
     assert "skipped" in out and not Layout(cfg).student("cgankd").exists()
     assert (cfg.student_dir("cgankd") / "skipped.txt").is_file()
-    assert STAGES.get("export")(cfg)["method"] == "nokd"
-    metrics = STAGES.get("evaluate")(cfg)
+    assert stage("export").run(cfg)["method"] == "nokd"
+    metrics = stage("evaluate").run(cfg)
     assert metrics["cgankd_skipped"] == 1.0 and metrics["fakes_weak"] == 1.0
     report = cfg.path("report.md").read_text()
     assert fakes["verdict"] in report and "cGAN-KD was skipped" in report
     # the same fakes without the skip: the student trains, and the report still names the verdict
     cfg2 = shrunk(tmp_path, "fakes.min_relative_score=2.0")
-    assert "test_acc" in STAGES.get("train-student")(cfg2, method="cgankd")
+    assert "test_acc" in stage("train-student").run(cfg2, method="cgankd")
     assert not (cfg2.student_dir("cgankd") / "skipped.txt").exists()
-    STAGES.get("export")(cfg2)
-    STAGES.get("evaluate")(cfg2)
+    stage("export").run(cfg2)
+    stage("evaluate").run(cfg2)
     assert fakes["verdict"] in cfg2.path("report.md").read_text()
 
 

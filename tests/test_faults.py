@@ -18,7 +18,7 @@ from conftest import shrunk
 from kit import cgankd_forked, files, leftovers, same
 
 from cgankd.base.faults import ENV, POINTS
-from cgankd.stages.registry import stage_calls
+from cgankd.pipeline.spec import stage_calls
 
 # stages too short at the shrunken size to have a progress bar: their "half" failpoint is never reached
 NO_HALF = {"prepare", "export", "evaluate", "register"}

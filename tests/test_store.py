@@ -18,6 +18,8 @@ from cgankd.features.sparse_ae import SparseAE
 from cgankd.gan.biggan import Generator
 from cgankd.kd.vkd_generator import VirtualKnowledgeGenerator
 from cgankd.models import build_model
+from cgankd.pipeline.runner import recorded
+from cgankd.pipeline.spec import TABLE
 from cgankd.subsample.dre import RatioMLP
 
 
@@ -116,8 +118,24 @@ def test_layout_names_every_output(tmp_path):
     lay = store.Layout(cfg)
     assert lay.teacher == tmp_path / "teacher" / "model.pt"
     assert lay.student("cgankd") == tmp_path / "students" / "small" / "cgankd" / "model.pt"
-    assert lay.metrics("train-student", "nokd") == tmp_path / "metrics" / "student_small_nokd.json"
-    assert lay.done("train-teacher") is None and lay.done("prepare") is None
+    assert lay.path("student_metrics", "nokd") == tmp_path / "metrics" / "student_small_nokd.json"
+    assert lay.rel("student_dir:cgankd+blkd") == "students/small/cgankd+blkd"
+    with pytest.raises(ValueError, match="needs a student method"):
+        lay.path("student")
+    # every key of the stage table is a key of the layout
+    for s in TABLE:
+        keys = (*s.deps_for(cfg, "cgankd+blkd"), *s.outs, *s.records, *s.plots, *s.metrics, s.done or "prepared")
+        for key in keys:
+            assert lay.path(key, "nokd").is_relative_to(tmp_path), (s.name, key)
+
+
+def test_a_stage_s_recorded_result_is_read_back_for_reuse(tmp_path):
+    cfg = shrunk(tmp_path)
+    assert recorded(cfg, "train-teacher") is None and recorded(cfg, "prepare") is None
+    assert recorded(cfg, "export") is None  # nothing marks it: always re-run
     (tmp_path / "metrics").mkdir()
     (tmp_path / "metrics" / "teacher.json").write_text('{"test_acc": 50.0}')
-    assert lay.done("train-teacher") == {"test_acc": 50.0}
+    assert recorded(cfg, "train-teacher") == {"test_acc": 50.0}
+    (tmp_path / "prepared").mkdir()
+    (tmp_path / "prepared" / "meta.json").write_text("{}")
+    assert recorded(cfg, "prepare") == {"reused": True}

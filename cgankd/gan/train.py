@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cgankd import store
 from cgankd.base.errors import CgankdError
 from cgankd.base.progress import Progress
 from cgankd.compute import distributed
@@ -36,6 +35,7 @@ from cgankd.gan.ema import EMA
 from cgankd.gan.step import Losses
 from cgankd.gan.stop import Stop
 from cgankd.gan.watch import Watch
+from cgankd.store import files as model_files
 from cgankd.train.loop import nonfinite
 
 LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)
@@ -66,7 +66,7 @@ def _resume(ckpt_path: Path, fp: str) -> tuple[dict, dict] | None:
     if not ckpt_path.is_file():
         return None
     try:
-        meta, state = store.read(ckpt_path, "gan_checkpoint")
+        meta, state = model_files.read(ckpt_path, "gan_checkpoint")
     except CgankdError as exc:
         print(f"train-gan: ignoring checkpoint {exc.problem.split(';')[0]}: starting afresh", file=sys.stderr)
         return None
@@ -164,7 +164,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
             state["best"] = watch.best_state
         meta = {"fingerprint": fp, "step": step, "history": history, "stop_reason": stop.reason,
                 "seconds": stop.seconds, **(watch.state() if watch is not None else {"watch": []})}
-        store.save(ckpt_path, "gan_checkpoint", meta, state)
+        model_files.save(ckpt_path, "gan_checkpoint", meta, state)
 
     done = start > 0 and distributed.from_main(main and stop.check(start, watch) is not None, dev)
     with Progress(cfg.iterations, "train-gan", initial=start, quiet=not main) as bar:

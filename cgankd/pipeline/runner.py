@@ -1,4 +1,6 @@
-"""``cgankd run``: every stage in order in this process, one MLflow parent run, a child per stage."""
+"""Running stages: one stage under the out_dir lock and its MLflow child run (``run_stage``), the
+whole pipeline under one parent run (``cgankd run``), and the one "reuse or run" of compare, ablate
+and the bench scripts (``reuse_or_run``)."""
 
 from __future__ import annotations
 
@@ -6,28 +8,29 @@ from typing import Any
 
 from cgankd.base import faults
 from cgankd.base.errors import CgankdError
+from cgankd.base.io import read_json
 from cgankd.base.lock import out_dir_lock
 from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.ops.tracking import NullTracker, pipeline_run, stage_run
-from cgankd.pipeline import dvc_yaml
-from cgankd.stages.registry import DDP_STAGES, STAGES, stage_calls, stage_label
+from cgankd.pipeline.spec import DDP_STAGES, stage, stage_calls, stage_label
+from cgankd.store.layout import Layout
 
 
 def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
     """One stage, the only writer of ``out_dir`` while it runs (cgankd/base/lock.py). Under torchrun the
     training stages run on every rank; rank 0 alone holds the lock, logs and writes."""
+    s = stage(name)
     if distributed.active():
-        if name not in DDP_STAGES:
+        if not s.ddp:
             raise CgankdError("torchrun", f"{name} does not train a network in parallel; run it without torchrun "
                               f"(torchrun runs {', '.join(DDP_STAGES)})")
         if not distributed.is_main():
-            return STAGES.get(name)(cfg, NullTracker(), **kwargs)
-    spec = dvc_yaml.stage_specs(cfg).get(dvc_yaml.stage_name(name, kwargs.get("method")))
-    params = spec["params"] if spec else None  # the child run logs what its stage reads
+            return s.run(cfg, NullTracker(), **kwargs)
+    params = list(s.params) if s.when(cfg) else None  # the child run logs what its stage reads
     with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs), params) as tracker:
         faults.point("start")
-        return STAGES.get(name)(cfg, tracker, **kwargs)
+        return s.run(cfg, tracker, **kwargs)
 
 
 def run_pipeline(cfg: Config) -> dict[str, Any]:
@@ -37,3 +40,21 @@ def run_pipeline(cfg: Config) -> dict[str, Any]:
             results[stage_label(name, kwargs)] = run_stage(cfg, name, **kwargs)
     results["parent_run_id"] = run_id
     return results
+
+
+def recorded(cfg: Config, name: str, method: str | None = None) -> dict[str, Any] | None:
+    """A stage's recorded result in ``cfg.out_dir`` (its metrics file, or ``{"reused": True}`` for a
+    stage whose mark is a model), or None when it has not run there."""
+    key = stage(name).done
+    if key is None:
+        return None
+    path = Layout(cfg).path(key, method)
+    if not path.is_file():
+        return None
+    return read_json(path) if key.endswith("_metrics") else {"reused": True}
+
+
+def reuse_or_run(cfg: Config, name: str, reuse: bool, **kwargs: Any) -> dict[str, Any]:
+    """The stage's recorded result when ``reuse`` and it has run in ``cfg.out_dir``, else a run of it."""
+    done = recorded(cfg, name, kwargs.get("method")) if reuse else None
+    return done or run_stage(cfg, name, **kwargs)

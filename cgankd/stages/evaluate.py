@@ -15,7 +15,6 @@ from cgankd.config import Config
 from cgankd.data.prepared import Prepared
 from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import metric_key, prepared
-from cgankd.stages.registry import STAGES
 from cgankd.train.evaluate import predict
 
 
@@ -84,7 +83,6 @@ def headline(rows: dict[str, dict[str, Any]], k: str, fakes: dict[str, Any]) -> 
     return {key: v for key, v in out.items() if v}
 
 
-@STAGES.register("evaluate")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)

@@ -10,7 +10,6 @@ from cgankd.base.io import read_json, write_json
 from cgankd.config import Config
 from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import metric_key, prepared
-from cgankd.stages.registry import STAGES
 from cgankd.train.evaluate import better
 
 
@@ -28,7 +27,6 @@ def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
     return best, best_m
 
 
-@STAGES.register("export")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     from cgankd.serve.onnx_export import export_onnx, parity, serving_metadata
 

@@ -27,7 +27,6 @@ from cgankd.quality.relative import relative_score
 from cgankd.quality.scores import label_score, quality, windows
 from cgankd.quality.verdict import Verdict, judge
 from cgankd.stages.common import prepared, setup, teacher_metric
-from cgankd.stages.registry import STAGES
 from cgankd.subsample.cdrrs import fit_cdrrs
 from cgankd.train.data import targets
 
@@ -155,7 +154,6 @@ def judge_fakes(cfg: Config, meta: Meta, table: dict[str, dict[str, float]]) -> 
     return judge(rel, cfg.min_relative_score, iterations, steps, curve, minutes, what)
 
 
-@STAGES.register("make-fakes")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     dev = setup(cfg, 2).device  # generate, subsample, filter and measure on the device

@@ -14,7 +14,6 @@ from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepa
 from cgankd.data.preview import save_grid
 from cgankd.data.sources import SOURCES
 from cgankd.ops.tracking import NullTracker
-from cgankd.stages.registry import STAGES
 
 
 def target_resolution(native: int, wanted: int | None) -> int:
@@ -73,7 +72,6 @@ def build(cfg: Config) -> Prepared:
     return Prepared(meta, {"train": train, "val": val, "test": test})
 
 
-@STAGES.register("prepare")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = build(cfg)

@@ -15,10 +15,8 @@ from cgankd.config import Config
 from cgankd.ops.tracking import NullTracker, register_student
 from cgankd.ops.version_card import model_card
 from cgankd.stages.common import metric_key, prepared
-from cgankd.stages.registry import STAGES
 
 
-@STAGES.register("register")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)

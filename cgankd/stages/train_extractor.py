@@ -15,11 +15,9 @@ from cgankd.models import count_params
 from cgankd.ops.tracking import NullTracker
 from cgankd.quality.cache import cached_real_stats
 from cgankd.stages.common import prepared, setup, write_history
-from cgankd.stages.registry import STAGES
 from cgankd.subsample.holdout import extractor_data
 
 
-@STAGES.register("train-extractor")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     rt = setup(cfg, 5)

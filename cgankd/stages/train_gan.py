@@ -29,7 +29,6 @@ from cgankd.quality.curve import curve_csv, read_curve
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.scores import label_score
 from cgankd.stages.common import prepared, setup, teacher_metric, write_history
-from cgankd.stages.registry import STAGES
 from cgankd.train.evaluate import predict
 
 SHOWN = 8  # fakes per class / label row in each progress grid
@@ -86,7 +85,6 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
     return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, higher, target, checked, confirm)
 
 
-@STAGES.register("train-gan")
 def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None = None,
         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     tracker = tracker or NullTracker()

@@ -27,7 +27,6 @@ from cgankd.kd.base import KDContext
 from cgankd.models import ImageModel, count_params
 from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
-from cgankd.stages.registry import STAGES
 from cgankd.train.loop import fit
 
 
@@ -106,7 +105,6 @@ def skip(cfg: Config, method: str, why: str, tracker: NullTracker) -> dict[str, 
     return metrics
 
 
-@STAGES.register("train-student")
 def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -> dict[str, Any]:
     try:
         m = parse_method(method, DISTILLERS.names())

@@ -12,11 +12,9 @@ from cgankd.config import Config
 from cgankd.models import count_params
 from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
-from cgankd.stages.registry import STAGES
 from cgankd.train.loop import fit
 
 
-@STAGES.register("train-teacher")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     rt = setup(cfg)

@@ -17,7 +17,6 @@ from cgankd.kd.vkd_generator import VKDTrainCfg, match_metrics, train_generator
 from cgankd.models import count_params
 from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import prepared, setup, write_history
-from cgankd.stages.registry import STAGES
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import targets, to_float
 
@@ -34,7 +33,6 @@ def teacher_views(teacher: torch.nn.Module, images: torch.Tensor, views: int, pa
     return torch.cat(out)
 
 
-@STAGES.register("train-vkd")
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     dev = setup(cfg, 7).device

@@ -22,10 +22,9 @@ from cgankd.base.io import read_json, write_json, write_text
 from cgankd.base.lock import out_dir_lock
 from cgankd.config import load_config
 from cgankd.ops.tracking import pipeline_run, stage_run
-from cgankd.pipeline.runner import run_stage
+from cgankd.pipeline.runner import recorded, reuse_or_run
+from cgankd.pipeline.spec import stage, upstream_calls
 from cgankd.stages.common import metric_key
-from cgankd.stages.registry import STAGES
-from cgankd.store import Layout
 from cgankd.sweeps.jobs import Cluster, Job, run_jobs
 
 OFF = {"subsample.enabled": "false", "filter.enabled": "false", "adjust.enabled": "false"}
@@ -37,7 +36,7 @@ VARIANTS: dict[str, dict[str, str]] = {
     "filter+adjust": {**OFF, "filter.enabled": "true", "adjust.enabled": "true"},  # the regression default
     "subsample+filter+adjust": {"subsample.enabled": "true", "filter.enabled": "true", "adjust.enabled": "true"},
 }
-UPSTREAM = ("prepare", "train-teacher", "train-extractor", "train-gan")
+VARIED = ("make-fakes",)  # a variant processes the fakes its own way: the upstream stages less this
 FAKE_KEYS = ("n_fakes", "n_groups_short", "acceptance_rate", "kept_fraction", "quality_raw_fid",
              "quality_final_fid", "quality_final_intra_fid", "quality_final_label_score", "quality_final_diversity")
 
@@ -139,24 +138,23 @@ def seed_job(params: str | None, overrides: list[str], seed: int, work: str, reu
     seed_over = [*overrides, f"seed={seed}", f"out_dir={Path(work) / task / f'seed{seed}'}",
                  "student.methods=[nokd, cgankd]"]
     cfg = load_config(params, seed_over)
-    for stage in UPSTREAM:
-        if not (reuse and Layout(cfg).done(stage)):
-            run_stage(cfg, stage)
-    nokd = Layout(cfg).done("train-student", "nokd") if reuse else None
-    nokd = nokd or run_stage(cfg, "train-student", method="nokd")
+    for name in upstream_calls(cfg):
+        if name not in VARIED:
+            reuse_or_run(cfg, name, reuse)
+    nokd = reuse_or_run(cfg, "train-student", reuse, method="nokd")
     k = metric_key(cfg.task)
     rows = []
     for name, over in variants.items():
         vcfg = load_config(params, [*seed_over, *(f"{key}={v}" for key, v in over.items())])
         with stage_run(vcfg, f"seed{seed}/{name}") as tracker:
             tracker.set_tags({"cgankd.sweeps.ablation.variant": name, "cgankd.seed": str(seed)})
-            fakes = STAGES.get("make-fakes")(vcfg, tracker)
-            student = STAGES.get("train-student")(vcfg, tracker, method="cgankd")
+            fakes = stage("make-fakes").run(vcfg, tracker)
+            student = stage("train-student").run(vcfg, tracker, method="cgankd")
             tracker.log_metrics({f"delta_test_{k}_vs_nokd": student[f"test_{k}"] - nokd[f"test_{k}"]})
         rows.append({"seed": seed, "variant": name, "student": student,
                      "fakes": {x: fakes.get(x, float("nan")) for x in FAKE_KEYS}})
         print(f"ablation seed {seed} {name}: test {k} {student[f'test_{k}']:.3f} (NOKD {nokd[f'test_{k}']:.3f})")
-    return {"baseline": {"seed": seed, "nokd": nokd, "teacher": Layout(cfg).done("train-teacher")}, "rows": rows}
+    return {"baseline": {"seed": seed, "nokd": nokd, "teacher": recorded(cfg, "train-teacher")}, "rows": rows}
 
 
 def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[int], variants: list[str],

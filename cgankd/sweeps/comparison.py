@@ -24,15 +24,13 @@ from cgankd.base.lock import out_dir_lock
 from cgankd.config import load_config
 from cgankd.kd import DISTILLERS, parse_method
 from cgankd.ops.tracking import pipeline_run, stage_run
-from cgankd.pipeline.runner import run_stage
+from cgankd.pipeline.runner import recorded, reuse_or_run
+from cgankd.pipeline.spec import ordered_methods, stage, upstream_calls
 from cgankd.stages.common import metric_key
-from cgankd.stages.registry import STAGES, ordered_methods, stage_calls
-from cgankd.store import Layout
 from cgankd.sweeps.ablation import mean_std, saver
 from cgankd.sweeps.jobs import Cluster, Job, run_jobs
 
 DEFAULT_METHODS = ["nokd", "blkd", "fitnet", "vkd", "cgankd", "cgankd+blkd", "cgankd+fitnet", "cgankd+vkd"]
-UPSTREAM = ("prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-vkd")
 LABELS = {"nokd": "NOKD", "blkd": "BLKD", "fitnet": "FitNet", "vkd": "VKD", "cgankd": "cGAN-KD"}
 
 
@@ -119,12 +117,8 @@ def headline(result: dict[str, Any]) -> dict[str, float]:
 def upstream_job(params: str | None, overrides: list[str], reuse: bool) -> dict[str, Any]:
     """One seed and teacher: the upstream stages the methods need, run once and shared by path."""
     cfg = load_config(params, overrides)
-    needed = {name for name, _ in stage_calls(cfg)}
-    done = {}
-    for stage in (s for s in UPSTREAM if s in needed):
-        res = Layout(cfg).done(stage) if reuse else None
-        done[stage] = res or run_stage(cfg, stage)
-    return {"upstream": done, "teacher": Layout(cfg).done("train-teacher")}
+    done = {name: reuse_or_run(cfg, name, reuse) for name in upstream_calls(cfg)}
+    return {"upstream": done, "teacher": recorded(cfg, "train-teacher")}
 
 
 def student_job(params: str | None, overrides: list[str], name: str, tags: dict[str, str],
@@ -133,7 +127,7 @@ def student_job(params: str | None, overrides: list[str], name: str, tags: dict[
     cfg = load_config(params, overrides)
     with stage_run(cfg, name) as tracker:
         tracker.set_tags(tags)
-        return STAGES.get("train-student")(cfg, tracker, method=method)
+        return stage("train-student").run(cfg, tracker, method=method)
 
 
 def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]], methods: list[str],
