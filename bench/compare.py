@@ -28,7 +28,7 @@ from cgankd.base.io import write_json, write_text
 from cgankd.config import load_config
 from cgankd.pipeline.runner import reuse_or_run
 from cgankd.pipeline.spec import stage, stage_calls
-from cgankd.stages.common import metric_key
+from cgankd.task import task_of
 
 ROW_KEY = {"train-teacher": "teacher", "train-extractor": "extractor", "make-fakes": "fakes"}  # students: method
 
@@ -42,7 +42,7 @@ def stat(vals: list[float]) -> dict:
 
 
 def columns(task: str) -> list[str]:
-    k = metric_key(task)
+    k = task_of(task).metric
     return [f"test_{k}", f"test_last_{k}"] + (["test_mae_seen", "test_mae_unseen"] if task == "regression" else [])
 
 
@@ -62,7 +62,7 @@ def summarize(rows: list[dict], task: str) -> dict:
 
 def markdown(summary: dict, task: str, source: str, seeds: list[int], minutes: float, cfg,
              variants: dict[str, str], reuse: bool = False) -> str:
-    k = metric_key(task)
+    k = task_of(task).metric
     unit = "%" if task == "classification" else " deg"
     arch = {"teacher": cfg.teacher.arch, "nokd": cfg.student.arch, "cgankd": cfg.student.arch}
     label = {"teacher": "teacher", "nokd": "NOKD student", "cgankd": "cGAN-KD student"}

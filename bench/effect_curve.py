@@ -31,7 +31,7 @@ from cgankd.base.io import read_json, write_json, write_text
 from cgankd.config import load_config
 from cgankd.pipeline.runner import recorded
 from cgankd.pipeline.spec import stage as stage_spec
-from cgankd.stages.common import metric_key
+from cgankd.task import task_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def main() -> None:
     base = [*args.overrides, f"out_dir={work}", "student.methods=[nokd,cgankd]"]
     results = ROOT / "bench" / "results" / f"effect_{args.name}.json"
     cfg = load_config(ROOT / "params.yaml", base)
-    k = metric_key(cfg.task)
+    k = task_of(cfg.task).metric
     for name in ("prepare", "train-teacher", "train-extractor"):
         if recorded(cfg, name) is None:
             timed_stage(cfg, name)

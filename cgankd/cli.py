@@ -12,6 +12,7 @@ import yaml
 
 from cgankd.base.errors import CgankdError
 from cgankd.config import Config, load_config
+from cgankd.task import task_of
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -250,7 +251,7 @@ def cmd_folder(args: argparse.Namespace) -> int:
     cfg = _config(args)
     data = build(cfg)
     counts = write_folder(data, Path(args.out))
-    source = "imagefolder" if data.meta.task == "classification" else "csv"
+    source = task_of(data.meta.task).file_source
     print(f"wrote {args.out}: {counts['train']} train and {counts['test']} test images of {data.meta.source} at "
           f"{data.meta.resolution} px; train on it with -S data.source={source} -S data.root={args.out} "
           f"-S data.resolution={data.meta.resolution}" + (" -S task=regression" if source == "csv" else ""))

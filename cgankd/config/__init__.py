@@ -19,14 +19,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from cgankd.base.errors import CgankdError
+from cgankd.task import TASKS, task_of
 
 if TYPE_CHECKING:
     from cgankd.compute.device import Runtime
 
-TASKS = ("classification", "regression")
-# cDR-RS on by default where the ablation showed it helps (validation metric, embedded data)
-SUBSAMPLE_DEFAULT = {"classification": True, "regression": False}
-MIN_RELATIVE_SCORE = {"classification": 0.85, "regression": 0.45}  # the verdict's thresholds, docs/results.md
 
 
 @dataclass
@@ -268,7 +265,7 @@ class Config:
         """The data source, with ``auto`` resolved from the task."""
         if self.data.source != "auto":
             return self.data.source
-        return "objects" if self.task == "classification" else "rc"
+        return task_of(self.task).default_source
 
     @property
     def rho(self) -> float:
@@ -278,7 +275,7 @@ class Config:
             return 1.0
         if self.filter.rho is not None:
             return self.filter.rho
-        return 0.9 if self.task == "classification" else 0.7
+        return task_of(self.task).default_rho
 
     @property
     def min_relative_score(self) -> float:
@@ -287,14 +284,14 @@ class Config:
         fakes lowered the MAE from the lowest score measured, 0.48, on."""
         if self.fakes.min_relative_score is not None:
             return self.fakes.min_relative_score
-        return MIN_RELATIVE_SCORE[self.task]
+        return task_of(self.task).min_relative_score
 
     @property
     def adjust_labels(self) -> bool:
         """``adjust.enabled``, or the published default: on for regression, off for classification."""
         if self.adjust.enabled is not None:
             return self.adjust.enabled
-        return self.task == "regression"
+        return task_of(self.task).adjust_labels
 
     @property
     def subsample_fakes(self) -> bool:
@@ -302,7 +299,7 @@ class Config:
         embedded data (README): on for classification, off for regression."""
         if self.subsample.enabled is not None:
             return self.subsample.enabled
-        return SUBSAMPLE_DEFAULT[self.task]
+        return task_of(self.task).subsample
 
     @property
     def runtime(self) -> Runtime:
@@ -611,7 +608,7 @@ def _validate_methods(cfg: Config, bad: typing.Callable[[str, str], None]) -> No
             method = parse_method(m, DISTILLERS.names())
         except ValueError as exc:
             bad("student.methods", str(exc))
-        if method.distiller == "vkd" and cfg.task != "classification":
+        if method.distiller == "vkd" and not task_of(cfg.task).categorical:
             bad("student.methods", f"{m}: VKD applies to classification only (no soft distribution of a scalar)")
         if method.fakes and cfg.student.mode == "finetune" and method.distiller not in methods:
             bad("student.methods", f"{m} fine-tunes the {method.distiller} student: list {method.distiller} too "

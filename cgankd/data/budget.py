@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from cgankd.base.errors import CgankdError
+from cgankd.task import task_of
 
 
 def split_budget(labels: np.ndarray, task: str, n_per_class: int | None, n_val_per_class: int,
@@ -21,7 +22,7 @@ def split_budget(labels: np.ndarray, task: str, n_per_class: int | None, n_val_p
     rng = np.random.default_rng([seed, 7])
     train: list[np.ndarray] = []
     val: list[np.ndarray] = []
-    if task == "classification":
+    if task_of(task).categorical:
         n_per_class = fit_budget(labels, n_per_class, n_val_per_class, subject)
         for c in np.unique(labels):
             idx = rng.permutation(np.flatnonzero(labels == c))

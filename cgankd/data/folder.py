@@ -14,6 +14,7 @@ from PIL import Image
 
 from cgankd.base.errors import CgankdError
 from cgankd.data.prepared import Prepared
+from cgankd.task import task_of
 
 
 def save_png(path: Path, chw: np.ndarray) -> None:
@@ -37,7 +38,7 @@ def write_folder(data: Prepared, out: Path) -> dict[str, int]:
     for split, (images, labels) in splits.items():
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
-        if m.task == "classification":
+        if task_of(m.task).categorical:
             for c in m.classes:
                 (folder / c).mkdir(exist_ok=True)
             for i, (im, y) in enumerate(zip(images, labels, strict=True)):

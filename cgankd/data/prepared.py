@@ -15,6 +15,7 @@ import numpy as np
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import atomic_dir, read_json
+from cgankd.task import task_of
 
 SPLITS = ("train", "val", "test")
 
@@ -67,7 +68,7 @@ def check_images(images: np.ndarray, labels: np.ndarray, subject: str, task: str
         raise CgankdError(subject, f"images must be uint8 N x C x H x W, got {images.dtype} {images.shape}")
     if len(images) != len(labels):
         raise CgankdError(subject, f"{len(images)} images but {len(labels)} labels")
-    if task == "regression" and not np.all(np.isfinite(labels)):
+    if not task_of(task).categorical and not np.all(np.isfinite(labels)):
         bad = int((~np.isfinite(labels)).sum())
         raise CgankdError(subject, f"{bad} labels are NaN or infinite")
 

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cgankd.base.io import atomic_path
+from cgankd.task import task_of
 
 
 def grid(rows: list[np.ndarray], labels: list[str] | None = None, scale: int = 2,
@@ -56,7 +57,7 @@ def range_rows(images: np.ndarray, labels: np.ndarray, n_bins: int, per_row: int
 
 def save_grid(path: str | Path, images: np.ndarray, labels: np.ndarray, task: str,
               classes: list[str], per_row: int = 12, n_bins: int = 9) -> Path:
-    if task == "classification":
+    if task_of(task).categorical:
         rows, names = class_rows(images, labels, classes, per_row)
     else:
         rows, names = range_rows(images, labels.astype(np.float64), n_bins, per_row)

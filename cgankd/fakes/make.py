@@ -21,6 +21,7 @@ from cgankd.fakes.adjust import adjust_labels
 from cgankd.fakes.filter import class_cutoffs, cross_entropy, keep_mask, regression_cutoff
 from cgankd.gan.train import sample
 from cgankd.subsample.rejection import RejectionSampler
+from cgankd.task import task_of
 from cgankd.train.evaluate import predict
 
 Sample = Callable[[np.ndarray], np.ndarray]  # group ids -> uint8 images
@@ -184,7 +185,7 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
 
         sampler.accept(r, spec.rs_group(burn_groups))  # a first acceptance-rate estimate
     cutoffs = spec.cutoffs(burn_score, burn_groups)
-    target = fc.n_per_class if meta.task == "classification" else fc.n_per_label
+    target = task_of(meta.task).fakes_per_group(fc)
     rate = sampler.acceptance_rate if sampler is not None else 1.0
     budget = cfg.subsample.max_draw_factor * target * spec.n_groups if ratio is not None else None
     images, score, group, generated = generate_and_filter(
@@ -194,7 +195,7 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
     teacher_out = predict(teacher, images) if len(images) else np.empty((0, 1), np.float32)
     if cfg.adjust_labels:
         out = adjust_labels(teacher_out, meta.task)
-        labels = out if meta.task == "classification" else meta.unscale(np.clip(out, 0.0, 1.0))
+        labels = out if task_of(meta.task).categorical else meta.unscale(np.clip(out, 0.0, 1.0))
     fs = FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated,
                  teacher_out=teacher_out)
     if sampler is not None:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.base.registry import Registry
+from cgankd.task import task_of
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ DISTILLERS: Registry[Callable[[nn.Module, KDContext], Distiller]] = Registry("di
 
 def hard_loss(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     """Cross-entropy on class indices, or MSE on labels scaled to [0, 1]."""
-    if task == "classification":
+    if task_of(task).categorical:
         return F.cross_entropy(out, y)
     return F.mse_loss(out.reshape(-1), y)
 

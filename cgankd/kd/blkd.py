@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from cgankd.kd.base import DISTILLERS, Distiller, KDContext, hard_loss
+from cgankd.task import task_of
 
 
 def kd_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -35,7 +36,7 @@ class BLKD(Distiller):
         with torch.no_grad():
             t = self.teacher(x)
         a = self.alpha
-        if self.task == "classification":
+        if task_of(self.task).categorical:
             return out, {"loss_ce": (1 - a) * hard_loss(out, y, self.task),
                          "loss_kd": a * kd_kl(out, t, self.temperature)}
         return out, {"loss_mse": (1 - a) * hard_loss(out, y, self.task),

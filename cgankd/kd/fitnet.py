@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.kd.base import DISTILLERS, Distiller, KDContext, hard_loss
+from cgankd.task import task_of
 
 
 def hint_loss(student_map: torch.Tensor, teacher_map: torch.Tensor) -> torch.Tensor:
@@ -52,5 +53,5 @@ class FitNet(Distiller):
         with torch.no_grad():
             t_maps, _ = self.teacher(x, is_feat=True)
         hint = hint_loss(self.regressor(middle(s_maps, self.hint_layer)), middle(t_maps))
-        name = "loss_ce" if self.task == "classification" else "loss_mse"
+        name = task_of(self.task).hard_loss
         return out, {name: hard_loss(out, y, self.task), "loss_hint": self.beta * hint}

@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 
 from cgankd.kd.base import DISTILLERS, Distiller, hard_loss
+from cgankd.task import task_of
 
 
 @DISTILLERS.register("nokd")
 class NoKD(Distiller):
     def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = self.student(x)
-        return out, {"loss_ce" if self.task == "classification" else "loss_mse": hard_loss(out, y, self.task)}
+        return out, {task_of(self.task).hard_loss: hard_loss(out, y, self.task)}

@@ -11,6 +11,7 @@ from torch import nn
 
 from cgankd.kd.base import DISTILLERS, Distiller, KDContext, freeze, hard_loss
 from cgankd.kd.blkd import kd_kl
+from cgankd.task import task_of
 
 
 @DISTILLERS.register("vkd")
@@ -19,7 +20,7 @@ class VKD(Distiller):
 
     def __init__(self, student: nn.Module, ctx: KDContext) -> None:
         super().__init__(student, ctx)
-        if ctx.task != "classification":
+        if not task_of(ctx.task).categorical:
             raise ValueError("vkd applies to classification only")
         if ctx.generator is None:
             raise ValueError("VKD needs a trained generator (run `cgankd train-vkd`)")

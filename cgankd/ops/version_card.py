@@ -10,6 +10,7 @@ from typing import Any
 
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
+from cgankd.task import task_of
 
 
 def _num(value: Any) -> str:
@@ -22,7 +23,7 @@ def model_card(cfg: Config, meta: Meta, headline: dict[str, Any], parity: dict[s
                fakes: dict[str, Any] | None, run_id: str | None) -> str:
     """Markdown: data, teacher, method, fakes kept and their quality, validation and test metrics,
     ONNX parity, and the run that made it."""
-    method, k = parity["method"], "acc" if meta.task == "classification" else "mae"
+    method, k = parity["method"], task_of(meta.task).metric
     unit = "%" if k == "acc" else f" {meta.label_unit or ''}".rstrip()
     params = headline.get(f"{method}_params")
     rows = [

@@ -32,6 +32,7 @@ from cgankd.base.io import write_text
 from cgankd.config import Config
 from cgankd.pipeline.spec import ordered_methods, stage, stage_calls
 from cgankd.store.layout import PER_METHOD, Layout
+from cgankd.task import task_of
 
 ROOT = Path(__file__).resolve().parents[2]
 TRACKING = {"cgankd.ops.tracking", "cgankd.ops.backlog", "cgankd.ops.reconcile", "cgankd.ops.mlflow_ui",
@@ -205,7 +206,7 @@ def render(cfg: Config) -> str:
     def at(key: str, method: str | None = None) -> str:
         return f"{ARTIFACTS}/{lay.rel(key, method)}"
 
-    val = "val_acc" if cfg.task == "classification" else "val_mae"
+    val = f"val_{task_of(cfg.task).metric}"
     fakes = [
         {"teacher score of fakes, CE or |error| (burn-in vs kept)": {
             "x": "score", "y": {at("fakes_score_csv"): ["burn_in", "kept"]}}},

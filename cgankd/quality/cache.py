@@ -12,6 +12,7 @@ from cgankd.config import Config
 from cgankd.data.prepared import Prepared
 from cgankd.features.extractor import extract
 from cgankd.quality.scores import RealStats, file_id, load_real_stats, real_stats, save_real_stats, windows
+from cgankd.task import task_of
 from cgankd.train.data import targets
 
 
@@ -19,7 +20,7 @@ def real_stats_path(cfg: Config, extractor_file: Path) -> Path:
     """Named after the dataset and the extractor (its weights' hash): a new extractor, or new
     data, never reads stale statistics."""
     m = cfg.quality
-    windows_part = f"_w{m.n_windows}x{m.window:g}" if cfg.task == "regression" else ""
+    windows_part = f"_w{m.n_windows}x{m.window:g}" if not task_of(cfg.task).categorical else ""
     return extractor_file.parent / f"real_stats_{cfg.source}_{file_id(extractor_file)}{windows_part}.npz"
 
 
@@ -31,7 +32,7 @@ def cached_real_stats(cfg: Config, extractor: Any, extractor_file: Path, data: P
     meta = data.meta
     images = np.concatenate([data["train"].images, data["val"].images])
     labels = targets(np.concatenate([data["train"].labels, data["val"].labels]), meta).numpy()
-    regression = meta.task == "regression"
+    regression = not task_of(meta.task).categorical
     stats = real_stats(extract(extractor, images), labels, None if regression else meta.num_classes,
                        windows(cfg.quality.n_windows, cfg.quality.window) if regression else None,
                        cfg.quality.window)

@@ -13,15 +13,16 @@ import io
 from pathlib import Path
 
 from cgankd.quality.relative import relative_score
+from cgankd.task import task_of
 
 
 def curve_csv(scores: list[tuple[int, float]], task: str, reference: float, minutes: dict[int, float],
               stop: str | None, confirmed: list[tuple[int, float]] | None = None) -> str:
     """One row per check; ``confirmed`` fills ``confirm_relative`` on the checks that were
     candidates for the generator kept (their relative score on the confirming fakes)."""
-    higher = task == "classification"
+    higher = task_of(task).higher_is_better
     again = dict(confirmed or [])
-    rows = [f"step,label_score_{'acc' if higher else 'mae'},relative_score,minutes,stop,confirm_relative"]
+    rows = [f"step,label_score_{task_of(task).metric},relative_score,minutes,stop,confirm_relative"]
     for i, (s, v) in enumerate(scores):
         why = stop if stop and i == len(scores) - 1 else ""
         c = f"{relative_score(again[s], reference, higher):.4f}" if s in again else ""

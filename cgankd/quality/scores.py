@@ -22,6 +22,7 @@ import numpy as np
 from cgankd.base.io import atomic_path
 from cgankd.data.prepared import Meta
 from cgankd.quality.fid import Gaussian, fit_gaussian, frechet_distance
+from cgankd.task import task_of
 
 
 def windows(n: int, width: float) -> np.ndarray:
@@ -96,6 +97,6 @@ def label_score(out: np.ndarray, labels: np.ndarray, meta: Meta) -> float:
     the teacher's raw outputs."""
     if len(out) == 0:
         return float("nan")
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         return float(100 * np.mean(out.argmax(1) == labels))
     return float(np.mean(np.abs(meta.unscale(out.reshape(-1)) - labels)))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from cgankd.base.errors import CgankdError
+from cgankd.task import task_of
 
 NEEDED = ("task", "preprocess", "postprocess")
 
@@ -58,7 +59,7 @@ class ModelCard:
         out = {"task": self.task, "input_shape": ["N", *self.shape], "input_color": self.color,
                "preprocess": self.props["preprocess"], "method": self.props.get("method"),
                "source": self.props.get("source")}
-        if self.task == "classification":
+        if task_of(self.task).categorical:
             out["classes"] = self.post["classes"]
         else:
             out["label_range"] = self.props.get("label_range")

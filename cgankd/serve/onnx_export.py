@@ -11,6 +11,7 @@ import torch
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import atomic_path
+from cgankd.task import task_of
 
 INPUT, OUTPUT = "images", "outputs"
 METADATA_VERSION = 2  # 2: explicit ``preprocess`` / ``postprocess`` for servers
@@ -21,7 +22,7 @@ def serving_metadata(meta: Any, method: str) -> dict[str, Any]:
     turned a stored image into the model input (uint8 C x H x W / 255; the [-1, 1] normalisation
     is inside the graph), and how outputs map to classes or to the label's unit."""
     c, r = meta.channels, meta.resolution
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         post = {"kind": "softmax", "classes": list(meta.classes)}
     else:
         lo, hi = (float(v) for v in meta.label_range)
@@ -29,7 +30,7 @@ def serving_metadata(meta: Any, method: str) -> dict[str, Any]:
     return {"cgankd_metadata": METADATA_VERSION, "task": meta.task, "source": meta.source,
             "classes": meta.classes, "label_range": meta.label_range, "label_unit": meta.label_unit,
             "input": f"float32 N x {c} x {r} x {r} in [0, 1]",
-            "output": "logits" if meta.task == "classification" else "label scaled to [0, 1]",
+            "output": "logits" if task_of(meta.task).categorical else "label scaled to [0, 1]",
             "preprocess": {"layout": "NCHW", "channels": c, "height": r, "width": r,
                            "color": "L" if c == 1 else "RGB", "dtype": "uint8", "divide_by": 255.0,
                            "range": [0.0, 1.0], "resize": "none"},

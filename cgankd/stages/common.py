@@ -15,6 +15,7 @@ from cgankd.compute.device import Runtime
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Prepared, load_prepared
 from cgankd.models import ImageModel, build_model
+from cgankd.task import task_of
 from cgankd.train.evaluate import metrics, predict, seen_unseen
 from cgankd.train.loop import FitResult, seed_everything, set_threads
 
@@ -32,7 +33,7 @@ def prepared(cfg: Config) -> Prepared:
 
 
 def num_outputs(data: Prepared) -> int:
-    return data.meta.num_classes if data.meta.task == "classification" else 1
+    return task_of(data.meta.task).num_outputs(data.meta.num_classes)
 
 
 def new_model(arch: str, data: Prepared, width: float = 1.0, device: Any = "cpu") -> ImageModel:
@@ -54,13 +55,9 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
     write_text(path, buf.getvalue())
 
 
-def metric_key(task: str) -> str:
-    return "acc" if task == "classification" else "mae"
-
-
 def teacher_metric(cfg: Config, meta: Meta) -> float:
     """The teacher's own validation metric (accuracy % or MAE): what label scores are relative to."""
-    key = f"val_{metric_key(meta.task)}"
+    key = f"val_{task_of(meta.task).metric}"
     m = read_json(cfg.path("metrics", "teacher.json"))
     if key not in m:
         raise CgankdError(str(cfg.path("metrics", "teacher.json")), f"has no {key}; re-run train-teacher")
@@ -75,6 +72,6 @@ def fit_metrics(res: FitResult, data: Prepared) -> dict[str, float]:
     best_test = predict(res.best, test.images)
     out.update(metrics(best_test, test.labels, data.meta, "test"))
     out.update(metrics(predict(res.last, test.images), test.labels, data.meta, "test_last"))
-    if data.meta.task == "regression":
+    if not task_of(data.meta.task).categorical:
         out.update(seen_unseen(best_test, test.labels, data["train"].labels, data.meta, "test"))
     return out

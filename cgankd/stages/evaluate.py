@@ -14,7 +14,8 @@ from cgankd.base.io import read_json, write_json, write_text
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
 from cgankd.ops.tracking import NullTracker
-from cgankd.stages.common import metric_key, prepared
+from cgankd.stages.common import prepared
+from cgankd.task import task_of
 from cgankd.train.evaluate import predict
 
 
@@ -28,7 +29,7 @@ def per_label(preds: dict[str, np.ndarray], data: Prepared, bins: int = 30) -> t
     """Rows: classes (accuracy %) or label bins (MAE in the label's unit); one column per model.
     Returns the row names, their x positions and the table."""
     meta, labels = data.meta, data["test"].labels
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         rows = [np.flatnonzero(labels == c) for c in range(meta.num_classes)]
         score = {k: (v.argmax(1) == labels) * 100.0 for k, v in preds.items()}
         names, xs = list(meta.classes), np.arange(meta.num_classes, dtype=float)
@@ -45,7 +46,7 @@ def per_label(preds: dict[str, np.ndarray], data: Prepared, bins: int = 30) -> t
 
 
 def per_label_csv(names: list[str], table: np.ndarray, models: list[str], task: str) -> str:
-    head = ("class" if task == "classification" else "label") + "," + ",".join(models)
+    head = task_of(task).label_column + "," + ",".join(models)
     lines = [head] + [f"{n}," + ",".join(f"{v:.4f}" for v in row) for n, row in zip(names, table, strict=True)]
     return "\n".join(lines) + "\n"
 
@@ -64,8 +65,8 @@ def verdict(task: str, nokd: float, cgankd: float | None, skipped: bool = False)
     if cgankd is None:
         return "cGAN-KD was not run (student.methods has no cgankd)."
     diff = cgankd - nokd
-    unit = "points of accuracy" if task == "classification" else "MAE"
-    helped = diff > 0 if task == "classification" else diff < 0
+    unit = task_of(task).metric_words
+    helped = task_of(task).better(diff, 0.0)
     word = "helped" if helped else "did not help"
     return f"cGAN-KD {word}: {diff:+.2f} {unit} against NOKD on the test split (one seed)."
 
@@ -86,7 +87,7 @@ def headline(rows: dict[str, dict[str, Any]], k: str, fakes: dict[str, Any]) -> 
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)
-    task, k = data.meta.task, metric_key(data.meta.task)
+    task, k = data.meta.task, task_of(data.meta.task).metric
     teacher = read_json(cfg.path("metrics", "teacher.json"))
     rows = {"teacher": teacher}
     rows.update({m: read_json(cfg.student_metrics(m)) for m in cfg.student.methods})
@@ -96,7 +97,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     fakes = read_json(cfg.path("metrics", "fakes.json")) if cfg.uses_fakes else {}
     parity = read_json(cfg.path("export", "parity.json"))
     out: dict[str, Any] = {}
-    extra = ("test_mae_seen", "test_mae_unseen") if task == "regression" else ()
+    extra = ("test_mae_seen", "test_mae_unseen") if not task_of(task).categorical else ()
     for name, m in rows.items():
         for key in (f"val_{k}", f"test_{k}", f"test_last_{k}", *extra):
             if key in m:
@@ -111,7 +112,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     out.update({f"{safe(m)}_skipped": 1.0 for m in skipped})
     write_json(cfg.path("metrics.json"), out)
     write_json(cfg.path("headline.json"), headline(rows, k, fakes))
-    unit = "%" if task == "classification" else f" {data.meta.label_unit}".rstrip()
+    unit = task_of(task).unit(data.meta.label_unit)
+    unit = unit if unit == "%" else f" {unit}".rstrip()
     cols = [f"val {k}", f"test {k} (best val)", f"test {k} (last)"]
     cols += ["test mae, seen labels", "test mae, unseen labels"] if extra else []
     lines = [f"# cgankd: {data.meta.source} ({task}), seed {cfg.seed}", "",
@@ -138,7 +140,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     names, xs, table = per_label(preds, data)
     write_text(cfg.path("plots", "per_label.csv"), per_label_csv(names, table, list(preds), task))
     picture = cfg.path("plots", "evaluation.png")
-    if task == "classification":
+    if task_of(task).categorical:
         cm = confusion(preds[parity["method"]].argmax(1), data["test"].labels, data.meta.num_classes)
         figures.confusion(cm, data.meta.classes, f"test split, exported {parity['method']} student", picture)
     else:

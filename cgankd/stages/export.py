@@ -9,14 +9,15 @@ from cgankd import store
 from cgankd.base.io import read_json, write_json
 from cgankd.config import Config
 from cgankd.ops.tracking import NullTracker
-from cgankd.stages.common import metric_key, prepared
+from cgankd.stages.common import prepared
+from cgankd.task import task_of
 from cgankd.train.evaluate import better
 
 
 def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
     """The method whose student has the best *validation* metric (never the test split); students
     skipped by ``student.skip_weak_fakes`` are not candidates."""
-    key = f"val_{metric_key(task)}"
+    key = f"val_{task_of(task).metric}"
     best, best_m = None, None
     for method in cfg.student.methods:
         m = read_json(cfg.student_metrics(method))
@@ -39,7 +40,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo,
                 serving_metadata(data.meta, method))
     report = parity(model, out / "student.onnx", c, r, cfg.export.atol)
-    report.update({"method": method, "selected_by": f"val_{metric_key(data.meta.task)}",
+    report.update({"method": method, "selected_by": f"val_{task_of(data.meta.task).metric}",
                    "opset": cfg.export.opset, "dynamo": cfg.export.dynamo})
     write_json(out / "parity.json", report)
     tracker.log_metrics({k: v for k, v in report.items() if k.startswith("max_abs")})

@@ -28,6 +28,7 @@ from cgankd.quality.scores import label_score, quality, windows
 from cgankd.quality.verdict import Verdict, judge
 from cgankd.stages.common import prepared, setup, teacher_metric
 from cgankd.subsample.cdrrs import fit_cdrrs
+from cgankd.task import task_of
 from cgankd.train.data import targets
 
 
@@ -57,7 +58,7 @@ def summary(fs: FakeSet, meta: Meta, rho: float, target: int) -> dict[str, Any]:
                                  np.bincount(fs.group, minlength=len(fs.generated)) < target)), "rho": rho,
                              "kept_fraction": float(len(fs.labels) / max(fs.generated.sum(), 1)),
                              "acceptance_rate": fs.acceptance_rate}
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         stats["relabelled"] = int((fs.labels != fs.assigned).sum())
         stats["burn_in_teacher_acc"] = float(100 * np.mean(fs.burn_in_score < np.log(2)))  # p(y) > 0.5
         return stats
@@ -72,7 +73,7 @@ def summary(fs: FakeSet, meta: Meta, rho: float, target: int) -> dict[str, Any]:
 def group_counts(fs: FakeSet, meta: Meta, n_bins: int = 10) -> dict[str, dict[str, float]]:
     """Kept / generated per class, or per tenth of the label range; with cDR-RS also the fakes
     offered to rejection sampling, accepted by it, and the acceptance rate."""
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         spans = [(c, c + 1) for c in range(meta.num_classes)]
         names = list(meta.classes)
     else:
@@ -86,7 +87,7 @@ def group_counts(fs: FakeSet, meta: Meta, n_bins: int = 10) -> dict[str, dict[st
         kept = int(((fs.group >= a) & (fs.group < b)).sum())
         gen = int(fs.generated[a:b].sum())
         row: dict[str, float] = {"kept": kept, "generated": gen, "dropped": gen - kept}
-        if meta.task == "classification":
+        if task_of(meta.task).categorical:
             row["ce_cutoff"] = float(fs.cutoffs[a])
         if fs.offered is not None and fs.accepted is not None:
             off, acc = int(fs.offered[a:b].sum()), int(fs.accepted[a:b].sum())
@@ -109,7 +110,7 @@ def step_quality(cfg: Config, fs: FakeSet, extractor: Any, real: Any,
     """Quality of the unprocessed pool (``raw``: the GAN's own quality), of its subsets after each
     step, and of the ``final`` set the student trains on; label scores against the labels G was
     asked for."""
-    regression = meta.task == "regression"
+    regression = not task_of(meta.task).categorical
     args = (None if regression else meta.num_classes,
             windows(cfg.quality.n_windows, cfg.quality.window) if regression else None, cfg.quality.window)
     pool = fs.pool
@@ -128,13 +129,13 @@ def step_quality(cfg: Config, fs: FakeSet, extractor: Any, real: Any,
 
 
 def group_names(cfg: Config, meta: Meta) -> list[str]:
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         return list(meta.classes)
     return [f"{v:.4g}" for v in meta.unscale(windows(cfg.quality.n_windows, cfg.quality.window))]
 
 
 def quality_csv(names: list[str], per_group: dict[str, list[float]], task: str) -> str:
-    head = ("class" if task == "classification" else "window_centre") + "," + ",".join(per_group)
+    head = task_of(task).group_column + "," + ",".join(per_group)
     rows = [f"{n}," + ",".join(f"{per_group[s][i]:.4f}" for s in per_group) for i, n in enumerate(names)]
     return "\n".join([head, *rows]) + "\n"
 
@@ -142,7 +143,7 @@ def quality_csv(names: list[str], per_group: dict[str, list[float]], task: str) 
 def judge_fakes(cfg: Config, meta: Meta, table: dict[str, dict[str, float]]) -> Verdict:
     """The verdict on the raw fakes (the GAN's own quality, before subsampling and filtering),
     relative to the teacher's validation metric, with a budget hint from the GAN's quality curve."""
-    higher = meta.task == "classification"
+    higher = task_of(meta.task).higher_is_better
     reference = teacher_metric(cfg, meta)
     raw = table["raw"]["label_score"]
     rel = relative_score(raw, reference, higher)
@@ -160,7 +161,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     data = prepared(cfg)
     meta, layout = data.meta, store.Layout(cfg)
     g = store.load(layout.gan, "gan_generator", dev, "train-gan")
-    if (g.num_classes is None) != (meta.task == "regression"):
+    if (g.num_classes is None) != (not task_of(meta.task).categorical):
         raise CgankdError(str(layout.gan), f"was trained for another task than {meta.task}; re-run train-gan")
     teacher = store.load(layout.teacher, "image_model", dev, "train-teacher")
     extractor_file = layout.extractor
@@ -177,7 +178,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         with open(tmp, "wb") as f:
             np.savez(f, fake_images=fs.images, fake_labels=fs.labels, assigned_labels=fs.assigned,
                      teacher_score=fs.score)
-    target = cfg.fakes.n_per_class if meta.task == "classification" else cfg.fakes.n_per_label
+    target = task_of(meta.task).fakes_per_group(cfg.fakes)
     stats = summary(fs, meta, cfg.rho, target)
     stats.update(dre_stats)
     stats["ratio_max"] = fs.ratio_max
@@ -193,11 +194,11 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     write_json(out / "quality.json", table)
     write_json(cfg.path("metrics", "fakes.json"), stats)
     write_text(cfg.path("plots", "fakes_score_hist.csv"), score_histogram(fs.burn_in_score, fs.score))
-    what = "cross-entropy of the assigned class" if meta.task == "classification" else "|teacher - label|, scaled"
+    what = task_of(meta.task).score_words
     figures.score_histogram(*score_counts(fs.burn_in_score, fs.score), f"teacher's score of a fake: {what}",
                             cfg.path("plots", "fakes_score_hist.png"))
     write_text(cfg.path("plots", "fakes_intra_fid.csv"), quality_csv(group_names(cfg, meta), per_group, meta.task))
-    unit = "acc %" if meta.task == "classification" else f"MAE {meta.label_unit or ''}".strip()
+    unit = "acc %" if task_of(meta.task).categorical else f"MAE {meta.label_unit or ''}".strip()
     panels = [("fid", "FID (lower is better)"), ("intra_fid", "Intra-FID"),
               ("label_score", f"label score, teacher {unit}"), ("diversity", "diversity (real = 1)")]
     figures.quality_bars(table, panels, cfg.path("plots", "fakes_quality.png"))

@@ -14,6 +14,7 @@ from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepa
 from cgankd.data.preview import save_grid
 from cgankd.data.sources import SOURCES
 from cgankd.ops.tracking import NullTracker
+from cgankd.task import task_of
 
 
 def target_resolution(native: int, wanted: int | None) -> int:
@@ -55,7 +56,7 @@ def build(cfg: Config) -> Prepared:
     if res not in RESOLUTIONS:
         raise CgankdError("data.resolution", f"must be one of {', '.join(map(str, RESOLUTIONS))}, got {res}")
     train, val, test = (Split(resize(s.images, res), s.labels) for s in (train, val, test))
-    if pool.task == "regression":
+    if not task_of(pool.task).categorical:
         labelled = np.concatenate([train.labels, val.labels])  # the range of all labelled data
         lo, hi = float(labelled.min()), float(labelled.max())
         if source == "rc":

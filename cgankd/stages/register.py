@@ -14,7 +14,8 @@ from cgankd.base.io import read_json, write_json
 from cgankd.config import Config
 from cgankd.ops.tracking import NullTracker, register_student
 from cgankd.ops.version_card import model_card
-from cgankd.stages.common import metric_key, prepared
+from cgankd.stages.common import prepared
+from cgankd.task import task_of
 
 
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     data = prepared(cfg)
     parity = read_json(cfg.path("export", "parity.json"))
     method = parity["method"]
-    k = metric_key(data.meta.task)
+    k = task_of(data.meta.task).metric
     metric = read_json(cfg.student_metrics(method))[f"test_{k}"]
     if not math.isfinite(metric):  # a broken student is never registered, let alone promoted
         raise CgankdError(str(cfg.student_metrics(method)), f"test_{k} is {metric}: the {method} student is "

@@ -29,6 +29,7 @@ from cgankd.quality.curve import curve_csv, read_curve
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.scores import label_score
 from cgankd.stages.common import prepared, setup, teacher_metric, write_history
+from cgankd.task import task_of
 from cgankd.train.evaluate import predict
 
 SHOWN = 8  # fakes per class / label row in each progress grid
@@ -37,7 +38,7 @@ SHOWN = 8  # fakes per class / label row in each progress grid
 def watch_labels(meta: Meta, n: int) -> tuple[np.ndarray, np.ndarray]:
     """G's labels of the fixed check batch and the same labels in the label's unit: ``n`` per
     class, or ``n`` at each of 10 labels across the range."""
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         y = np.repeat(np.arange(meta.num_classes), n)
         return y, y
     scaled = np.repeat(np.linspace(0.0, 1.0, 10), n).astype(np.float32)
@@ -52,7 +53,7 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
     n = cfg.gan.score_n
     g_labels, labels = watch_labels(meta, n)
     shown = np.concatenate([np.arange(i, i + min(SHOWN, n)) for i in range(0, len(labels), n)])
-    higher = meta.task == "classification"
+    higher = task_of(meta.task).higher_is_better
 
     def fakes_score(g: torch.nn.Module, g_in: np.ndarray, true: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
         """The teacher's label score of ``g``'s fakes for ``g_in`` (fixed noise from ``seed``)."""
@@ -92,7 +93,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     layout = store.Layout(cfg)
     data = prepared(cfg)
     meta, train = data.meta, data["train"]
-    regression = meta.task == "regression"
+    regression = not task_of(meta.task).categorical
     num_classes = None if regression else meta.num_classes
     labels = meta.scale(train.labels) if regression else train.labels
     tracker.log_params({f"gan.{k}": v for k, v in make_condition(cfg.gan, labels, num_classes).describe().items()})
@@ -124,7 +125,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
         write_text(out / "quality.csv", curve_csv(watch.scores, meta.task, reference, minutes, stop.reason,
                                                   watch.confirmed))
         tracker.log_artifact(out / "quality.csv")
-        unit = "teacher accuracy on fakes (%)" if meta.task == "classification" else (
+        unit = "teacher accuracy on fakes (%)" if task_of(meta.task).categorical else (
             f"teacher MAE on fakes ({meta.label_unit or 'label units'})")
         tracker.log_artifact(figures.label_score_curve([s for s, _ in watch.scores], [v for _, v in watch.scores],
                                                        unit, out / "quality.png"), "plots")

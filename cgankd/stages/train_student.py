@@ -27,6 +27,7 @@ from cgankd.kd.base import KDContext
 from cgankd.models import ImageModel, count_params
 from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
+from cgankd.task import task_of
 from cgankd.train.loop import fit
 
 
@@ -63,7 +64,7 @@ def load_fakes(cfg: Config, meta: Meta) -> Split:
                           f"got {images.dtype} {tuple(images.shape)}")
     if len(labels) != len(images) or not np.isfinite(labels).all():
         raise CgankdError(str(path), "fake_labels must be finite, one per image")
-    if meta.task == "classification" and len(labels) and (labels.min() < 0 or labels.max() >= meta.num_classes
+    if task_of(meta.task).categorical and len(labels) and (labels.min() < 0 or labels.max() >= meta.num_classes
                                           or not np.array_equal(labels, np.round(labels))):
         raise CgankdError(str(path), f"fake_labels must be class indices in [0, {meta.num_classes})")
     return Split(images, labels)

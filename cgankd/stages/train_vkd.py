@@ -17,6 +17,7 @@ from cgankd.kd.vkd_generator import VKDTrainCfg, match_metrics, train_generator
 from cgankd.models import count_params
 from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import prepared, setup, write_history
+from cgankd.task import task_of
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import targets, to_float
 
@@ -38,7 +39,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     dev = setup(cfg, 7).device
     data = prepared(cfg)
     meta, layout = data.meta, store.Layout(cfg)
-    if meta.task != "classification":
+    if not task_of(meta.task).categorical:
         raise CgankdError(f"task {meta.task!r}", "VKD applies to classification only")
     teacher = store.load(layout.teacher, "image_model", dev, "train-teacher")
     vc = cfg.vkd

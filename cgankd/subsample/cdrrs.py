@@ -16,6 +16,7 @@ from cgankd.features.extractor import extract
 from cgankd.gan.train import sample
 from cgankd.subsample.dre import DreCfg, RatioMLP, ratios, train_ratio
 from cgankd.subsample.holdout import dre_reals
+from cgankd.task import task_of
 from cgankd.train.data import targets
 
 
@@ -40,7 +41,7 @@ def fit_cdrrs(cfg: Config, g: nn.Module, extractor: nn.Module, data: Prepared,
     real_f, fake_f = extract(extractor, reals.images), extract(extractor, fake_x)
     dcfg = DreCfg(sc.dre_steps, sc.dre_batch_size, sc.dre_lr, sc.dre_hidden, sc.dre_lambda,
                   sc.dre_weight_decay, sc.dre_patience)
-    num_classes = meta.num_classes if meta.task == "classification" else None
+    num_classes = task_of(meta.task).groups(meta.num_classes)
     dre, history = train_ratio(real_f, real_y, fake_f, fake_y, num_classes, dcfg, seed,
                                device=module_device(extractor))
     fit_r, real_r = ratios(dre, fake_f, fake_y), ratios(dre, real_f, real_y)

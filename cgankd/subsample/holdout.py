@@ -13,6 +13,7 @@ import numpy as np
 
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared, Split
+from cgankd.task import task_of
 
 SEED_OFFSET = 11
 
@@ -35,7 +36,7 @@ def holdout_mask(labels: np.ndarray, fraction: float, seed: int, classes: int | 
 def split_train(data: Prepared, fraction: float, seed: int) -> tuple[Split, Split]:
     """(the extractor's training images, the held-out images of cDR-RS)."""
     train = data["train"]
-    classes = data.meta.num_classes if data.meta.task == "classification" else None
+    classes = task_of(data.meta.task).groups(data.meta.num_classes)
     held = holdout_mask(train.labels, fraction, seed, classes)
     return (Split(train.images[~held], train.labels[~held]), Split(train.images[held], train.labels[held]))
 

@@ -24,8 +24,8 @@ from cgankd.config import load_config
 from cgankd.ops.tracking import pipeline_run, stage_run
 from cgankd.pipeline.runner import recorded, reuse_or_run
 from cgankd.pipeline.spec import stage, upstream_calls
-from cgankd.stages.common import metric_key
 from cgankd.sweeps.jobs import Cluster, Job, run_jobs
+from cgankd.task import task_of
 
 OFF = {"subsample.enabled": "false", "filter.enabled": "false", "adjust.enabled": "false"}
 VARIANTS: dict[str, dict[str, str]] = {
@@ -51,8 +51,8 @@ def mean_std(vals: list[float], digits: int = 2) -> str:
 def table(result: dict[str, Any]) -> str:
     """Markdown: one row per variant (plus NOKD and the teacher), mean ± std over seeds."""
     task, rows = result["task"], result["rows"]
-    k = metric_key(task)
-    unit = "%" if task == "classification" else ""
+    k = task_of(task).metric
+    unit = task_of(task).unit("")
     seeds = sorted({r["seed"] for r in rows})
     base = {r["seed"]: r for r in result["baselines"]}
     lines = [f"`{result['source']}` ({task}), seeds {seeds}, {result['minutes']:.0f} min; overrides: "
@@ -91,7 +91,7 @@ def table(result: dict[str, Any]) -> str:
 def headline(result: dict[str, Any]) -> dict[str, float]:
     """For the parent run: the teacher's, NOKD's and each variant's test metric, and each variant's
     paired difference to NOKD, as means over the seeds run so far."""
-    k = metric_key(result["task"])
+    k = task_of(result["task"]).metric
     base = {b["seed"]: b for b in result["baselines"]}
     out = {f"{who}_test_{k}": float(np.mean([b[who][f"test_{k}"] for b in base.values()]))
            for who in ("teacher", "nokd") if base}
@@ -142,7 +142,7 @@ def seed_job(params: str | None, overrides: list[str], seed: int, work: str, reu
         if name not in VARIED:
             reuse_or_run(cfg, name, reuse)
     nokd = reuse_or_run(cfg, "train-student", reuse, method="nokd")
-    k = metric_key(cfg.task)
+    k = task_of(cfg.task).metric
     rows = []
     for name, over in variants.items():
         vcfg = load_config(params, [*seed_over, *(f"{key}={v}" for key, v in over.items())])

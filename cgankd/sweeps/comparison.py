@@ -26,9 +26,9 @@ from cgankd.kd import DISTILLERS, parse_method
 from cgankd.ops.tracking import pipeline_run, stage_run
 from cgankd.pipeline.runner import recorded, reuse_or_run
 from cgankd.pipeline.spec import ordered_methods, stage, upstream_calls
-from cgankd.stages.common import metric_key
 from cgankd.sweeps.ablation import mean_std, saver
 from cgankd.sweeps.jobs import Cluster, Job, run_jobs
+from cgankd.task import task_of
 
 DEFAULT_METHODS = ["nokd", "blkd", "fitnet", "vkd", "cgankd", "cgankd+blkd", "cgankd+fitnet", "cgankd+vkd"]
 LABELS = {"nokd": "NOKD", "blkd": "BLKD", "fitnet": "FitNet", "vkd": "VKD", "cgankd": "cGAN-KD"}
@@ -67,7 +67,7 @@ def table(result: dict[str, Any]) -> str:
     """Markdown: rows = pairs, columns = methods; test metric of the best-validation checkpoint,
     mean ± std over seeds; then the paired difference to NOKD and the training time (median, robust
     to one run that shared the CPU)."""
-    k = metric_key(result["task"])
+    k = task_of(result["task"]).metric
     rows, methods = result["rows"], result["methods"]
     seeds = sorted({r["seed"] for r in rows})
     head = "| teacher -> student | teacher | " + " | ".join(label(m) for m in methods) + " |"
@@ -99,7 +99,7 @@ def table(result: dict[str, Any]) -> str:
 def headline(result: dict[str, Any]) -> dict[str, float]:
     """For the parent run: each pair's teacher and method test metric, and each method's paired
     difference to NOKD, as means over the seeds run so far (``resnet20-convnet_s/cgankd_test_acc``)."""
-    k, rows, out = metric_key(result["task"]), result["rows"], {}
+    k, rows, out = task_of(result["task"]).metric, result["rows"], {}
     for t, s in (tuple(p) for p in result["pairs"]):
         pair = f"{t}-{s}"
         teach = [v[f"test_{k}"] for key, v in result["teachers"].items() if key.split("/")[1] == t]

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from cgankd.data.prepared import Meta
+from cgankd.task import task_of
 
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -16,7 +17,7 @@ def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 def targets(labels: np.ndarray, meta: Meta) -> torch.Tensor:
     """Training targets: class indices, or labels scaled to [0, 1] for regression."""
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         return torch.as_tensor(np.asarray(labels), dtype=torch.long)
     return torch.as_tensor(meta.scale(labels), dtype=torch.float32)
 

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from cgankd.data.prepared import Meta
+from cgankd.task import task_of
 from cgankd.train.data import to_float
 
 
@@ -23,7 +24,7 @@ def predict(model: nn.Module, images: np.ndarray, batch_size: int = 500) -> np.n
 
 
 def metrics(outputs: np.ndarray, labels: np.ndarray, meta: Meta, prefix: str) -> dict[str, float]:
-    if meta.task == "classification":
+    if task_of(meta.task).categorical:
         pred = outputs.argmax(1)
         return {f"{prefix}_acc": float((pred == labels).mean() * 100.0)}
     pred = meta.unscale(outputs.reshape(-1))
@@ -48,4 +49,4 @@ def better(a: float, b: float | None, task: str) -> bool:
     """Is metric value ``a`` better than ``b`` (accuracy up, MAE down)?"""
     if b is None:
         return True
-    return a > b if task == "classification" else a < b
+    return task_of(task).better(a, b)

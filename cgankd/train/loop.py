@@ -32,6 +32,7 @@ from cgankd.config import TrainCfg
 from cgankd.data.prepared import Meta, Split
 from cgankd.kd import DISTILLERS, Distiller
 from cgankd.kd.base import KDContext
+from cgankd.task import task_of
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import EpochSampler, targets, to_float
 from cgankd.train.evaluate import better, metrics, predict
@@ -78,7 +79,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
     distributed.check_batch(cfg.batch_size, f"batch_size of {desc}")
     forward = runtime.compiled(distributed.wrap(distiller, "forward_train") if distributed.active()
                                else distiller.forward_train)
-    flip = cfg.augment and meta.task == "classification"  # a mirrored object changes its yaw
+    flip = cfg.augment and task_of(meta.task).mirror_invariant
     pad = max(1, meta.resolution // 8) if cfg.augment else 0
     best, best_val, best_step, history = copy.deepcopy(model), None, 0, []
     distiller.train()
@@ -134,7 +135,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
                 history.append(row)
                 if log:
                     log(step, row)
-                key = "val_acc" if meta.task == "classification" else "val_mae"
+                key = f"val_{task_of(meta.task).metric}"
                 if better(row[key], best_val, meta.task):
                     best_val, best_step = row[key], step
                     best = copy.deepcopy(model)

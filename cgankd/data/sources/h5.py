@@ -14,6 +14,7 @@ import numpy as np
 from cgankd.base.errors import CgankdError
 from cgankd.config import Config
 from cgankd.data.sources.base import SOURCES, Pool, require_root, to_nchw
+from cgankd.task import task_of
 
 KEYS = ("images_train", "labels_train", "images_test", "labels_test")
 POOL_KEYS = ("images", "labels")
@@ -46,7 +47,7 @@ def h5(cfg: Config) -> Pool:
             raise CgankdError(str(path), f"labels_{split} holds NaN or infinite values")
     if x_tr.shape[1:] != x_te.shape[1:]:
         raise CgankdError(str(path), f"train images {x_tr.shape[1:]} and test images {x_te.shape[1:]} differ in size")
-    if cfg.task == "classification":
+    if task_of(cfg.task).categorical:
         if not np.all(y_tr == np.round(y_tr)):
             raise CgankdError(str(path), "classification labels must be integers (task=regression?)")
         y_tr, y_te = y_tr.astype(np.int64), y_te.astype(np.int64)
@@ -60,7 +61,7 @@ def h5(cfg: Config) -> Pool:
 def rc49_pool(cfg: Config, path, images: np.ndarray, labels: np.ndarray) -> Pool:
     from cgankd.data.budget import split_budget
 
-    if cfg.task != "regression":
+    if task_of(cfg.task).categorical:
         raise CgankdError(str(path), "holds the RC-49 pool layout (images/labels), a regression set; "
                                      "set task=regression")
     x = to_nchw(images, cfg.data.channels, f"{path}:images")
