@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow
 
 from cgankd.config import load_config
-from cgankd.ops.tracking import promote
+from cgankd.ops.model_registry import promote
 
 
 @flow(name="cgankd-promote", log_prints=True)

@@ -145,3 +145,38 @@ def test_unknown_names_are_refused_when_the_config_is_read_with_the_closest_one(
     assert main(["config", "-S", override]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and words in err, err
+
+
+@pytest.mark.parametrize("override, words", [
+    ("gan.lr_g=0", "param gan.lr_g: must be > 0, got 0"),  # no range was checked for these before the schema
+    ("serve.port=70000", "param serve.port: must be in [1, 65535], got 70000"),
+    ("gan.betas=[0.5, 1.2]", "param gan.betas: must be in [0, 1), got 1.2"),
+    ("gan.betas=[0.5]", "param gan.betas: must be two numbers"),
+    ("extractor.arch=resnet21", "param extractor.arch: 'resnet21': unknown"),
+    ("data.channels=2", "param data.channels: must be null (the source's own) or one of 1, 3, got 2"),
+    ("precision=int8", "param precision: must be fp32, bf16 or fp16, got 'int8'"),
+    ("fakes.truncation=-1", "param fakes.truncation: must be > 0 or null (no truncation), got -1"),
+    ("kd.hint_layer=-1", "param kd.hint_layer: must be >= 0 or null (the middle one), got -1"),
+])
+def test_every_declared_range_is_checked_when_the_config_is_read(override, words):
+    with pytest.raises(CgankdError) as err:
+        load_config(ROOT / "params.yaml", [override], runtime=False)  # no runtime checks: the schema alone
+    assert words in str(err.value)
+
+
+def test_the_committed_json_schema_is_current_and_params_and_profiles_follow_it():
+    jsonschema = pytest.importorskip("jsonschema")
+    import json
+
+    import yaml
+
+    from cgankd.config.json_schema import render
+
+    assert (ROOT / "params.schema.json").read_text() == render(), "run `cgankd config --schema > params.schema.json`"
+    assert (ROOT / "params.yaml").read_text().startswith("# yaml-language-server: $schema=params.schema.json\n")
+    validator = jsonschema.Draft202012Validator(json.loads(render()))
+    for path in [ROOT / "params.yaml", *sorted((ROOT / "profiles").glob("*.yaml"))]:
+        assert not list(validator.iter_errors(yaml.safe_load(path.read_text()))), path.name
+    bad = yaml.safe_load((ROOT / "params.yaml").read_text())
+    bad["filter"]["rho"], bad["gan"]["ccgan"]["vicinity"], bad["gan"]["itrations"] = 1.5, "wide", 5
+    assert len(list(validator.iter_errors(bad))) == 3  # what an editor underlines as you type

@@ -34,7 +34,8 @@ from conftest import shrunk
 from serving_kit import export
 from cgankd.models import build_model
 from cgankd.stages.prepare import build
-from cgankd.ops.tracking import register_student, stage_run
+from cgankd.ops.model_registry import register_student
+from cgankd.ops.tracking import stage_run
 out, metric = Path(sys.argv[1]), float(sys.argv[2])
 cfg = shrunk(out)
 data = build(cfg)
@@ -51,7 +52,7 @@ with stage_run(cfg, "register") as tracker:
 PROMOTE = r"""
 import sys
 import mlflow.tracking
-from cgankd.ops.tracking import promote
+from cgankd.ops.model_registry import promote
 print("ready", flush=True)  # imported: what is left is the promotion itself
 print(promote(sys.argv[1], int(sys.argv[2]), 0.0))
 """
@@ -82,7 +83,7 @@ def _versions(client, name: str) -> dict[int, dict]:
 
 @pytest.mark.slow
 def test_a_killed_register_leaves_nothing_promoted_or_served_and_the_next_one_cleans_up(tmp_path):
-    from cgankd.ops.tracking import fetch_registered, promote
+    from cgankd.ops.model_registry import fetch_registered, promote
 
     out = tmp_path / "artifacts"
     first = _python(REGISTER, str(out), "50")

@@ -39,7 +39,8 @@ def test_registry_serving_follows_the_champion(tmp_path):
     from mlflow.tracking import MlflowClient
 
     from cgankd.cli import main
-    from cgankd.ops.tracking import register_student, stage_run
+    from cgankd.ops.model_registry import register_student
+    from cgankd.ops.tracking import stage_run
     from cgankd.stages.prepare import build
 
     cfg = shrunk(tmp_path / "artifacts")
@@ -59,7 +60,7 @@ def test_registry_serving_follows_the_champion(tmp_path):
     client = MlflowClient()
     assert client.get_model_version(NAME, "2").tags["promotion"] == second["reason"]
     # MLmodel records only providers this machine can use (no CUDA error lines without a GPU)
-    from cgankd.serve.runtime import choose_providers
+    from cgankd.compute.providers import choose_providers
 
     flavor = mlflow.models.get_model_info(f"models:/{NAME}/2").flavors["onnx"]
     assert flavor["providers"] == choose_providers("auto")

@@ -166,7 +166,7 @@ def test_a_cuda_session_that_fell_back_to_the_cpu_is_named():
     """onnxruntime drops a CUDA provider whose libraries do not load and runs on the CPU silently:
     asked for cuda, that is an error; on auto, one line."""
     from cgankd.base.errors import CgankdError
-    from cgankd.serve.runtime import PROVIDERS, check_providers
+    from cgankd.compute.providers import PROVIDERS, check_providers
 
     cuda, cpu = PROVIDERS["cuda"], ["CPUExecutionProvider"]
     assert check_providers(cuda, cuda, "cuda", "m.onnx") is None

@@ -71,7 +71,7 @@ class Ref:
 
 
 class GuardedTracker:
-    """The stage's tracker (the interface of tracking.NullTracker): logs through the MLflow client
+    """The stage's tracker (the interface of cgankd.base.tracker.NullTracker): logs through the MLflow client
     while the server answers, into the backlog once it does not."""
 
     def __init__(self, uri: str, ref: Ref, backlog: Path) -> None:

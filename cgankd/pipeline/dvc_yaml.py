@@ -35,10 +35,10 @@ from cgankd.store.layout import PER_METHOD, Layout
 from cgankd.task import task_of
 
 ROOT = Path(__file__).resolve().parents[2]
-TRACKING = {"cgankd.ops.tracking", "cgankd.ops.backlog", "cgankd.ops.reconcile", "cgankd.ops.mlflow_ui",
-            "cgankd.ops.registry_lock"}
+TRACKING = {"cgankd.ops.tracking", "cgankd.ops.model_registry", "cgankd.ops.backlog", "cgankd.ops.reconcile",
+            "cgankd.ops.mlflow_ui", "cgankd.ops.registry_lock"}
 NOT_CODE = {  # no output depends on them: neither followed nor listed
-    "cgankd.base.progress", "cgankd.base.faults", "cgankd.base.lock", *TRACKING}
+    "cgankd.base.progress", "cgankd.base.faults", "cgankd.base.lock", "cgankd.base.tracker", *TRACKING}
 BY_KIND = "cgankd.store.kinds"  # its function-level imports are followed per kind of model file a stage loads
 ARTIFACTS = "artifacts"  # the out_dir every command of dvc.yaml pins
 

@@ -10,9 +10,10 @@ from cgankd.base import faults
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import read_json
 from cgankd.base.lock import out_dir_lock
+from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.config import Config
-from cgankd.ops.tracking import NullTracker, pipeline_run, stage_run
+from cgankd.ops.tracking import pipeline_run, stage_run
 from cgankd.pipeline.spec import DDP_STAGES, stage, stage_calls, stage_label
 from cgankd.store.layout import Layout
 

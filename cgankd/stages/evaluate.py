@@ -11,9 +11,9 @@ import numpy as np
 from cgankd import store
 from cgankd.base import figures
 from cgankd.base.io import read_json, write_json, write_text
+from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
-from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import prepared
 from cgankd.task import task_of
 from cgankd.train.evaluate import predict

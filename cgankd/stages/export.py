@@ -7,8 +7,8 @@ from typing import Any
 
 from cgankd import store
 from cgankd.base.io import read_json, write_json
+from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
-from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import prepared
 from cgankd.task import task_of
 from cgankd.train.evaluate import better

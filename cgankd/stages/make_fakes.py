@@ -15,12 +15,12 @@ from cgankd import store
 from cgankd.base import figures
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import atomic_path, write_json, write_text
+from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
 from cgankd.data.preview import save_grid
 from cgankd.fakes.make import FakeSet, label_grid, make_fakes
 from cgankd.features.extractor import extract
-from cgankd.ops.tracking import NullTracker
 from cgankd.quality.cache import cached_real_stats
 from cgankd.quality.curve import read_curve
 from cgankd.quality.relative import relative_score

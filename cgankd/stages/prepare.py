@@ -8,12 +8,12 @@ import numpy as np
 from PIL import Image
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.tracker import NullTracker
 from cgankd.config import RESOLUTIONS, Config
 from cgankd.data.budget import split_budget
 from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepared
 from cgankd.data.preview import save_grid
 from cgankd.data.sources import SOURCES
-from cgankd.ops.tracking import NullTracker
 from cgankd.task import task_of
 
 

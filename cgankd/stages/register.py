@@ -11,8 +11,9 @@ import torch
 from cgankd import store
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import read_json, write_json
+from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
-from cgankd.ops.tracking import NullTracker, register_student
+from cgankd.ops.model_registry import register_student
 from cgankd.ops.version_card import model_card
 from cgankd.stages.common import prepared
 from cgankd.task import task_of

@@ -8,11 +8,11 @@ from typing import Any
 
 from cgankd import store
 from cgankd.base.io import write_json
+from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.features.extractor import TRAINERS, extractor_metrics
 from cgankd.models import count_params
-from cgankd.ops.tracking import NullTracker
 from cgankd.quality.cache import cached_real_stats
 from cgankd.stages.common import prepared, setup, write_history
 from cgankd.subsample.holdout import extractor_data

@@ -16,6 +16,7 @@ import torch
 from cgankd import store
 from cgankd.base import figures
 from cgankd.base.io import write_text
+from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.data.prepared import Meta
@@ -24,7 +25,6 @@ from cgankd.gan.conditions import make_condition
 from cgankd.gan.stop import Stop
 from cgankd.gan.train import sample, train_gan
 from cgankd.gan.watch import Watch
-from cgankd.ops.tracking import NullTracker
 from cgankd.quality.curve import curve_csv, read_curve
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.scores import label_score

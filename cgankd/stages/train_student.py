@@ -19,13 +19,13 @@ import numpy as np
 from cgankd import store
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import atomic_dir, read_json, write_json
+from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Split
 from cgankd.kd import DISTILLERS, Distiller, Method, parse_method
 from cgankd.kd.base import KDContext
 from cgankd.models import ImageModel, count_params
-from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
 from cgankd.task import task_of
 from cgankd.train.loop import fit

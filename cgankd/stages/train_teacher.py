@@ -7,10 +7,10 @@ from typing import Any
 
 from cgankd import store
 from cgankd.base.io import write_json
+from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.models import count_params
-from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
 from cgankd.train.loop import fit
 

@@ -12,10 +12,10 @@ from cgankd import store
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import write_json
 from cgankd.base.progress import Progress
+from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.kd.vkd_generator import VKDTrainCfg, match_metrics, train_generator
 from cgankd.models import count_params
-from cgankd.ops.tracking import NullTracker
 from cgankd.stages.common import prepared, setup, write_history
 from cgankd.task import task_of
 from cgankd.train.augment import random_crop_flip
