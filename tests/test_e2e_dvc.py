@@ -87,7 +87,8 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     sh("git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "first", cwd=repo)
     # progress and tracking code computes no output: editing it leaves every stage up to date but
     # register, whose output is what it tells the registry
-    for name, changed in (("progress.py", set()), ("tracking.py", {"register"})):
+    for name, changed in (("base/progress.py", set()), ("ops/tracking.py", {"register"})):
+        assert (repo / "cgankd" / name).is_file(), name
         with open(repo / "cgankd" / name, "a") as f:
             f.write("\n# an edit that changes no output\n")
         assert set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout or "{}")) == changed
