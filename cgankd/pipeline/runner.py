@@ -44,15 +44,16 @@ def run_pipeline(cfg: Config) -> dict[str, Any]:
 
 
 def recorded(cfg: Config, name: str, method: str | None = None) -> dict[str, Any] | None:
-    """A stage's recorded result in ``cfg.out_dir`` (its metrics file, or ``{"reused": True}`` for a
-    stage whose mark is a model), or None when it has not run there."""
+    """A stage's recorded result in ``cfg.out_dir``: its metrics file (a ``done`` file under
+    ``metrics/``), or ``{"reused": True}`` for a stage whose mark is another file (prepared data, the
+    generator); None when it has not run there."""
     key = stage(name).done
     if key is None:
         return None
     path = Layout(cfg).path(key, method)
     if not path.is_file():
         return None
-    return read_json(path) if key.endswith("_metrics") else {"reused": True}
+    return read_json(path) if path.parent.name == "metrics" else {"reused": True}
 
 
 def reuse_or_run(cfg: Config, name: str, reuse: bool, **kwargs: Any) -> dict[str, Any]:
