@@ -36,3 +36,9 @@ def test_every_relative_link_and_anchor_resolves(page):
         elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
             bad.append(f"{target}: no heading #{anchor} in {dest.name}")
     assert not bad, bad
+
+
+def test_the_pipeline_page_draws_the_stage_table():
+    from cgankd.pipeline.spec import pipeline_line
+
+    assert f"\n{pipeline_line()}\n" in (ROOT / "docs" / "pipeline.md").read_text()

@@ -161,3 +161,8 @@ def stage_label(name: str, kwargs: dict[str, Any]) -> str:
 def upstream_calls(cfg: Config) -> list[str]:
     """The stages every student of ``cfg`` shares, in order (what compare and ablate run once)."""
     return [name for name, _ in stage_calls(cfg) if stage(name).upstream]
+
+
+def pipeline_line() -> str:
+    """The stages in order, as docs/pipeline.md draws them (a test keeps the page equal to this)."""
+    return " -> ".join(s.name + (" (one per method)" if s.per_method else "") for s in TABLE)
