@@ -58,18 +58,18 @@ def test_train_gan_to_a_target_a_budget_and_on_again(tmp_path):
     layout = Layout(cfg)
     res = stage("train-gan").run(cfg)
     assert res["stop"] == "target" and res["iterations"] == 6  # the first check (score_every=6) reaches it
-    rows = _rows(layout.gan.parent / "quality.csv")
+    rows = _rows(layout.path("gan").parent / "quality.csv")
     assert [r["step"] for r in rows] == ["6"] and rows[-1]["stop"] == "target"
     # the kept generator's score is its confirming one (other fakes than the check's)
     assert float(rows[0]["confirm_relative"]) == pytest.approx(res["best_relative_score"], abs=1e-3)
     assert rows[0]["confirm_relative"] != rows[0]["relative_score"]
-    assert layout.gan.is_file() and layout.gan_last.is_file()
+    assert layout.path("gan").is_file() and layout.path("gan_last").is_file()
     # out of reach now: trains on from the checkpoint to the cap
     res2 = stage("train-gan").run(shrunk(tmp_path / "a", "gan.target_score=2.0", "gan.score_every=6"))
     assert res2["stop"] == "iterations" and res2["iterations"] == 12
-    assert [r["step"] for r in _rows(layout.gan.parent / "quality.csv")] == ["6", "12"]
+    assert [r["step"] for r in _rows(layout.path("gan").parent / "quality.csv")] == ["6", "12"]
     # a fresh GAN with a budget of 3 fake-clock seconds: one reading per iteration
-    layout.gan_checkpoint.unlink()
+    layout.path("gan_checkpoint").unlink()
     ticks = iter(range(10_000))
     res3 = stage("train-gan").run(shrunk(tmp_path / "a", "gan.max_minutes=0.05", "gan.score_every=6"),
                                    clock=lambda: float(next(ticks)))
@@ -86,7 +86,7 @@ def test_weak_fakes_are_named_and_can_be_skipped(tmp_path):
         fakes["quality_raw_label_score"] / read_json(cfg.path("metrics", "teacher.json"))["val_acc"])
     stage("train-student").run(cfg, method="nokd")
     out = stage("train-student").run(cfg, method="cgankd")
-    assert "skipped" in out and not Layout(cfg).student("cgankd").exists()
+    assert "skipped" in out and not Layout(cfg).path("student", "cgankd").exists()
     assert (cfg.student_dir("cgankd") / "skipped.txt").is_file()
     assert stage("export").run(cfg)["method"] == "nokd"
     metrics = stage("evaluate").run(cfg)

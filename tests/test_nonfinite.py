@@ -35,7 +35,7 @@ def test_a_diverging_stage_stops_in_one_line_and_writes_nothing(tmp_path, capsys
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert stage in err and "at step" in err and likely in err and "nothing was written" in err, err
     layout = Layout(cfg)
-    assert not (layout.teacher if stage == "train-teacher" else layout.gan).exists()
+    assert not (layout.path("teacher") if stage == "train-teacher" else layout.path("gan")).exists()
 
 
 def test_a_student_with_a_non_finite_metric_is_never_registered(tmp_path, capsys):

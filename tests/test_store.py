@@ -116,8 +116,8 @@ def test_old_gan_checkpoint_starts_afresh_with_a_notice(tmp_path, capsys):
 def test_layout_names_every_output(tmp_path):
     cfg = shrunk(tmp_path, "student.tag=small")
     lay = store.Layout(cfg)
-    assert lay.teacher == tmp_path / "teacher" / "model.pt"
-    assert lay.student("cgankd") == tmp_path / "students" / "small" / "cgankd" / "model.pt"
+    assert lay.path("teacher") == tmp_path / "teacher" / "model.pt"
+    assert lay.path("student", "cgankd") == tmp_path / "students" / "small" / "cgankd" / "model.pt"
     assert lay.path("student_metrics", "nokd") == tmp_path / "metrics" / "student_small_nokd.json"
     assert lay.rel("student_dir:cgankd+blkd") == "students/small/cgankd+blkd"
     with pytest.raises(ValueError, match="needs a student method"):

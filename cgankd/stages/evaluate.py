@@ -135,7 +135,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
               "the MLflow registry when tracking is on.", ""]
     write_text(cfg.path("report.md"), "\n".join(lines))
     layout, dev = store.Layout(cfg), cfg.runtime.device
-    paths = {"teacher": layout.teacher, **{m: layout.student(m) for m in cfg.student.methods if m not in skipped}}
+    paths = {"teacher": layout.path("teacher"),
+             **{m: layout.path("student", m) for m in cfg.student.methods if m not in skipped}}
     preds = {name: predict(store.load_model(p, dev), data["test"].images) for name, p in paths.items()}
     names, xs, table = per_label(preds, data)
     write_text(cfg.path("plots", "per_label.csv"), per_label_csv(names, table, list(preds), task))

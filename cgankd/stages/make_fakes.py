@@ -147,7 +147,7 @@ def judge_fakes(cfg: Config, meta: Meta, table: dict[str, dict[str, float]]) -> 
     reference = teacher_metric(cfg, meta)
     raw = table["raw"]["label_score"]
     rel = relative_score(raw, reference, higher)
-    steps, curve, minutes = read_curve(store.Layout(cfg).gan.parent / "quality.csv")
+    steps, curve, minutes = read_curve(store.Layout(cfg).path("gan_quality"))
     unit = "%" if higher else f" {meta.label_unit}".rstrip()
     what = (f"teacher {'accuracy' if higher else 'MAE'} {raw:.2f}{unit} on fakes vs {reference:.2f}{unit} on real "
             "validation images")
@@ -160,21 +160,21 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     dev = setup(cfg, 2).device  # generate, subsample, filter and measure on the device
     data = prepared(cfg)
     meta, layout = data.meta, store.Layout(cfg)
-    g = store.load(layout.gan, "gan_generator", dev, "train-gan")
+    g = store.load(layout.path("gan"), "gan_generator", dev, "train-gan")
     if (g.num_classes is None) != (not task_of(meta.task).categorical):
-        raise CgankdError(str(layout.gan), f"was trained for another task than {meta.task}; re-run train-gan")
-    teacher = store.load(layout.teacher, "image_model", dev, "train-teacher")
-    extractor_file = layout.extractor
+        raise CgankdError(str(layout.path("gan")), f"was trained for another task than {meta.task}; re-run train-gan")
+    teacher = store.load(layout.path("teacher"), "image_model", dev, "train-teacher")
+    extractor_file = layout.path("extractor")
     extractor = store.load(extractor_file, "extractor", dev, "train-extractor")
-    out = layout.fakes.parent
+    out = layout.path("fakes").parent
     ratio, dre_stats = None, {}
     if cfg.subsample_fakes:
         ratio, dre_stats, dre_hist = fit_cdrrs(cfg, g, extractor, data, cfg.seed + 3)
-        store.save_dre(ratio.dre, layout.dre)
+        store.save_dre(ratio.dre, layout.path("dre"))
         for row in dre_hist:
             tracker.log_metrics(row, step=row["step"])
     fs = make_fakes(cfg, g, teacher, meta, cfg.seed + 2, ratio)
-    with atomic_path(layout.fakes) as tmp:
+    with atomic_path(layout.path("fakes")) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, fake_images=fs.images, fake_labels=fs.labels, assigned_labels=fs.assigned,
                      teacher_score=fs.score)

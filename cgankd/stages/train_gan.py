@@ -97,15 +97,15 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     num_classes = None if regression else meta.num_classes
     labels = meta.scale(train.labels) if regression else train.labels
     tracker.log_params({f"gan.{k}": v for k, v in make_condition(cfg.gan, labels, num_classes).describe().items()})
-    out = layout.gan.parent
+    out = layout.path("gan").parent
     stop = Stop(cfg.gan.iterations, cfg.gan.max_minutes, clock)
     watch, reference, minutes = None, float("nan"), {}
     if cfg.gan.score_every > 0:
-        teacher = store.load(layout.teacher, "image_model", rt.device, "train-teacher")
+        teacher = store.load(layout.path("teacher"), "image_model", rt.device, "train-teacher")
         reference = teacher_metric(cfg, meta)
         watch = make_watch(cfg, meta, teacher, out, tracker, reference, stop, minutes)
     g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
-                           layout.gan_checkpoint, log=lambda s, row: tracker.log_metrics(row, step=s),
+                           layout.path("gan_checkpoint"), log=lambda s, row: tracker.log_metrics(row, step=s),
                            stop_after=stop_after, runtime=rt, watch=watch, stop=stop)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
@@ -113,9 +113,9 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     info = {"num_classes": num_classes, "task": meta.task, "resolution": meta.resolution, "channels": meta.channels,
             "label_range": meta.label_range, "gan": asdict(cfg.gan)}
     write_history(out / "history.csv", history)
-    store.save_gan_generator(g, layout.gan_last, {**info, "step": steps, "which": "last"})
+    store.save_gan_generator(g, layout.path("gan_last"), {**info, "step": steps, "which": "last"})
     best = g
-    result: dict[str, Any] = {"generator": str(layout.gan), "iterations": steps, "stop": stop.reason,
+    result: dict[str, Any] = {"generator": str(layout.path("gan")), "iterations": steps, "stop": stop.reason,
                               "minutes": round(stop.seconds / 60.0, 2)}
     if watch is not None and watch.scores:
         best_step, best_score = watch.kept  # the confirming score: not the lucky check that made it a candidate
@@ -134,7 +134,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
         tracker.log_metrics({"gan_best_label_score": best_score, "gan_iterations_run": steps,
                              "gan_best_relative_score": result["best_relative_score"]})
     used = result.get("best_step", steps)
-    store.save_gan_generator(best, layout.gan, {**info, "step": used, "which": "best"})
+    store.save_gan_generator(best, layout.path("gan"), {**info, "step": used, "which": "best"})
     tracker.set_tags({"cgankd.gan_stop": stop.reason or "", "cgankd.gan_generator_step": str(used)})
     g_labels, shown = watch_labels(meta, 12)  # 12 per class, or at each of 10 labels across the range
     imgs = sample(best, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
