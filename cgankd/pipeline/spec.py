@@ -43,8 +43,9 @@ def uses_vkd(cfg: Config) -> bool:
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline stage. Paths are layout keys; a ``{method}`` key of a stage that is not per
-    method stands for every student method's file."""
+    """One pipeline stage. Paths are layout keys (``store.layout.PATHS``); a per-method key
+    (``student_dir``, ``student_metrics``, ...) of a stage that is not per method stands for every
+    student's file, ``"student:cgankd"`` for one method's."""
 
     name: str
     params: tuple[str, ...]  # the params.yaml keys it reads (DVC params, the MLflow run's params)
@@ -53,7 +54,7 @@ class Stage:
     records: tuple[str, ...] = ()  # what it writes, not cached: metrics files, reports
     plots: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()  # the DVC metrics file (evaluate's headline)
-    done: str | None = None  # the file that says it ran in a folder; a metrics record is read back
+    done: str | None = None  # the file that says it ran in a folder; one under metrics/ is read back
     when: Callable[[Config], bool] = always
     per_method: bool = False  # once per student method (train-student --method M)
     ddp: bool = False  # trains a network: may run under torchrun
