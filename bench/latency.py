@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from cgankd.base.io import read_json, write_json
+from cgankd.compute.providers import cuda_usable
 from cgankd.serve.onnx_export import export_onnx
-from cgankd.serve.runtime import cuda_usable, make_session
+from cgankd.serve.runtime import make_session
 from cgankd.store import load_model
 
 
