@@ -15,6 +15,7 @@ from cgankd.compute.device import Runtime
 from cgankd.config import Config
 from cgankd.data.prepared import Meta, Prepared, load_prepared
 from cgankd.models import ImageModel, build_model
+from cgankd.store.layout import Layout
 from cgankd.task import task_of
 from cgankd.train.evaluate import metrics, predict, seen_unseen
 from cgankd.train.loop import FitResult, seed_everything, set_threads
@@ -28,8 +29,13 @@ def setup(cfg: Config, offset: int = 0) -> Runtime:
     return distributed.runtime(cfg.runtime)
 
 
+def at(cfg: Config, key: str, method: str | None = None) -> Path:
+    """The path of a file of the output layout (``store.layout.PATHS``), e.g. ``at(cfg, "teacher_metrics")``."""
+    return Layout(cfg).path(key, method)
+
+
 def prepared(cfg: Config) -> Prepared:
-    return load_prepared(cfg.path("prepared"))
+    return load_prepared(at(cfg, "prepared"))
 
 
 def num_outputs(data: Prepared) -> int:
@@ -58,9 +64,9 @@ def write_history(path: Path, rows: list[dict[str, float]]) -> None:
 def teacher_metric(cfg: Config, meta: Meta) -> float:
     """The teacher's own validation metric (accuracy % or MAE): what label scores are relative to."""
     key = f"val_{task_of(meta.task).metric}"
-    m = read_json(cfg.path("metrics", "teacher.json"))
+    m = read_json(at(cfg, "teacher_metrics"))
     if key not in m:
-        raise CgankdError(str(cfg.path("metrics", "teacher.json")), f"has no {key}; re-run train-teacher")
+        raise CgankdError(str(at(cfg, "teacher_metrics")), f"has no {key}; re-run train-teacher")
     return float(m[key])
 
 

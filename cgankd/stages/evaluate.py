@@ -14,7 +14,7 @@ from cgankd.base.io import read_json, write_json, write_text
 from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
-from cgankd.stages.common import prepared
+from cgankd.stages.common import at, prepared
 from cgankd.task import task_of
 from cgankd.train.evaluate import predict
 
@@ -88,14 +88,14 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)
     task, k = data.meta.task, task_of(data.meta.task).metric
-    teacher = read_json(cfg.path("metrics", "teacher.json"))
+    teacher = read_json(at(cfg, "teacher_metrics"))
     rows = {"teacher": teacher}
-    rows.update({m: read_json(cfg.student_metrics(m)) for m in cfg.student.methods})
+    rows.update({m: read_json(at(cfg, "student_metrics", m)) for m in cfg.student.methods})
     skipped = [m for m in list(rows) if "skipped" in rows[m]]
     for m in skipped:
         rows.pop(m)
-    fakes = read_json(cfg.path("metrics", "fakes.json")) if cfg.uses_fakes else {}
-    parity = read_json(cfg.path("export", "parity.json"))
+    fakes = read_json(at(cfg, "fakes_metrics")) if cfg.uses_fakes else {}
+    parity = read_json(at(cfg, "parity"))
     out: dict[str, Any] = {}
     extra = ("test_mae_seen", "test_mae_unseen") if not task_of(task).categorical else ()
     for name, m in rows.items():
@@ -110,8 +110,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         out.update({"fakes_relative_label_score": fakes["raw_relative_label_score"],
                     "fakes_weak": fakes["weak_fakes"], "fakes_verdict": fakes["verdict"]})
     out.update({f"{safe(m)}_skipped": 1.0 for m in skipped})
-    write_json(cfg.path("metrics.json"), out)
-    write_json(cfg.path("headline.json"), headline(rows, k, fakes))
+    write_json(at(cfg, "metrics"), out)
+    write_json(at(cfg, "headline"), headline(rows, k, fakes))
     unit = task_of(task).unit(data.meta.label_unit)
     unit = unit if unit == "%" else f" {unit}".rstrip()
     cols = [f"val {k}", f"test {k} (best val)", f"test {k} (last)"]
@@ -133,22 +133,22 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
               verdict(task, rows["nokd"][f"test_{k}"], cg, "cgankd" in skipped), *caveat,
               f"Exported: the {parity['method']} student (best validation {k}); the register stage puts it in "
               "the MLflow registry when tracking is on.", ""]
-    write_text(cfg.path("report.md"), "\n".join(lines))
+    write_text(at(cfg, "report"), "\n".join(lines))
     layout, dev = store.Layout(cfg), cfg.runtime.device
     paths = {"teacher": layout.path("teacher"),
              **{m: layout.path("student", m) for m in cfg.student.methods if m not in skipped}}
     preds = {name: predict(store.load_model(p, dev), data["test"].images) for name, p in paths.items()}
     names, xs, table = per_label(preds, data)
-    write_text(cfg.path("plots", "per_label.csv"), per_label_csv(names, table, list(preds), task))
-    picture = cfg.path("plots", "evaluation.png")
+    write_text(at(cfg, "per_label"), per_label_csv(names, table, list(preds), task))
+    picture = at(cfg, "evaluation_plot")
     if task_of(task).categorical:
         cm = confusion(preds[parity["method"]].argmax(1), data["test"].labels, data.meta.num_classes)
         figures.confusion(cm, data.meta.classes, f"test split, exported {parity['method']} student", picture)
     else:
         figures.mae_by_label(xs, table, list(preds), data.meta.label_unit, picture)
     tracker.log_artifact(picture, "plots")
-    tracker.log_artifact(cfg.path("plots", "per_label.csv"), "plots")
+    tracker.log_artifact(at(cfg, "per_label"), "plots")
     tracker.log_metrics({k2: v for k2, v in out.items() if isinstance(v, (int, float))})
-    tracker.log_artifact(cfg.path("report.md"))
+    tracker.log_artifact(at(cfg, "report"))
     print("\n".join(lines))
     return out

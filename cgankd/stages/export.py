@@ -9,7 +9,7 @@ from cgankd import store
 from cgankd.base.io import read_json, write_json
 from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
-from cgankd.stages.common import prepared
+from cgankd.stages.common import at, prepared
 from cgankd.task import task_of
 from cgankd.train.evaluate import better
 
@@ -20,7 +20,7 @@ def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
     key = f"val_{task_of(task).metric}"
     best, best_m = None, None
     for method in cfg.student.methods:
-        m = read_json(cfg.student_metrics(method))
+        m = read_json(at(cfg, "student_metrics", method))
         if "skipped" in m:
             continue
         if best_m is None or better(m[key], best_m[key], task):
@@ -35,7 +35,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     data = prepared(cfg)
     method, m = select_student(cfg, data.meta.task)
     model = store.load_model(store.Layout(cfg).path("student", method))  # export and parity run on the CPU
-    out = cfg.path("export")
+    out = at(cfg, "export_dir")
     c, r = data.meta.channels, data.meta.resolution
     export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo,
                 serving_metadata(data.meta, method))

@@ -26,7 +26,7 @@ from cgankd.quality.curve import read_curve
 from cgankd.quality.relative import relative_score
 from cgankd.quality.scores import label_score, quality, windows
 from cgankd.quality.verdict import Verdict, judge
-from cgankd.stages.common import prepared, setup, teacher_metric
+from cgankd.stages.common import at, prepared, setup, teacher_metric
 from cgankd.subsample.cdrrs import fit_cdrrs
 from cgankd.task import task_of
 from cgankd.train.data import targets
@@ -192,16 +192,16 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     stats.update(acceptance_metrics(counts))
     write_json(out / "counts.json", counts)
     write_json(out / "quality.json", table)
-    write_json(cfg.path("metrics", "fakes.json"), stats)
-    write_text(cfg.path("plots", "fakes_score_hist.csv"), score_histogram(fs.burn_in_score, fs.score))
+    write_json(at(cfg, "fakes_metrics"), stats)
+    write_text(at(cfg, "fakes_score_csv"), score_histogram(fs.burn_in_score, fs.score))
     what = task_of(meta.task).score_words
     figures.score_histogram(*score_counts(fs.burn_in_score, fs.score), f"teacher's score of a fake: {what}",
-                            cfg.path("plots", "fakes_score_hist.png"))
-    write_text(cfg.path("plots", "fakes_intra_fid.csv"), quality_csv(group_names(cfg, meta), per_group, meta.task))
+                            at(cfg, "fakes_score_plot"))
+    write_text(at(cfg, "fakes_intra_fid_csv"), quality_csv(group_names(cfg, meta), per_group, meta.task))
     unit = "acc %" if task_of(meta.task).categorical else f"MAE {meta.label_unit or ''}".strip()
     panels = [("fid", "FID (lower is better)"), ("intra_fid", "Intra-FID"),
               ("label_score", f"label score, teacher {unit}"), ("diversity", "diversity (real = 1)")]
-    figures.quality_bars(table, panels, cfg.path("plots", "fakes_quality.png"))
+    figures.quality_bars(table, panels, at(cfg, "fakes_quality_plot"))
     if len(fs.images) == 0:
         print(f"make-fakes: warning: no fake was kept within subsample.max_draw_factor="
               f"{cfg.subsample.max_draw_factor}; cgankd trains on real data only", file=sys.stderr)
@@ -211,9 +211,9 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
                         "fakes.subsample_used": cfg.subsample_fakes})
     tracker.log_metrics({k: v for k, v in stats.items() if isinstance(v, (int, float)) and np.isfinite(v)})
     tracker.set_tags({"cgankd.fakes_verdict": verdict.full})
-    for path in (cfg.path("plots", "fakes_score_hist.csv"), cfg.path("plots", "fakes_quality.png"),
-                 cfg.path("plots", "fakes_score_hist.png"),
-                 cfg.path("plots", "fakes_intra_fid.csv")):
+    for path in (at(cfg, "fakes_score_csv"), at(cfg, "fakes_quality_plot"),
+                 at(cfg, "fakes_score_plot"),
+                 at(cfg, "fakes_intra_fid_csv")):
         tracker.log_artifact(path, "plots")
     tracker.log_artifact(out / "counts.json")
     tracker.log_artifact(out / "quality.json")

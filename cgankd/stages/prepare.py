@@ -76,7 +76,8 @@ def build(cfg: Config) -> Prepared:
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = build(cfg)
-    out = cfg.path("prepared")
+    out = cfg.path("prepared")  # by path, not store.Layout: importing the store would make every model
+    # change a code dep of prepare in dvc.yaml (the keys are prepared and data_grid in store.layout.PATHS)
     save_prepared(data, out)
     grid = save_grid(cfg.path("plots", "data_grid.png"), data["train"].images, data["train"].labels,
                      data.meta.task, data.meta.classes)

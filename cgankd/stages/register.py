@@ -15,27 +15,27 @@ from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.ops.model_registry import register_student
 from cgankd.ops.version_card import model_card
-from cgankd.stages.common import prepared
+from cgankd.stages.common import at, prepared
 from cgankd.task import task_of
 
 
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)
-    parity = read_json(cfg.path("export", "parity.json"))
+    parity = read_json(at(cfg, "parity"))
     method = parity["method"]
     k = task_of(data.meta.task).metric
-    metric = read_json(cfg.student_metrics(method))[f"test_{k}"]
+    metric = read_json(at(cfg, "student_metrics", method))[f"test_{k}"]
     if not math.isfinite(metric):  # a broken student is never registered, let alone promoted
-        raise CgankdError(str(cfg.student_metrics(method)), f"test_{k} is {metric}: the {method} student is "
+        raise CgankdError(str(at(cfg, "student_metrics", method)), f"test_{k} is {metric}: the {method} student is "
                           "broken; nothing was registered")
     model = store.load_model(store.Layout(cfg).path("student", method))  # registration runs on the CPU
     sample = torch.rand(2, data.meta.channels, data.meta.resolution, data.meta.resolution)
-    fakes = cfg.path("metrics", "fakes.json")
-    card = model_card(cfg, data.meta, read_json(cfg.path("metrics.json")), parity,
+    fakes = at(cfg, "fakes_metrics")
+    card = model_card(cfg, data.meta, read_json(at(cfg, "metrics")), parity,
                       read_json(fakes) if fakes.is_file() else None, tracker.run_id)
-    info = register_student(cfg, cfg.path("export", "student.onnx"), model, sample, metric,
+    info = register_student(cfg, at(cfg, "onnx"), model, sample, metric,
                             {"metric_name": f"test_{k}", "method": method, "card": card}, tracker)
-    write_json(cfg.path("registry.json"), info)
+    write_json(at(cfg, "registry"), info)
     print("register:", json.dumps(info))
     return info

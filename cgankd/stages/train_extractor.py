@@ -14,7 +14,7 @@ from cgankd.config import Config
 from cgankd.features.extractor import TRAINERS, extractor_metrics
 from cgankd.models import count_params
 from cgankd.quality.cache import cached_real_stats
-from cgankd.stages.common import prepared, setup, write_history
+from cgankd.stages.common import at, prepared, setup, write_history
 from cgankd.subsample.holdout import extractor_data
 
 
@@ -35,7 +35,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     cached_real_stats(cfg, model, path, data)
     m = {"kind": spec["kind"], "params": count_params(model), "n_train": len(fit_data["train"]),
          **extractor_metrics(model, data)}
-    write_json(cfg.path("metrics", "extractor.json"), m)
+    write_json(at(cfg, "extractor_metrics"), m)
     tracker.log_metrics(m)
     tracker.log_artifact(out / "history.csv")
     print("train-extractor:", json.dumps(m))

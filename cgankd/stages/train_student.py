@@ -26,7 +26,7 @@ from cgankd.data.prepared import Meta, Split
 from cgankd.kd import DISTILLERS, Distiller, Method, parse_method
 from cgankd.kd.base import KDContext
 from cgankd.models import ImageModel, count_params
-from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
+from cgankd.stages.common import at, fit_metrics, new_model, prepared, setup, write_history
 from cgankd.task import task_of
 from cgankd.train.loop import fit
 
@@ -90,17 +90,17 @@ def weak_fakes(cfg: Config, method: Method) -> str | None:
     this pipeline's fakes and make-fakes called them too weak; else None."""
     if not (method.fakes and cfg.student.skip_weak_fakes and cfg.student.fakes is None):
         return None
-    stats = read_json(cfg.path("metrics", "fakes.json"))
+    stats = read_json(at(cfg, "fakes_metrics"))
     return str(stats["verdict"]) if stats.get("weak_fakes") else None
 
 
 def skip(cfg: Config, method: str, why: str, tracker: NullTracker) -> dict[str, Any]:
     """A skipped student: its folder holds only a note (no model.pt), its metrics say why."""
-    folder = cfg.student_dir(method)
+    folder = at(cfg, "student_dir", method)
     with atomic_dir(folder) as tmp:
         (tmp / "skipped.txt").write_text(why + "\n")
     metrics = {"skipped": f"student.skip_weak_fakes: {why}"}
-    write_json(cfg.student_metrics(method), metrics)
+    write_json(at(cfg, "student_metrics", method), metrics)
     tracker.set_tags({"cgankd.method": method, "cgankd.skipped": why})
     print(f"train-student[{method}]: skipped (student.skip_weak_fakes): {why}")
     return metrics
@@ -144,7 +144,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     metrics: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,
                                "n_fakes": 0 if fakes is None else len(fakes)}
     metrics.update(fit_metrics(res, data))
-    write_json(cfg.student_metrics(method), metrics)  # reproducible: no wall-clock time in the file
+    write_json(at(cfg, "student_metrics", method), metrics)  # reproducible: no wall-clock time in the file
     metrics["train_seconds"] = round(seconds, 1)
     tracker.log_metrics(metrics)
     print(f"train-student[{method}]:", json.dumps(metrics))

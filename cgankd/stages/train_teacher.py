@@ -11,7 +11,7 @@ from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.models import count_params
-from cgankd.stages.common import fit_metrics, new_model, prepared, setup, write_history
+from cgankd.stages.common import at, fit_metrics, new_model, prepared, setup, write_history
 from cgankd.train.loop import fit
 
 
@@ -29,7 +29,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     write_history(path.parent / "history.csv", res.history)
     m = {"params": count_params(model), "best_step": res.best_step}
     m.update(fit_metrics(res, data))
-    write_json(cfg.path("metrics", "teacher.json"), m)
+    write_json(at(cfg, "teacher_metrics"), m)
     tracker.log_metrics(m)
     print("train-teacher:", json.dumps(m))
     return m

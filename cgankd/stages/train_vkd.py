@@ -16,7 +16,7 @@ from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.kd.vkd_generator import VKDTrainCfg, match_metrics, train_generator
 from cgankd.models import count_params
-from cgankd.stages.common import prepared, setup, write_history
+from cgankd.stages.common import at, prepared, setup, write_history
 from cgankd.task import task_of
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import targets, to_float
@@ -59,7 +59,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     write_history(out / "history.csv", history)
     m: dict[str, Any] = {"params": count_params(v), "n_targets": len(ys)}
     m.update(match_metrics(v, logits, ys, meta.num_classes, cfg.kd.temperature, cfg.seed + 7))
-    write_json(cfg.path("metrics", "vkd.json"), m)
+    write_json(at(cfg, "vkd_metrics"), m)
     tracker.log_metrics(m)
     print("train-vkd:", json.dumps(m))
     return m
