@@ -161,7 +161,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     data = prepared(cfg)
     meta, layout = data.meta, store.Layout(cfg)
     g = store.load(layout.path("gan"), "gan_generator", dev, "train-gan")
-    if (g.num_classes is None) != (not task_of(meta.task).categorical):
+    if (g.num_classes is None) == task_of(meta.task).categorical:  # a CcGAN for classes, or the reverse
         raise CgankdError(str(layout.path("gan")), f"was trained for another task than {meta.task}; re-run train-gan")
     teacher = store.load(layout.path("teacher"), "image_model", dev, "train-teacher")
     extractor_file = layout.path("extractor")
