@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import shrunk
-from server_kit import mlflow_server, stop
+from live_servers import mlflow_server, stop
 
 from cgankd.cli import main
 from cgankd.ops import mlflow_ui

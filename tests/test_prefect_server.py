@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 from conftest import ROOT, shrunk
-from server_kit import stop, wait_for
+from live_servers import stop, wait_for
 
 from cgankd.serve.process import free_port
 

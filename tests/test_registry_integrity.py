@@ -31,7 +31,7 @@ REGISTER = r"""
 import sys, torch
 from pathlib import Path
 from conftest import shrunk
-from serving_kit import export
+from onnx_student import export
 from cgankd.models import build_model
 from cgankd.stages.prepare import build
 from cgankd.ops.model_registry import register_student

@@ -13,8 +13,8 @@ import httpx
 import numpy as np
 import pytest
 from conftest import shrunk
+from onnx_student import export, torch_outputs, trained_student
 from PIL import Image
-from serving_kit import export, torch_outputs, trained_student
 
 from cgankd.serve.process import bearer, start_server, stop_server
 

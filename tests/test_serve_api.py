@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import shrunk
 from fastapi.testclient import TestClient
+from onnx_student import export, trained_student
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
-from serving_kit import export, trained_student
 
 
 def png(arr_chw: np.ndarray) -> bytes:

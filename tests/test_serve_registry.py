@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shrunk
-from serving_kit import export, torch_outputs, trained_student
+from onnx_student import export, torch_outputs, trained_student
 
 from cgankd.ops.promotion import decide
 from cgankd.serve.process import bearer, free_port, start_server, stop_server
