@@ -134,9 +134,9 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
               f"Exported: the {parity['method']} student (best validation {k}); the register stage puts it in "
               "the MLflow registry when tracking is on.", ""]
     write_text(at(cfg, "report"), "\n".join(lines))
-    layout, dev = store.Layout(cfg), cfg.runtime.device
-    paths = {"teacher": layout.path("teacher"),
-             **{m: layout.path("student", m) for m in cfg.student.methods if m not in skipped}}
+    dev = cfg.runtime.device
+    paths = {"teacher": at(cfg, "teacher"),
+             **{m: at(cfg, "student", m) for m in cfg.student.methods if m not in skipped}}
     preds = {name: predict(store.load_model(p, dev), data["test"].images) for name, p in paths.items()}
     names, xs, table = per_label(preds, data)
     write_text(at(cfg, "per_label"), per_label_csv(names, table, list(preds), task))

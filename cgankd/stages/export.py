@@ -34,7 +34,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = prepared(cfg)
     method, m = select_student(cfg, data.meta.task)
-    model = store.load_model(store.Layout(cfg).path("student", method))  # export and parity run on the CPU
+    model = store.load_model(at(cfg, "student", method))  # export and parity run on the CPU
     out = at(cfg, "export_dir")
     c, r = data.meta.channels, data.meta.resolution
     export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo,

@@ -147,7 +147,7 @@ def judge_fakes(cfg: Config, meta: Meta, table: dict[str, dict[str, float]]) -> 
     reference = teacher_metric(cfg, meta)
     raw = table["raw"]["label_score"]
     rel = relative_score(raw, reference, higher)
-    steps, curve, minutes = read_curve(store.Layout(cfg).path("gan_quality"))
+    steps, curve, minutes = read_curve(at(cfg, "gan_quality"))
     unit = "%" if higher else f" {meta.label_unit}".rstrip()
     what = (f"teacher {'accuracy' if higher else 'MAE'} {raw:.2f}{unit} on fakes vs {reference:.2f}{unit} on real "
             "validation images")
@@ -159,22 +159,22 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     dev = setup(cfg, 2).device  # generate, subsample, filter and measure on the device
     data = prepared(cfg)
-    meta, layout = data.meta, store.Layout(cfg)
-    g = store.load(layout.path("gan"), "gan_generator", dev, "train-gan")
+    meta = data.meta
+    g = store.load(at(cfg, "gan"), "gan_generator", dev, "train-gan")
     if (g.num_classes is None) == task_of(meta.task).categorical:  # a CcGAN for classes, or the reverse
-        raise CgankdError(str(layout.path("gan")), f"was trained for another task than {meta.task}; re-run train-gan")
-    teacher = store.load(layout.path("teacher"), "image_model", dev, "train-teacher")
-    extractor_file = layout.path("extractor")
+        raise CgankdError(str(at(cfg, "gan")), f"was trained for another task than {meta.task}; re-run train-gan")
+    teacher = store.load(at(cfg, "teacher"), "image_model", dev, "train-teacher")
+    extractor_file = at(cfg, "extractor")
     extractor = store.load(extractor_file, "extractor", dev, "train-extractor")
-    out = layout.path("fakes").parent
+    out = at(cfg, "fakes_dir")
     ratio, dre_stats = None, {}
     if cfg.subsample_fakes:
         ratio, dre_stats, dre_hist = fit_cdrrs(cfg, g, extractor, data, cfg.seed + 3)
-        store.save_dre(ratio.dre, layout.path("dre"))
+        store.save_dre(ratio.dre, at(cfg, "dre"))
         for row in dre_hist:
             tracker.log_metrics(row, step=row["step"])
     fs = make_fakes(cfg, g, teacher, meta, cfg.seed + 2, ratio)
-    with atomic_path(layout.path("fakes")) as tmp:
+    with atomic_path(at(cfg, "fakes")) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, fake_images=fs.images, fake_labels=fs.labels, assigned_labels=fs.assigned,
                      teacher_score=fs.score)

@@ -29,7 +29,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     if not math.isfinite(metric):  # a broken student is never registered, let alone promoted
         raise CgankdError(str(at(cfg, "student_metrics", method)), f"test_{k} is {metric}: the {method} student is "
                           "broken; nothing was registered")
-    model = store.load_model(store.Layout(cfg).path("student", method))  # registration runs on the CPU
+    model = store.load_model(at(cfg, "student", method))  # registration runs on the CPU
     sample = torch.rand(2, data.meta.channels, data.meta.resolution, data.meta.resolution)
     fakes = at(cfg, "fakes_metrics")
     card = model_card(cfg, data.meta, read_json(at(cfg, "metrics")), parity,

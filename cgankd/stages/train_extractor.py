@@ -26,7 +26,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     model, spec, history = TRAINERS.get(data.meta.task)(cfg, fit_data, rt)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
-    path = store.Layout(cfg).path("extractor")
+    path = at(cfg, "extractor")
     out = path.parent
     for old in out.glob("real_stats_*.npz"):  # statistics of a previous extractor
         old.unlink()

@@ -28,7 +28,7 @@ from cgankd.gan.watch import Watch
 from cgankd.quality.curve import curve_csv, read_curve
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.scores import label_score
-from cgankd.stages.common import prepared, setup, teacher_metric, write_history
+from cgankd.stages.common import at, prepared, setup, teacher_metric, write_history
 from cgankd.task import task_of
 from cgankd.train.evaluate import predict
 
@@ -90,22 +90,21 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     rt = setup(cfg, 1)
-    layout = store.Layout(cfg)
     data = prepared(cfg)
     meta, train = data.meta, data["train"]
     regression = not task_of(meta.task).categorical
     num_classes = None if regression else meta.num_classes
     labels = meta.scale(train.labels) if regression else train.labels
     tracker.log_params({f"gan.{k}": v for k, v in make_condition(cfg.gan, labels, num_classes).describe().items()})
-    out = layout.path("gan").parent
+    out = at(cfg, "gan_dir")
     stop = Stop(cfg.gan.iterations, cfg.gan.max_minutes, clock)
     watch, reference, minutes = None, float("nan"), {}
     if cfg.gan.score_every > 0:
-        teacher = store.load(layout.path("teacher"), "image_model", rt.device, "train-teacher")
+        teacher = store.load(at(cfg, "teacher"), "image_model", rt.device, "train-teacher")
         reference = teacher_metric(cfg, meta)
         watch = make_watch(cfg, meta, teacher, out, tracker, reference, stop, minutes)
     g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
-                           layout.path("gan_checkpoint"), log=lambda s, row: tracker.log_metrics(row, step=s),
+                           at(cfg, "gan_checkpoint"), log=lambda s, row: tracker.log_metrics(row, step=s),
                            stop_after=stop_after, runtime=rt, watch=watch, stop=stop)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
@@ -113,9 +112,9 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     info = {"num_classes": num_classes, "task": meta.task, "resolution": meta.resolution, "channels": meta.channels,
             "label_range": meta.label_range, "gan": asdict(cfg.gan)}
     write_history(out / "history.csv", history)
-    store.save_gan_generator(g, layout.path("gan_last"), {**info, "step": steps, "which": "last"})
+    store.save_gan_generator(g, at(cfg, "gan_last"), {**info, "step": steps, "which": "last"})
     best = g
-    result: dict[str, Any] = {"generator": str(layout.path("gan")), "iterations": steps, "stop": stop.reason,
+    result: dict[str, Any] = {"generator": str(at(cfg, "gan")), "iterations": steps, "stop": stop.reason,
                               "minutes": round(stop.seconds / 60.0, 2)}
     if watch is not None and watch.scores:
         best_step, best_score = watch.kept  # the confirming score: not the lucky check that made it a candidate
@@ -134,7 +133,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
         tracker.log_metrics({"gan_best_label_score": best_score, "gan_iterations_run": steps,
                              "gan_best_relative_score": result["best_relative_score"]})
     used = result.get("best_step", steps)
-    store.save_gan_generator(best, layout.path("gan"), {**info, "step": used, "which": "best"})
+    store.save_gan_generator(best, at(cfg, "gan"), {**info, "step": used, "which": "best"})
     tracker.set_tags({"cgankd.gan_stop": stop.reason or "", "cgankd.gan_generator_step": str(used)})
     g_labels, shown = watch_labels(meta, 12)  # 12 per class, or at each of 10 labels across the range
     imgs = sample(best, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))

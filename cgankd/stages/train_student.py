@@ -32,7 +32,7 @@ from cgankd.train.loop import fit
 
 
 def fakes_path(cfg: Config) -> Path:
-    return Path(cfg.student.fakes) if cfg.student.fakes else store.Layout(cfg).path("fakes")
+    return Path(cfg.student.fakes) if cfg.student.fakes else at(cfg, "fakes")
 
 
 def _read_fake_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -74,9 +74,9 @@ def make_distiller(cfg: Config, method: Method, student: ImageModel, meta: Meta)
     """The distiller with what it needs loaded on the student's device: the teacher, or VKD's
     generator."""
     cls = DISTILLERS.get(method.distiller)
-    k, layout, dev = cfg.kd, store.Layout(cfg), next(student.parameters()).device
-    teacher = store.load(layout.path("teacher"), "image_model", dev, "train-teacher") if cls.needs_teacher else None
-    generator = store.load(layout.path("vkd"), "vkd_generator", dev, "train-vkd") if cls.needs_generator else None
+    k, dev = cfg.kd, next(student.parameters()).device
+    teacher = store.load(at(cfg, "teacher"), "image_model", dev, "train-teacher") if cls.needs_teacher else None
+    generator = store.load(at(cfg, "vkd"), "vkd_generator", dev, "train-vkd") if cls.needs_generator else None
     ctx = KDContext(meta.task, (meta.channels, meta.resolution, meta.resolution), teacher, generator,
                     k.temperature, k.alpha, k.beta, k.hint_layer)
     try:
@@ -117,11 +117,11 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
         return skip(cfg, method, why, tracker)
     rt = setup(cfg, 3)
     data = prepared(cfg)
-    sc, layout = cfg.student, store.Layout(cfg)
+    sc = cfg.student
     fakes = load_fakes(cfg, data.meta) if m.fakes else None
     steps, lr = sc.steps, sc.lr
     if m.fakes and sc.mode == "finetune":
-        model = store.load(layout.path("student", m.distiller), "image_model", rt.device,
+        model = store.load(at(cfg, "student", m.distiller), "image_model", rt.device,
                            f"train-student --method {m.distiller}")
         model.train()
         steps, lr = sc.finetune_steps, sc.finetune_lr
@@ -137,7 +137,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
     seconds = time.perf_counter() - t0
-    path = layout.path("student", method)
+    path = at(cfg, "student", method)
     store.save_model(res.best, path, {"best_step": res.best_step, "method": method})
     write_history(path.parent / "history.csv", res.history)
     (path.parent / "skipped.txt").unlink(missing_ok=True)  # a student skipped by an earlier run

@@ -24,7 +24,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
               log=lambda s, row: tracker.log_metrics(row, step=s), runtime=rt)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
-    path = store.Layout(cfg).path("teacher")
+    path = at(cfg, "teacher")
     store.save_model(res.best, path, {"best_step": res.best_step})
     write_history(path.parent / "history.csv", res.history)
     m = {"params": count_params(model), "best_step": res.best_step}

@@ -38,10 +38,10 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     dev = setup(cfg, 7).device
     data = prepared(cfg)
-    meta, layout = data.meta, store.Layout(cfg)
+    meta = data.meta
     if not task_of(meta.task).categorical:
         raise CgankdError(f"task {meta.task!r}", "VKD applies to classification only")
-    teacher = store.load(layout.path("teacher"), "image_model", dev, "train-teacher")
+    teacher = store.load(at(cfg, "teacher"), "image_model", dev, "train-teacher")
     vc = cfg.vkd
     gen = torch.Generator().manual_seed(cfg.seed + 7)
     x, y = to_float(data["train"].images).to(dev), targets(data["train"].labels, meta).to(dev)
@@ -54,8 +54,8 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
             tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
 
         v, history = train_generator(logits, ys, meta.num_classes, tc, cfg.seed + 7, on_step)
-    out = layout.path("vkd").parent
-    store.save_vkd_generator(v, layout.path("vkd"), {"temperature": cfg.kd.temperature})
+    out = at(cfg, "vkd_dir")
+    store.save_vkd_generator(v, at(cfg, "vkd"), {"temperature": cfg.kd.temperature})
     write_history(out / "history.csv", history)
     m: dict[str, Any] = {"params": count_params(v), "n_targets": len(ys)}
     m.update(match_metrics(v, logits, ys, meta.num_classes, cfg.kd.temperature, cfg.seed + 7))
