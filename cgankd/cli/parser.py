@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cgankd.cli import commands
+
+if TYPE_CHECKING:
+    from cgankd.pipeline.spec import Stage
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -48,14 +52,15 @@ def _version() -> str:
     return f"cgankd {__version__} (torch {of('torch')}, torchvision {of('torchvision')})"
 
 
-def _stage_about(stage: str) -> str:
+def _stage_about(stage: Stage) -> str:
     """The first paragraph of the stage module's docstring, less its ``name:`` prefix. Read from
     the source, not imported: the parser stays light (``cgankd serve`` needs no torch)."""
     import ast
+    from importlib.util import find_spec
 
-    source = Path(__file__).parents[1] / "stages" / f"{stage.replace('-', '_')}.py"
-    doc = ast.get_docstring(ast.parse(source.read_text(encoding="utf-8"))) or f"run the {stage} stage"
-    return " ".join(doc.split("\n\n")[0].split()).removeprefix(f"{stage}:").strip()
+    source = Path(find_spec(stage.module).origin)  # finding it imports only cgankd.stages (a docstring)
+    doc = ast.get_docstring(ast.parse(source.read_text(encoding="utf-8"))) or f"run the {stage.name} stage"
+    return " ".join(doc.split("\n\n")[0].split()).removeprefix(f"{stage.name}:").strip()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,7 +71,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=_version())
     sub = ap.add_subparsers(dest="command", required=True)
     for stage in TABLE:
-        about = _stage_about(stage.name)
+        about = _stage_about(stage)
         p = sub.add_parser(stage.name, help=about.split(";")[0].split(",")[0], description=about)
         _common(p)
         if stage.per_method:

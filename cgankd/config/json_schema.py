@@ -30,12 +30,13 @@ def _type(tp: Any) -> dict[str, Any]:
     else:
         out = {"type": SCALARS[tp]}
     if constraint is not None:
-        if out["type"] == "array" or out["type"] == ["array", "null"]:
-            out["items"] = {**out["items"], **constraint.json()}
-        elif "enum" in constraint.json() and isinstance(out["type"], list):
-            out["enum"] = [*constraint.json()["enum"], None]
+        rule = constraint.json()
+        if "items" in out:  # a list of numbers: each item is held to the range
+            out["items"] = {**out["items"], **rule}
+        elif "enum" in rule and isinstance(out["type"], list):  # a nullable choice: null is a choice too
+            out["enum"] = [*rule["enum"], None]
         else:
-            out.update(constraint.json())
+            out.update(rule)
     return out
 
 

@@ -194,12 +194,12 @@ def render(cfg: Config) -> str:
     stages: dict[str, Any] = {}
     for name, spec in stage_specs(cfg).items():
         code = code_deps(f"cgankd.stages.{spec['module']}", spec.get("tracks", False))
-        stage: dict[str, Any] = {"cmd": spec["cmd"], "deps": [*spec["deps"], "profiles", *code],
+        entry: dict[str, Any] = {"cmd": spec["cmd"], "deps": [*spec["deps"], "profiles", *code],
                                  "params": spec["params"], "outs": spec["outs"]}
         for key in ("metrics", "plots"):
             if spec.get(key):
-                stage[key] = spec[key]
-        stages[name] = stage
+                entry[key] = spec[key]
+        stages[name] = entry
     methods = ordered_methods(cfg.student.methods)
     lay = Layout(cfg)
 
