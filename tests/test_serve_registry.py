@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -64,6 +65,11 @@ def test_registry_serving_follows_the_champion(tmp_path):
 
     flavor = mlflow.models.get_model_info(f"models:/{NAME}/2").flavors["onnx"]
     assert flavor["providers"] == choose_providers("auto")
+    # the requirements are given, pinned to this environment, not inferred (a child process per model)
+    for registered, needs in ((NAME, {"onnx", "onnxruntime"}), (f"{NAME}-pytorch", {"torch", "cloudpickle"})):
+        listed = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{registered}/2")).read_text().split()
+        assert {r.split("==")[0] for r in listed} == {"mlflow", "numpy", *needs}, listed
+        assert f"numpy=={np.__version__}" in listed and f"mlflow=={mlflow.__version__}" in listed
 
     token = "registry-operator-0123456789"
     proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu", token=token)

@@ -70,11 +70,13 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
     onnx_info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="student_onnx",
                                       signature=signature, registered_model_name=name,
                                       input_example=sample.numpy()[:1],
-                                      onnx_execution_providers=choose_providers("auto"))
+                                      onnx_execution_providers=choose_providers("auto"),
+                                      pip_requirements=requirements(mlflow.onnx))
     version = str(onnx_info.registered_model_version)
     faults.point("register-onnx")  # the ONNX version exists, nothing else
     torch_info = mlflow.pytorch.log_model(torch_model, name="student_pytorch", signature=signature,
-                                          registered_model_name=f"{name}-pytorch", input_example=sample)
+                                          registered_model_name=f"{name}-pytorch", input_example=sample,
+                                          pip_requirements=requirements(mlflow.pytorch))
     twin = str(torch_info.registered_model_version)
     faults.point("register-pytorch")  # both versions exist, unpaired, untagged
     client.set_model_version_tag(f"{name}-pytorch", twin, "onnx_version", version)
@@ -88,6 +90,15 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
     client.set_model_version_tag(name, version, COMPLETE_TAG, f"{metric:.6g}")  # last: now complete
     result = promote(name, int(version), cfg.tracking.promotion_margin)
     return {"registered": True, **result, "uri": f"models:/{name}/{version}"}
+
+
+def requirements(flavor: Any) -> list[str]:
+    """What a logged model needs, pinned to this environment: the flavor's own packages and numpy
+    (its input). Given, MLflow does not infer them, which loads the model in a child process that
+    imports the flavor (~12 s per register, most of its time) and lists whatever else that imported."""
+    from importlib.metadata import version
+
+    return [*flavor.get_default_pip_requirements(), f"numpy=={version('numpy')}"]
 
 
 def _champion(client: Any, name: str) -> Any:
