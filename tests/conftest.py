@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -88,24 +89,47 @@ class PicklePayload:
         return (os.mkdir, (str(self.path),))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """For ``make test`` (pytest-xdist: ``-n 2 --dist loadgroup --no-loadscope-reorder``): the tests of a
+    module that share a module-scoped fixture go to one worker, which builds it once; slow tests are
+    handed out first, so that the fast ones fill the workers' ends. Without xdist only the order changes."""
+    for item in items if config.pluginmanager.hasplugin("xdist") else ():
+        defs = getattr(item, "_fixtureinfo", None)
+        if defs and any(d[-1].scope == "module" for d in defs.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order within each
+
+
 @pytest.fixture(scope="session")
-def untracked_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every xdist worker of this session sees (the session's own temp root without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def untracked_run(shared_dir: Path) -> Callable[[str], Path]:
     """``untracked_run(task)``: the artifacts folder of one shrunken `cgankd run` of that task, tracking
-    off, made once per session by a fresh process and shared (the fault suite and the tracking-outage
-    test compare against it, the DDP test starts from its data and teacher). Read it or copy it: a test
-    that writes into it changes every later test's reference."""
-    made: dict[str, Path] = {}
+    off, made once per session by a fresh process (under a file lock: once for all xdist workers) and
+    shared (the fault suite and the tracking-outage test compare against it, the DDP test starts from
+    its data and teacher). Read it or copy it: a test that writes into it changes every later test's
+    reference."""
+    from filelock import FileLock
 
     def get(task: str) -> Path:
-        if task not in made:
-            root = tmp_path_factory.mktemp(f"untracked-{task}")
-            params = root / "params.yaml"
-            params.write_text(yaml.safe_dump(shrunk(Path("artifacts"), f"task={task}").to_dict(), sort_keys=False))
-            env = {**os.environ, "CGANKD_TRACKING": "off"}
-            done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "cgankd"), "run", "-p", str(params)],
-                                  cwd=root, env=env, capture_output=True, text=True, timeout=900)
-            assert done.returncode == 0, done.stderr[-3000:]
-            made[task] = root / "artifacts"
-        return made[task]
+        root = shared_dir / f"untracked-{task}"
+        with FileLock(str(root) + ".lock"):
+            if not (root / "done").is_file():
+                shutil.rmtree(root, ignore_errors=True)  # a half-made one, from a worker that failed
+                root.mkdir()
+                params = root / "params.yaml"
+                params.write_text(yaml.safe_dump(shrunk(Path("artifacts"), f"task={task}").to_dict(),
+                                                 sort_keys=False))
+                env = {**os.environ, "CGANKD_TRACKING": "off"}
+                done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "cgankd"), "run", "-p",
+                                       str(params)], cwd=root, env=env, capture_output=True, text=True, timeout=900)
+                assert done.returncode == 0, done.stderr[-3000:]
+                (root / "done").touch()
+        return root / "artifacts"
 
     return get

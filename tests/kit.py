@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -86,39 +87,65 @@ def sh(*cmd: str, cwd: Path, check: bool = True, env: dict[str, str] | None = No
     return res
 
 
-# multiprocessing's fork server: one process imports torch and cgankd once, then forks a child per command
+# multiprocessing's fork server: one process imports torch, MLflow and cgankd once (no thread is started by
+# those imports), then forks a child per command
 FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["torch", "torchvision", "numpy", "cgankd.cli", "cgankd.pipeline.runner",
-                              *(s.module for s in TABLE)])
+FORKS.set_forkserver_preload(["torch", "torchvision", "numpy", "onnx", "mlflow", "mlflow.onnx", "mlflow.pytorch",
+                              "cgankd.cli", "cgankd.pipeline.runner", *(s.module for s in TABLE)])
 
 
-def _cgankd_main(args: list[str], cwd: str, env: dict[str, str], log: str) -> None:
+def _child(cwd: str, env: dict[str, str], log: str) -> None:
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
+
+
+def _cgankd_main(args: list[str], cwd: str, env: dict[str, str], log: str) -> None:
+    _child(cwd, env, log)
     from cgankd.cli import main
 
     sys.exit(main(args))
+
+
+def _python_main(code: str, args: list[str], cwd: str, env: dict[str, str], log: str) -> None:
+    _child(cwd, env, log)
+    sys.argv = ["-c", *args]
+    exec(compile(code, "<forked>", "exec"), {"__name__": "__main__"})
+
+
+def _forked(target, args: tuple, cmd: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+    fd, log = tempfile.mkstemp(prefix="cgankd-forked-", suffix=".log")  # not in cwd: not an output
+    os.close(fd)
+    log = Path(log)
+    child = FORKS.Process(target=target, args=(*args, str(log)))
+    child.start()
+    child.join(timeout)
+    if child.exitcode is None:
+        child.kill()
+        child.join()
+        raise subprocess.TimeoutExpired(cmd, timeout)
+    text = log.read_text(errors="replace")
+    log.unlink()
+    return subprocess.CompletedProcess(cmd, child.exitcode, text, text)
 
 
 def cgankd_forked(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
     """``cgankd *args`` in a new process, as the console script runs it (its own pid, environment, folder,
     exit code; -9 when it SIGKILLs itself at a failpoint), forked from the fork server instead of started
     fresh: ~0.4 s instead of ~3 s of imports. stdout and stderr are one stream, returned as both."""
-    log = Path(cwd) / f".forked-{os.getpid()}.log"
-    child = FORKS.Process(target=_cgankd_main, args=(list(args), str(cwd), dict(env), str(log)))
-    child.start()
-    child.join(timeout)
-    if child.exitcode is None:
-        child.kill()
-        child.join()
-        raise subprocess.TimeoutExpired(["cgankd", *args], timeout)
-    text = log.read_text(errors="replace")
-    log.unlink()
-    return subprocess.CompletedProcess(["cgankd", *args], child.exitcode, text, text)
+    return _forked(_cgankd_main, (list(args), str(cwd), dict(env)), ["cgankd", *args], cwd, timeout)
+
+
+def python_forked(code: str, *args: str, env: dict[str, str], cwd: Path | None = None,
+                  timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -c code *args`` in a new process forked from the fork server (as ``cgankd_forked``): the
+    tests' folder is on its path."""
+    cwd = Path(cwd or os.getcwd())
+    return _forked(_python_main, (code, list(args), str(cwd), dict(env)), ["python", "-c", "...", *args], cwd,
+                   timeout)
 
 
 def dvc_repo(repo: Path, params: dict) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import shrunk
+from kit import python_forked
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.faults import ENV
@@ -63,10 +64,10 @@ def _python(code: str, *args: str, point: str | None = None, wait: bool = True):
     env.pop(ENV, None)
     if point:
         env[ENV] = point
-    cmd = [sys.executable, "-c", code, *args]
     if not wait:
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        return subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return python_forked(code, *args, env=env)  # a new process, forked after torch's and MLflow's imports
 
 
 def _client():
