@@ -15,6 +15,9 @@ import yaml
 from cgankd.config import Config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
+# one OpenMP/BLAS thread per process, this one and every process a test starts (before torch is
+# imported): tests run two at a time on two cores (make test), and oversubscribed OpenMP threads spin
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # A pipeline small enough for seconds per stage, wired exactly like the default one.
 SHRINK = [
@@ -54,7 +57,7 @@ SHRINK = [
     "quality.n_fakes=100",
     "quality.n_windows=5",
     "quality.window=0.2",
-    "threads=2",
+    "threads=1",  # two xdist workers on two cores: two threads each would oversubscribe them (OpenMP spins)
     "device=cpu",  # the suite's bit-identical checks hold on the CPU; CUDA tests override it (marker cuda)
 ]
 
@@ -89,15 +92,23 @@ class PicklePayload:
         return (os.mkdir, (str(self.path),))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """For ``make test`` (pytest-xdist: ``-n 2 --dist loadgroup --no-loadscope-reorder``): the tests of a
-    module that share a module-scoped fixture go to one worker, which builds it once; slow tests are
-    handed out first, so that the fast ones fill the workers' ends. Without xdist only the order changes."""
-    for item in items if config.pluginmanager.hasplugin("xdist") else ():
-        defs = getattr(item, "_fixtureinfo", None)
-        if defs and any(d[-1].scope == "module" for d in defs.name2fixturedefs.values()):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order within each
+    module that share a module-scoped fixture are one group, run together on one worker, which builds
+    the fixture once; slow tests (and their groups) are handed out first, so that the fast ones fill the
+    workers' ends. Without xdist only the order changes, groups kept together."""
+    def group(item: pytest.Item) -> str | None:
+        info = getattr(item, "_fixtureinfo", None)
+        shared = info and any(d[-1].scope == "module" for d in info.name2fixturedefs.values())
+        return item.module.__name__ if shared else None
+
+    slow_groups = {group(i) for i in items if i.get_closest_marker("slow")} - {None}
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in items:
+            if group(item):
+                item.add_marker(pytest.mark.xdist_group(group(item)))
+    items.sort(key=lambda i: not (i.get_closest_marker("slow") or group(i) in slow_groups))  # stable
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ TINY_128 = [  # the suite's shrink, smaller again: 16x the pixels of the suite's
     "student.finetune_steps=4", "extractor.batch_size=8", "extractor.steps=4", "extractor.eval_every=2",
     "gan.batch_size=8", "gan.iterations=4", "gan.checkpoint_every=2", "gan.ema_start=2", "gan.score_every=4",
     "fakes.n_per_class=4", "filter.burn_in=20", "subsample.dre_steps=8", "subsample.n_fake_train=40",
-    "subsample.dre_batch_size=16", "quality.n_fakes=20", "quality.n_windows=2", "threads=2",
+    "subsample.dre_batch_size=16", "quality.n_fakes=20", "quality.n_windows=2", "threads=1",
 ]
 
 
