@@ -29,7 +29,7 @@ def compare(tmp_path: Path, work: str, *extra: str, env: dict[str, str] | None =
             seeds: tuple[str, ...] = ("0", "1")) -> subprocess.CompletedProcess:
     params = tmp_path / "params.yaml"
     if not params.is_file():
-        params.write_text(yaml.safe_dump(shrunk(tmp_path / "unused", "threads=1").to_dict(), sort_keys=False))
+        params.write_text(yaml.safe_dump(shrunk(tmp_path / "unused").to_dict(), sort_keys=False))
     cmd = [BIN, "compare", "-p", str(params), "--pairs", "resnet8:convnet_xs", "--methods", *METHODS,
            "--seeds", *seeds, "--work", str(tmp_path / work), *extra]
     return subprocess.run(cmd, cwd=tmp_path, env={**os.environ, **(env or {})}, capture_output=True, text=True,
@@ -37,7 +37,7 @@ def compare(tmp_path: Path, work: str, *extra: str, env: dict[str, str] | None =
 
 
 def prefect_servers(home: Path) -> int:
-    """Prefect servers running with this test's PREFECT_HOME (other tests may run their own meanwhile)."""
+    """Prefect servers running with this PREFECT_HOME (other tests may run their own meanwhile)."""
     out = subprocess.run(["pgrep", "-f", "prefect.server.api.server:create_app"], capture_output=True, text=True)
     mine = 0
     for pid in out.stdout.split():
@@ -57,47 +57,62 @@ def table(tmp_path: Path, work: str) -> list[str]:
     return (tmp_path / work / "compare_objects.md").read_text().splitlines()[1:]  # line 0: minutes, machine
 
 
-@pytest.mark.slow
-def test_compare_on_two_workers_equals_serial_and_survives_a_killed_worker(tmp_path):
-    home = os.environ["PREFECT_HOME"]  # this test's (conftest)
-    serial = compare(tmp_path, "serial")
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> dict:
+    """One sweep's life, which both tests below read: seed 0 alone (serial); seeds 0 and 1 with
+    ``--resume --reuse``, SIGKILLed in seed 1's first progress bar; resumed again on two Dask workers
+    (tracked), the first worker to get half-way through a progress bar SIGKILLed; then, as the
+    reference, both seeds serially from scratch in another folder."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    home = tmp / "prefect"
+    off = {"CGANKD_TRACKING": "off", "PREFECT_HOME": str(home)}
+    first = compare(tmp, "w", env=off, seeds=("0",))
+    assert first.returncode == 0, first.stderr[-3000:]
+    done = rows(tmp, "w")
+    cut = compare(tmp, "w", "--resume", "--reuse", env={**off, ENV: "half", ONCE_ENV: str(tmp / "once")})
+    after_cut = rows(tmp, "w")
+    models = {p: p.stat().st_mtime_ns for p in (tmp / "w").rglob("model.pt")}
+    db = tmp / "mlflow.db"
+    tracked = {"MLFLOW_TRACKING_URI": f"sqlite:///{db}", "PREFECT_HOME": str(home)}
+    again = compare(tmp, "w", "--resume", "--reuse", "--workers", "2",
+                    env={**tracked, ENV: "half", ONCE_ENV: str(tmp / "killed")})
+    assert again.returncode == 0, again.stderr[-3000:]
+    servers = prefect_servers(home)
+    serial = compare(tmp, "serial", env=off)
     assert serial.returncode == 0, serial.stderr[-3000:]
-    # every worker process may die once half-way through a progress bar: the first one to get there does
-    killed = compare(tmp_path, "dask", "--workers", "2", env={ENV: "half", ONCE_ENV: str(tmp_path / "killed")})
-    assert killed.returncode == 0, killed.stderr[-3000:]
-    assert (tmp_path / "killed").exists()  # a worker was killed in the middle of a job
-    assert prefect_servers(home) == 0  # the sweep's temporary Prefect server is gone, none left by workers
-    assert table(tmp_path, "dask") == table(tmp_path, "serial")
-    assert len(rows(tmp_path, "dask")) == 2 * len(METHODS)
+    return {"tmp": tmp, "done": done, "cut": cut, "after_cut": after_cut, "models": models, "db": db,
+            "servers_left": servers}
+
+
+@pytest.mark.slow
+def test_compare_on_two_workers_equals_serial_and_survives_a_killed_worker(sweep):
+    tmp = sweep["tmp"]
+    assert (tmp / "killed").exists()  # a worker was killed in the middle of a job
+    assert sweep["servers_left"] == 0  # the sweep's temporary Prefect server is gone, none left by workers
+    assert table(tmp, "w") == table(tmp, "serial")  # seed 1 on the workers, seed 0 serially: the serial table
+    assert len(rows(tmp, "w")) == 2 * len(METHODS)
 
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient()
+    client = MlflowClient(f"sqlite:///{sweep['db']}")
     exp = client.get_experiment_by_name("cgankd")
-    parents = client.search_runs([exp.experiment_id], "tags.`cgankd.entry` = 'compare'", order_by=["start_time"])
-    assert len(parents) == 2
-    for parent in parents:  # the same structure: the upstream stages and one child per student job
-        children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
-        names = sorted(r.info.run_name for r in children if r.info.status == "FINISHED")
-        assert [n for n in names if "->" in n] == sorted(f"seed{s}/resnet8->convnet_xs/{m}"
-                                                        for s in (0, 1) for m in METHODS)
+    [parent] = client.search_runs([exp.experiment_id], "tags.`cgankd.entry` = 'compare'")
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    names = sorted(r.info.run_name for r in children if r.info.status == "FINISHED")
+    # one child per job the workers ran: seed 1's students (seed 0's were in the results already)
+    assert [n for n in names if "->" in n] == sorted(f"seed1/resnet8->convnet_xs/{m}" for m in METHODS)
 
 
 @pytest.mark.slow
-def test_resume_after_a_killed_sweep_runs_only_the_missing_jobs(tmp_path):
-    off = {"CGANKD_TRACKING": "off"}
-    assert compare(tmp_path, "w", env=off, seeds=("0",)).returncode == 0
-    done = rows(tmp_path, "w")
-    # seeds 0 and 1: seed 0 is in the results; the sweep is SIGKILLed in seed 1's first progress bar
-    cut = compare(tmp_path, "w", "--resume", "--reuse", env={**off, ENV: "half", ONCE_ENV: str(tmp_path / "once")})
-    assert cut.returncode == -9 and rows(tmp_path, "w") == done
-    models = {p: p.stat().st_mtime_ns for p in (tmp_path / "w").rglob("model.pt")}
-    again = compare(tmp_path, "w", "--resume", "--reuse", "--workers", "2", env=off)
-    assert again.returncode == 0, again.stderr[-3000:]
-    after = rows(tmp_path, "w")
+def test_resume_after_a_killed_sweep_runs_only_the_missing_jobs(sweep):
+    tmp, done = sweep["tmp"], sweep["done"]
+    # seeds 0 and 1: seed 0 is in the results; the sweep was SIGKILLed in seed 1's first progress bar
+    assert sweep["cut"].returncode == -9 and sweep["after_cut"] == done
+    after = rows(tmp, "w")
     assert len(done) == len(METHODS) and after[:len(METHODS)] == done and len(after) == 2 * len(METHODS)
+    models = sweep["models"]
     assert all(p.stat().st_mtime_ns == t for p, t in models.items())  # nothing finished was trained again
-    new = [p for p in (tmp_path / "w").rglob("students/*/*/model.pt") if p not in models]
+    new = [p for p in (tmp / "w").rglob("students/*/*/model.pt") if p not in models]
     assert len(new) == len(METHODS) and all("seed1" in str(p) for p in new), new
 
 
