@@ -69,12 +69,12 @@ team-stack: setup
 lint: setup
 	ruff check .
 
-# two pytest-xdist workers on the 2-core machine (the serial suite keeps ~1.2 of its 2 cores busy: start-up,
-# MLflow, DVC and servers are single-threaded); tests sharing a module fixture stay on one worker
-# (tests/conftest.py); TEST_WORKERS=0 runs them in this process
+# two pytest-xdist workers on the 2-core machine (the serial suite kept only ~1.2 of its 2 cores busy:
+# start-up, MLflow, DVC and servers are single-threaded), each given whole modules, so that a module's
+# fixtures are built once (xdist's loadgroup cannot group on pytest 9); TEST_WORKERS=0: this process alone
 TEST_WORKERS ?= 2
 test: setup lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=25
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=25
 
 bench: setup
 	$(PY) bench/render_speed.py

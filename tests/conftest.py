@@ -92,23 +92,12 @@ class PicklePayload:
         return (os.mkdir, (str(self.path),))
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """For ``make test`` (pytest-xdist: ``-n 2 --dist loadgroup --no-loadscope-reorder``): the tests of a
-    module that share a module-scoped fixture are one group, run together on one worker, which builds
-    the fixture once; slow tests (and their groups) are handed out first, so that the fast ones fill the
-    workers' ends. Without xdist only the order changes, groups kept together."""
-    def group(item: pytest.Item) -> str | None:
-        info = getattr(item, "_fixtureinfo", None)
-        shared = info and any(d[-1].scope == "module" for d in info.name2fixturedefs.values())
-        return item.module.__name__ if shared else None
-
-    slow_groups = {group(i) for i in items if i.get_closest_marker("slow")} - {None}
-    if config.pluginmanager.hasplugin("xdist"):
-        for item in items:
-            if group(item):
-                item.add_marker(pytest.mark.xdist_group(group(item)))
-    items.sort(key=lambda i: not (i.get_closest_marker("slow") or group(i) in slow_groups))  # stable
+    """Modules with a slow test first (``make test`` hands whole modules to its two pytest-xdist workers,
+    ``--dist loadscope --no-loadscope-reorder``: a module's fixtures are built once), so that the fast
+    ones fill the workers' ends; file order otherwise."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow)  # stable
 
 
 @pytest.fixture(scope="session")
