@@ -97,7 +97,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``--dist loadscope --no-loadscope-reorder``: a module's fixtures are built once), so that the fast
     ones fill the workers' ends; file order otherwise."""
     slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.module.__name__ not in slow)  # stable
+    items.sort(key=lambda item: (item.module.__name__ not in slow, LONGEST.get(item.module.__name__, 99)))
+
+
+# the modules that took longest in `make test` (its --durations, 2026-12-03), handed out first: one of
+# them started last would keep one worker busy after the other has finished
+LONGEST = {name: rank for rank, name in enumerate([
+    "test_sweep", "test_e2e_dvc", "test_team_tracking", "test_runtime_e2e", "test_tracking_outage",
+    "test_prefect_server", "test_e2e_regression", "test_ddp"])}
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -62,13 +63,14 @@ def sweep(tmp_path_factory) -> dict:
     """One sweep's life, which both tests below read: seed 0 alone (serial); seeds 0 and 1 with
     ``--resume --reuse``, SIGKILLed in seed 1's first progress bar; resumed again on two Dask workers
     (tracked), the first worker to get half-way through a progress bar SIGKILLed; then, as the
-    reference, both seeds serially from scratch in another folder."""
+    reference, seed 1 serially beside a copy of the seed 0 results."""
     tmp = tmp_path_factory.mktemp("sweep")
     home = tmp / "prefect"
     off = {"CGANKD_TRACKING": "off", "PREFECT_HOME": str(home)}
     first = compare(tmp, "w", env=off, seeds=("0",))
     assert first.returncode == 0, first.stderr[-3000:]
     done = rows(tmp, "w")
+    shutil.copytree(tmp / "w", tmp / "serial")  # the serial reference's seed 0 (its seed 1: at the end)
     cut = compare(tmp, "w", "--resume", "--reuse", env={**off, ENV: "half", ONCE_ENV: str(tmp / "once")})
     after_cut = rows(tmp, "w")
     models = {p: p.stat().st_mtime_ns for p in (tmp / "w").rglob("model.pt")}
@@ -78,7 +80,7 @@ def sweep(tmp_path_factory) -> dict:
                     env={**tracked, ENV: "half", ONCE_ENV: str(tmp / "killed")})
     assert again.returncode == 0, again.stderr[-3000:]
     servers = prefect_servers(home)
-    serial = compare(tmp, "serial", env=off)
+    serial = compare(tmp, "serial", "--resume", "--reuse", env=off)  # seed 1, serially
     assert serial.returncode == 0, serial.stderr[-3000:]
     return {"tmp": tmp, "done": done, "cut": cut, "after_cut": after_cut, "models": models, "db": db,
             "servers_left": servers}
