@@ -75,8 +75,10 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         parents = [r for r in all_runs if r.data.tags.get("cgankd.kind") == "pipeline"]
         assert sorted(r.info.run_name for r in parents) == ["objects/classification seed0",
                                                            "objects/classification seed1"], [
-            (r.info.run_name, r.info.experiment_id, r.data.tags.get("cgankd.kind")) for r in all_runs
-            if "mlflow.parentRunId" not in r.data.tags]
+            # every run of every experiment, deleted ones included: where did the missing parent go?
+            (r.info.run_name, r.info.experiment_id, r.info.lifecycle_stage, r.data.tags.get("cgankd.kind"),
+             r.data.tags.get("mlflow.parentRunId")) for e in client.search_experiments(view_type=3)
+            for r in client.search_runs([e.experiment_id], run_view_type=3, max_results=500)]
         for parent in parents:
             children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
             assert len(children) == 6 and all(r.info.status == "FINISHED" for r in children)
