@@ -116,36 +116,37 @@ def _python_main(code: str, args: list[str], cwd: str, env: dict[str, str], log:
     exec(compile(code, "<forked>", "exec"), {"__name__": "__main__"})
 
 
-def _forked(target, args: tuple, cmd: list[str], cwd: Path, timeout: float) -> subprocess.CompletedProcess:
+def _forked(target, args: tuple, cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
     fd, log = tempfile.mkstemp(prefix="cgankd-forked-", suffix=".log")  # not in cwd: not an output
     os.close(fd)
     log = Path(log)
-    child = FORKS.Process(target=target, args=(*args, str(log)))
-    child.start()
-    child.join(timeout)
-    if child.exitcode is None:
-        child.kill()
-        child.join()
-        raise subprocess.TimeoutExpired(cmd, timeout)
-    text = log.read_text(errors="replace")
-    log.unlink()
-    return subprocess.CompletedProcess(cmd, child.exitcode, text, text)
+    try:
+        child = FORKS.Process(target=target, args=(*args, str(log)))
+        child.start()
+        child.join(timeout)
+        if child.exitcode is None:
+            child.kill()
+            child.join()
+            raise subprocess.TimeoutExpired(cmd, timeout)
+        text = log.read_text(errors="replace")
+        return subprocess.CompletedProcess(cmd, child.exitcode, text, text)
+    finally:
+        log.unlink()
 
 
 def cgankd_forked(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 900) -> subprocess.CompletedProcess:
     """``cgankd *args`` in a new process, as the console script runs it (its own pid, environment, folder,
     exit code; -9 when it SIGKILLs itself at a failpoint), forked from the fork server instead of started
     fresh: ~0.4 s instead of ~3 s of imports. stdout and stderr are one stream, returned as both."""
-    return _forked(_cgankd_main, (list(args), str(cwd), dict(env)), ["cgankd", *args], cwd, timeout)
+    return _forked(_cgankd_main, (list(args), str(cwd), dict(env)), ["cgankd", *args], timeout)
 
 
 def python_forked(code: str, *args: str, env: dict[str, str], cwd: Path | None = None,
                   timeout: float = 600) -> subprocess.CompletedProcess:
     """``python -c code *args`` in a new process forked from the fork server (as ``cgankd_forked``): the
     tests' folder is on its path."""
-    cwd = Path(cwd or os.getcwd())
-    return _forked(_python_main, (code, list(args), str(cwd), dict(env)), ["python", "-c", "...", *args], cwd,
-                   timeout)
+    return _forked(_python_main, (code, list(args), str(cwd or os.getcwd()), dict(env)),
+                   ["python", "-c", "...", *args], timeout)
 
 
 def dvc_repo(repo: Path, params: dict) -> Path:
