@@ -74,11 +74,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         all_runs = client.search_runs([exp.experiment_id], max_results=500)
         parents = [r for r in all_runs if r.data.tags.get("cgankd.kind") == "pipeline"]
         assert sorted(r.info.run_name for r in parents) == ["objects/classification seed0",
-                                                           "objects/classification seed1"], [
-            # every run of every experiment, deleted ones included: where did the missing parent go?
-            (r.info.run_name, r.info.experiment_id, r.info.lifecycle_stage, r.data.tags.get("cgankd.kind"),
-             r.data.tags.get("mlflow.parentRunId")) for e in client.search_experiments(view_type=3)
-            for r in client.search_runs([e.experiment_id], run_view_type=3, max_results=500)]
+                                                           "objects/classification seed1"], every_run(client)
         for parent in parents:
             children = [r for r in all_runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
             assert len(children) == 6 and all(r.info.status == "FINISHED" for r in children)
@@ -166,3 +162,15 @@ def test_a_tracking_uri_that_refuses_connections_fails_in_one_line(tmp_path):
     assert res.returncode == 2
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("cgankd: error: MLFLOW_TRACKING_URI") and "refuses connections" in last, last
+
+
+def every_run(client) -> str:
+    """Every run of every experiment, deleted ones included, one per line (where did a parent go?)."""
+    lines = []
+    for e in client.search_experiments(view_type=3):
+        for r in client.search_runs([e.experiment_id], run_view_type=3, max_results=500):
+            tags = r.data.tags
+            lines.append(f"{r.info.run_id} exp={e.experiment_id} {r.info.run_name!r} {r.info.lifecycle_stage} "
+                         f"{r.info.status} start={r.info.start_time} kind={tags.get('cgankd.kind')} "
+                         f"parent={tags.get('mlflow.parentRunId')} tags={sorted(tags)}")
+    return "\n".join(lines)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.ops.conflicts import experiment_id
 
 NAME = "tracking-backlog.jsonl"
 OWNER_TAG = "cgankd.backlog"  # on every run cgankd starts: the backlog that may replay into it
@@ -183,8 +184,7 @@ def replay(uri: str, backlog: Path) -> dict[str, int]:
                 state["refused"] += 1
             else:
                 if run_id is None:
-                    exp = client.get_experiment_by_name(run["experiment"])
-                    exp_id = exp.experiment_id if exp else client.create_experiment(run["experiment"])
+                    exp_id = experiment_id(client, run["experiment"])
                     parent = run["parent"] or ""
                     parent = ids.get(parent.removeprefix("backlog:")) if parent.startswith("backlog:") else parent
                     tags = {"mlflow.parentRunId": parent} if parent else {}  # a new child changes no parent

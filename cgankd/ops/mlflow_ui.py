@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from cgankd.base.errors import CgankdError
+from cgankd.ops.conflicts import retry_conflict
 
 VIEW = "cgankd-headline"
 VIEW_TAG = f"mlflow.sharedViewState.{VIEW}"
@@ -54,7 +55,9 @@ def save_view(client: Any, experiment_id: str, metric_keys: list[str]) -> None:
     except json.JSONDecodeError:  # edited by hand: start again
         state = {}
     cols = columns(metric_keys, state.get("selectedColumns", []))
-    client.set_experiment_tag(experiment_id, VIEW_TAG, json.dumps({"selectedColumns": cols, "columnOrder": cols}))
+    # two parents ending together both write the new tag: the second write is made again
+    retry_conflict(client.set_experiment_tag, experiment_id, VIEW_TAG,
+                   json.dumps({"selectedColumns": cols, "columnOrder": cols}))
 
 
 def link(base_url: str, experiment_id: str) -> str:

@@ -13,6 +13,7 @@ from cgankd.base.errors import CgankdError
 from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.ops.backlog import GuardedTracker, errors, offline
+from cgankd.ops.conflicts import ATTEMPTS, conflict, pause
 from cgankd.ops.registry_lock import COMPLETE_TAG, clean_half_made, complete, registry_lock
 from cgankd.ops.tracking import git_commit, mlflow_or_none, require_mlflow, tracking_uri
 
@@ -128,7 +129,7 @@ def promote(name: str, version: int | None, margin: float, force: bool = False) 
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    with registry_lock(tracking_uri()):  # the champion is read and the alias moved by one process at a time
+    with registry_lock(tracking_uri()) as held:  # the champion is read and the alias moved by one process at a time
         try:
             if version is None:  # the newest complete version
                 version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'") if complete(v))
@@ -139,7 +140,29 @@ def promote(name: str, version: int | None, margin: float, force: bool = False) 
             raise CgankdError(f"{name} v{version}", "is incomplete (its registration was interrupted, or it was "
                               "not registered by cgankd register): never promoted or served; the next "
                               "`cgankd register` deletes it")
-        return _promote_locked(client, name, mv, margin, force)
+        return _promote_locked(client, name, mv, margin, force) if held else _promote_unlocked(
+            client, name, mv, margin, force)
+
+
+def _promote_unlocked(client: Any, name: str, mv: Any, margin: float, force: bool) -> dict[str, Any]:
+    """On a tracking server there is no lock (cgankd/ops/registry_lock.py), and two registers that
+    end together move the same alias at once. A move the store refuses as a concurrent insert
+    (cgankd/ops/conflicts.py) is decided again against the champion read anew; a champion moved
+    here is read back, and when another version took it meanwhile, decided again against that
+    one. (Two moves within the same few milliseconds can still leave the later writer champion.)"""
+    for attempt in range(ATTEMPTS):
+        try:
+            result = _promote_locked(client, name, mv, margin, force)
+        except Exception as exc:
+            if attempt == ATTEMPTS - 1 or not conflict(exc):
+                raise
+        else:
+            champ = _champion(client, name)
+            if force or result["alias"] != "champion" or champ is None or int(champ.version) == result["version"]:
+                return result
+        pause(attempt)
+        mv = client.get_model_version(name, str(mv.version))  # its aliases as they are now
+    return result
 
 
 def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool) -> dict[str, Any]:

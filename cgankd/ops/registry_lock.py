@@ -16,7 +16,9 @@ better version as champion, whatever their order. The lock:
   database, released by the kernel when its holder exits, killed ones included (no stale lock);
 - a tracking server (``http(s)://``, e.g. the team stack's MLflow on PostgreSQL): the client does
   not reach the database, so there is no lock to take (``held`` is False); half-made versions are
-  still skipped everywhere, but not deleted, since a concurrent register may be making them.
+  still skipped everywhere, but not deleted, since a concurrent register may be making them, and
+  a promotion whose alias move collides with another's is decided again (model_registry.py
+  ``_promote_unlocked``).
 """
 
 from __future__ import annotations

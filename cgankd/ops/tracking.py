@@ -25,6 +25,7 @@ from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.ops.backlog import NAME as BACKLOG
 from cgankd.ops.backlog import OWNER_TAG, GuardedTracker, Ref, errors, http_defaults, offline, went_offline
+from cgankd.ops.conflicts import experiment_id, retry_conflict
 from cgankd.ops.reconcile import process_tags, reconcile
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
@@ -127,18 +128,19 @@ def _init_sqlite(uri: str) -> None:
     _INITIALISED.add(uri)
 
 
-def _experiment(mlflow: Any, cfg: Config) -> None:
-    """Make the experiment current, created if missing. Two pipelines starting together on a new
-    server race to create it: the loser finds it created and uses it (not an outage)."""
-    from mlflow.exceptions import MlflowException
+def _experiment(mlflow: Any, cfg: Config) -> str:
+    """Make the experiment current, created if missing; returns its id. Two pipelines starting
+    together on a new server race to create it and to tag it: the loser uses the one the winner
+    created (cgankd/ops/conflicts.py), and the run is started in it by id."""
+    from mlflow.tracking import MlflowClient
 
-    try:
-        mlflow.set_experiment(cfg.tracking.experiment)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-            raise
-        mlflow.set_experiment(cfg.tracking.experiment)
-    mlflow.set_experiment_tag(*EXPERIMENT_KIND)
+    client = MlflowClient()
+    exp_id = experiment_id(client, cfg.tracking.experiment)
+    mlflow.set_experiment(experiment_id=exp_id)
+    key, value = EXPERIMENT_KIND
+    if client.get_experiment(exp_id).tags.get(key) != value:
+        retry_conflict(client.set_experiment_tag, exp_id, key, value)
+    return exp_id
 
 
 def reconcile_killed(cfg: Config, by: str) -> list[str]:
@@ -194,12 +196,12 @@ def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[s
     ref = Ref(name, cfg.tracking.experiment, parent)
     if not offline(uri) and not (parent or "").startswith("backlog:"):
         try:
-            _experiment(mlflow, cfg)
+            exp_id = _experiment(mlflow, cfg)
             active = mlflow.active_run()
             if active is not None and active.info.run_id == parent:
-                run = mlflow.start_run(run_name=name, nested=True, tags=tags)
+                run = mlflow.start_run(experiment_id=exp_id, run_name=name, nested=True, tags=tags)
             else:
-                run = mlflow.start_run(run_name=name, parent_run_id=parent, tags=tags)
+                run = mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent, tags=tags)
             ref.run_id = run.info.run_id
             return GuardedTracker(uri, ref, backlog)
         except errors() as exc:
