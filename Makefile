@@ -15,19 +15,23 @@ export PYTHONUNBUFFERED := 1
 .PHONY: setup demo demo-classification demo-regression demo-effect demo-gpu gpu-check ui team-stack test lint bench bench-serving clean
 
 EXTRAS := train,gpu,track,scale,data,dev
-# uv installs the same pinned set (constraints.txt) as pip, unpacking in parallel: 27 s instead of ~2.7 min on
-# the 2-core machine (torch's CUDA wheels are 5.5 GB unpacked). uv does not read pip's configuration, so pip's
-# extra indexes and find-links (a local mirror) are handed on. Where uv cannot be installed or fails, pip does it.
+# uv installs the same pinned set (constraints.txt) as pip, unpacking in parallel: 27 s instead of ~2.7 min
+# on the 2-core machine (torch's CUDA wheels are 5.5 GB unpacked). uv does not read pip's configuration, so
+# pip's index, extra indexes and find-links (a mirror, a local folder) are handed on. Where uv cannot be
+# installed or fails, pip does it. --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (this
+# machine, CI), a venv without .pyc files compiles every module in every process (the suite took 21.6 min, not 14).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	@if $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt uv; then \
 	  extra="$${PIP_EXTRA_INDEX_URL:-$$($(PY) -m pip config get global.extra-index-url 2>/dev/null)}"; \
 	  links="$${PIP_FIND_LINKS:-$$($(PY) -m pip config get global.find-links 2>/dev/null)}"; \
+	  index="$${PIP_INDEX_URL:-$$($(PY) -m pip config get global.index-url 2>/dev/null)}"; \
+	  if [ -n "$$index" ]; then export UV_INDEX_URL="$$index"; fi; \
 	  if [ -n "$$extra" ]; then export UV_EXTRA_INDEX_URL="$$extra"; fi; \
 	  if [ -n "$$links" ]; then export UV_FIND_LINKS="$$links"; fi; \
 	  echo "setup: uv pip install -c constraints.txt -e .[$(EXTRAS)]"; \
-	  $(VENV)/bin/uv pip install --python $(PY) -q --index-strategy unsafe-best-match -c constraints.txt \
-	    -e ".[$(EXTRAS)]"; \
+	  $(VENV)/bin/uv pip install --python $(PY) -q --index-strategy unsafe-best-match --compile-bytecode \
+	    -c constraints.txt -e ".[$(EXTRAS)]"; \
 	else false; fi || { echo "setup: uv failed or is missing; pip installs instead"; \
 	  $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"; }
 	touch $(STAMP)
