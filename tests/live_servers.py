@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from cgankd.ops.mlflow_ui import no_mlflow_jobs
 from cgankd.ops.team_stack import stop  # noqa: F401  (the tests' way to stop a server, too)
 
 
@@ -33,7 +34,8 @@ def mlflow_server(db: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen([os.path.join(bindir, "mlflow"), "server", "--backend-store-uri", f"sqlite:///{db}",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"], cwd=db.parent,
                             stdout=open(db.parent / "server.log", "a"), stderr=subprocess.STDOUT,
-                            start_new_session=True, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true",
-                                                         "PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
+                            start_new_session=True,
+                            env={**os.environ, **no_mlflow_jobs(), "MLFLOW_DISABLE_TELEMETRY": "true",
+                                 "PATH": bindir + os.pathsep + os.environ.get("PATH", "")})
     wait_for(f"http://127.0.0.1:{port}/health", proc, 120)
     return proc

@@ -67,6 +67,11 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
             assert proc.returncode == 0, out[-3000:]
             assert "cgankd: tracking:" not in out, out[-3000:]  # logged live: no run went offline (a race lost)
 
+        # the server runs no MLflow job runner (cgankd runs no MLflow jobs; 8 processes, ~1.9 GB)
+        server = group_commands(procs[0].pid)
+        assert any("mlflow" in c for c in server) and not [c for c in server if "huey" in c or "job_runner" in c], \
+            server
+
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(uri)
@@ -174,3 +179,9 @@ def every_run(client) -> str:
                          f"{r.info.status} start={r.info.start_time} kind={tags.get('cgankd.kind')} "
                          f"parent={tags.get('mlflow.parentRunId')} tags={sorted(tags)}")
     return "\n".join(lines)
+
+
+def group_commands(pgid: int) -> list[str]:
+    """The command lines of the processes in process group ``pgid``."""
+    out = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True).stdout
+    return [args for pg, _, args in (line.strip().partition(" ") for line in out.splitlines()) if pg == str(pgid)]

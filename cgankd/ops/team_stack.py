@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgankd.base.errors import CgankdError
+from cgankd.ops.mlflow_ui import no_mlflow_jobs
 
 USER = "cgankd"  # the application role the servers connect as: owns the databases, not a superuser
 ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only
@@ -208,7 +209,8 @@ def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: 
         f.write(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {pg.url('mlflow_auth')}\n"
                 f"admin_username = {MLFLOW_ADMIN}\n"
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_BACKEND_STORE_URI": pg.url("mlflow"),
+    env = {**os.environ, **no_mlflow_jobs(), "MLFLOW_DISABLE_TELEMETRY": "true",
+           "MLFLOW_BACKEND_STORE_URI": pg.url("mlflow"),
            "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": pg.secrets.get("mlflow-admin"),
            "MLFLOW_FLASK_SERVER_SECRET_KEY": pg.secrets.get("mlflow-flask-key")}
     proc = subprocess.Popen([_bin("mlflow"), "server", "--app-name", "basic-auth",
