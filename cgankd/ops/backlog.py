@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
-from cgankd.ops.conflicts import experiment_id
+from cgankd.ops.conflicts import experiment
 
 NAME = "tracking-backlog.jsonl"
 OWNER_TAG = "cgankd.backlog"  # on every run cgankd starts: the backlog that may replay into it
@@ -184,7 +184,7 @@ def replay(uri: str, backlog: Path) -> dict[str, int]:
                 state["refused"] += 1
             else:
                 if run_id is None:
-                    exp_id = experiment_id(client, run["experiment"])
+                    exp_id = experiment(client, run["experiment"]).experiment_id
                     parent = run["parent"] or ""
                     parent = ids.get(parent.removeprefix("backlog:")) if parent.startswith("backlog:") else parent
                     tags = {"mlflow.parentRunId": parent} if parent else {}  # a new child changes no parent

@@ -7,7 +7,7 @@ BAD_REQUEST ("duplicate key value violates unique constraint" on PostgreSQL, "UN
 failed" on sqlite). That is not an outage and not a bad input: the same write, made again, finds
 the row and updates it. Creating an experiment has the same race, and ``mlflow.set_experiment``
 handles it by returning the experiment *without* making it the active one (MLflow 3.17), so the
-next run would land in the Default experiment: :func:`experiment_id` resolves the id itself.
+next run would land in the Default experiment: :func:`experiment` resolves it itself.
 """
 
 from __future__ import annotations
@@ -51,20 +51,20 @@ def retry_conflict(write: Callable[..., T], *args: Any) -> T:
     raise AssertionError("unreachable")
 
 
-def experiment_id(client: Any, name: str) -> str:
-    """The id of experiment ``name``, created when missing; when another client creates it at the
-    same moment, the one it created."""
+def experiment(client: Any, name: str) -> Any:
+    """Experiment ``name`` (MLflow's entity, with its tags), created when missing; when another
+    client creates it at the same moment, the one it created."""
     from mlflow.exceptions import MlflowException
 
     exp = client.get_experiment_by_name(name)
     if exp is not None:
-        return str(exp.experiment_id)
+        return exp
     try:
-        return str(client.create_experiment(name))
+        return client.get_experiment(client.create_experiment(name))
     except MlflowException as exc:
         if not conflict(exc):
             raise
         exp = client.get_experiment_by_name(name)
         if exp is None:
             raise
-        return str(exp.experiment_id)
+        return exp

@@ -25,7 +25,7 @@ from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.ops.backlog import NAME as BACKLOG
 from cgankd.ops.backlog import OWNER_TAG, GuardedTracker, Ref, errors, http_defaults, offline, went_offline
-from cgankd.ops.conflicts import experiment_id, retry_conflict
+from cgankd.ops.conflicts import experiment, retry_conflict
 from cgankd.ops.reconcile import process_tags, reconcile
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
@@ -135,12 +135,12 @@ def _experiment(mlflow: Any, cfg: Config) -> str:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    exp_id = experiment_id(client, cfg.tracking.experiment)
-    mlflow.set_experiment(experiment_id=exp_id)
+    exp = experiment(client, cfg.tracking.experiment)
+    mlflow.set_experiment(experiment_id=exp.experiment_id)
     key, value = EXPERIMENT_KIND
-    if client.get_experiment(exp_id).tags.get(key) != value:
-        retry_conflict(client.set_experiment_tag, exp_id, key, value)
-    return exp_id
+    if exp.tags.get(key) != value:
+        retry_conflict(client.set_experiment_tag, exp.experiment_id, key, value)
+    return str(exp.experiment_id)
 
 
 def reconcile_killed(cfg: Config, by: str) -> list[str]:
