@@ -15,10 +15,10 @@ export PYTHONUNBUFFERED := 1
 .PHONY: setup demo demo-classification demo-regression demo-effect demo-gpu gpu-check ui team-stack test lint bench bench-serving clean
 
 EXTRAS := train,gpu,track,scale,data,dev
-# uv installs the same pinned set (constraints.txt) as pip, unpacking in parallel: 27 s instead of ~2.7 min
-# on the 2-core machine (torch's CUDA wheels are 5.5 GB unpacked). uv does not read pip's configuration, so
-# pip's index, extra indexes and find-links (a mirror, a local folder) are handed on. Where uv cannot be
-# installed or fails, pip does it. --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (this
+# uv installs the same pinned set (constraints.txt) as pip, unpacking in parallel: `make setup` 55 s instead
+# of 2.6-3.0 min on the 2-core machine (torch's CUDA wheels are 5.5 GB unpacked). uv does not read pip's
+# configuration, so pip's index, extra indexes and find-links (a mirror, a local folder) are handed on. Where
+# uv cannot be installed or fails, pip does it. --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (this
 # machine, CI), a venv without .pyc files compiles every module in every process (the suite took 21.6 min, not 14).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -69,8 +69,8 @@ def link(base_url: str, experiment_id: str) -> str:
 def no_mlflow_jobs() -> dict[str, str]:
     """The environment an ``mlflow server`` cgankd starts gets: MLflow's job runner off unless the
     environment turns it on. cgankd runs no MLflow jobs (GenAI scorers, prompt optimisation), and
-    the runner is 8 more processes: measured on 2 cores, a server on sqlite with it 15 processes,
-    3.15 GB and 28 CPU-s in its first 25 s, ready in 11.4 s; without it 7, 1.26 GB, 10 CPU-s, 7.6 s."""
+    the runner is 8 more processes: on 2 cores, one worker on sqlite, 10 processes, 2.38 GB and
+    27-29 CPU-s until 15 s after ready with it; 2, 0.49 GB and 5-6 CPU-s without (bench/mlflow_server.py)."""
     return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": os.environ.get("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")}
 
 
