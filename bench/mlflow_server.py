@@ -11,7 +11,6 @@ process group, their resident memory and the CPU seconds they used since the sta
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import signal
@@ -22,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from cgankd.base.io import write_json, write_text
 from cgankd.serve.process import free_port
 
 BIN = os.path.join(os.path.dirname(sys.executable), "mlflow")
@@ -91,14 +91,13 @@ def main() -> None:
     args = ap.parse_args()
     runs = [one(jobs, args.settle) for _ in range(args.repeats) for jobs in (True, False)]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mlflow_server.json").write_text(json.dumps({"machine": machine, "runs": runs}, indent=1))
+    write_json(args.out / "mlflow_server.json", {"machine": machine, "runs": runs})
     lines = [f"# mlflow server on sqlite, with and without the job runner ({machine})", "",
              f"| job runner | ready (s) | processes | CPU s (start to ready + {args.settle:g} s) | RSS MB |",
              "|---|---:|---:|---:|---:|"]
     lines += [f"| {'on' if r['job_runner'] else 'off'} | {r['ready_s']} | {r['processes']} | {r['cpu_s']} | "
               f"{r['rss_mb']} |" for r in runs]
-    (args.out / "mlflow_server.md").write_text("\n".join(lines) + "\n")
+    write_text(args.out / "mlflow_server.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
