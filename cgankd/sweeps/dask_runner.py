@@ -27,6 +27,7 @@ from cgankd.sweeps.jobs import Cluster, Job, execute, no_scheduler
 
 RETRIES = 2
 CONNECT_TIMEOUT_S = 10
+DRAIN_TIMEOUT_S = 10
 
 
 def infrastructure_failure(exc: BaseException | None) -> bool:
@@ -90,7 +91,21 @@ def prefect_api(cluster: Cluster) -> Iterator[str]:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server.api_url
     finally:
-        server.stop()
+        try:
+            send_pending()  # while the server still answers
+        finally:
+            server.stop()
+
+
+def send_pending() -> None:
+    """Send the logs and events Prefect still holds (the flow's last ones: it sends them in batches
+    every few seconds). Left to the exit, they went to the sweep's server after it had stopped, and
+    were retried for ~70 s after the sweep had finished ("--- Error logging to API ---")."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=DRAIN_TIMEOUT_S)
 
 
 def task_runner(cluster: Cluster, api_url: str) -> Any:
