@@ -22,7 +22,16 @@ import yaml
 from conftest import shrunk
 
 from cgankd.base.errors import CgankdError
-from cgankd.ops.team_stack import USER, Postgres, client_env, mlflow_server, pg_bindir, prefect_server, stop
+from cgankd.ops.team_stack import (
+    AUTH_CACHE_S,
+    USER,
+    Postgres,
+    client_env,
+    mlflow_server,
+    pg_bindir,
+    prefect_server,
+    stop,
+)
 from cgankd.serve.process import bearer, free_port, start_server, stop_server
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
@@ -48,6 +57,8 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         procs.append(mlflow_server(pg, tmp_path / "mlartifacts", port := free_port(), tmp_path / "mlflow.log",
                                    workers=2))
         uri = f"http://127.0.0.1:{port}"
+        # a checked password is trusted for a while (each check is a scrypt hash: the server was CPU-bound)
+        assert f"auth_cache_ttl_seconds = {AUTH_CACHE_S}\n" in (pg.secrets.folder / "mlflow-auth.ini").read_text()
         for key, value in client_env(pg.secrets, port, None).items():  # the pipelines authenticate
             monkeypatch.setenv(key, value)
         assert httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1").status_code == 401
@@ -66,6 +77,9 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
             out, _ = proc.communicate(timeout=900)
             assert proc.returncode == 0, out[-3000:]
             assert "cgankd: tracking:" not in out, out[-3000:]  # logged live: no run went offline (a race lost)
+        # with the admin's password trusted by now (the auth cache), a wrong one is still refused
+        assert httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1",
+                         auth=("cgankd-admin", "guess")).status_code == 401
 
         # the server runs no MLflow job runner (cgankd runs no MLflow jobs; 8 processes, ~1.9 GB)
         server = group_commands(procs[0].pid)

@@ -11,11 +11,11 @@ Nobody gets in without credentials, and everything listens on 127.0.0.1 only:
 - PostgreSQL authenticates every connection, TCP and socket, with ``scram-sha-256``; its
   bootstrap superuser (``cgankd_admin``) only creates the application role ``cgankd``, which owns
   the databases and is not a superuser (no ``COPY ... FROM PROGRAM``, no new roles or databases);
-- MLflow runs its basic-auth app (the admin's password generated, its user store in PostgreSQL);
+- MLflow runs its basic-auth app (the admin's password generated, its user store in PostgreSQL); each
+  worker trusts a password it checked for ``AUTH_CACHE_S`` s (a changed one too; bench/team_auth.py);
 - Prefect requires its API auth string and answers CORS only for its own origin.
 Passwords are generated on first start (``secrets.token_urlsafe``) and kept in ``<root>/secrets/``
 (0700, files 0600); servers get them through their environment, never on a command line.
-
 In production the same three servers run where the team runs them (a managed PostgreSQL, the
 MLflow and Prefect servers behind the team's proxy); only the two variables change. PostgreSQL
 comes from the system (Debian's ``postgresql`` package: ``apt-get install postgresql``); as root
@@ -46,6 +46,7 @@ USER = "cgankd"  # the application role the servers connect as: owns the databas
 ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only
 MLFLOW_ADMIN = "cgankd-admin"  # MLflow basic-auth's admin user
 PREFECT_USER = "cgankd"
+AUTH_CACHE_S = 30
 
 
 class Secrets:
@@ -198,7 +199,8 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> No
     raise CgankdError(what, f"did not answer at {url} within {timeout:.0f} s (see its log)")
 
 
-def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: int = 1) -> subprocess.Popen:
+def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: int = 1,
+                  auth_cache_s: int = AUTH_CACHE_S) -> subprocess.Popen:
     """``mlflow server`` with PostgreSQL as the backend store, artifacts proxied to ``artifacts``,
     and its basic-auth app (users in PostgreSQL too); clients authenticate with ``client_env``."""
     pg.create_db("mlflow")
@@ -208,7 +210,8 @@ def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: 
     with os.fdopen(fd, "w") as f:  # holds the auth store's URL with its password
         f.write(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {pg.url('mlflow_auth')}\n"
                 f"admin_username = {MLFLOW_ADMIN}\n"
-                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+                "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+                f"auth_cache_ttl_seconds = {auth_cache_s}\n")
     env = {**os.environ, **no_mlflow_jobs(), "MLFLOW_DISABLE_TELEMETRY": "true",
            "MLFLOW_BACKEND_STORE_URI": pg.url("mlflow"),
            "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": pg.secrets.get("mlflow-admin"),
