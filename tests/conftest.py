@@ -18,6 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # one OpenMP/BLAS thread per process, this one and every process a test starts (before torch is
 # imported): tests run two at a time on two cores (make test), and oversubscribed OpenMP threads spin
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# torch.compile's C++ kernels without SIMD intrinsics, as inductor builds them on a CPU without AVX: the
+# suite tests cgankd's compiled steps (inductor still traces, fuses and builds every kernel with g++),
+# not inductor's vector code, and scalar kernels build in about half the time on a new machine (alone,
+# cold: the fast-paths test 105 -> 61 s, the compiled shrunken pipeline 138 -> 92 s).
+# `TORCHINDUCTOR_VEC_ISA_OK=1 make test` builds the vectorised ones.
+os.environ.setdefault("TORCHINDUCTOR_VEC_ISA_OK", "0")
 
 # A pipeline small enough for seconds per stage, wired exactly like the default one.
 SHRINK = [
@@ -93,18 +99,26 @@ class PicklePayload:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Modules with a slow test first (``make test`` hands whole modules to its two pytest-xdist workers,
-    ``--dist loadscope --no-loadscope-reorder``: a module's fixtures are built once), so that the fast
-    ones fill the workers' ends; file order otherwise."""
+    """Modules longest first (``make test`` hands whole modules to its two pytest-xdist workers,
+    ``--dist loadscope --no-loadscope-reorder``: a module's fixtures are built once). A long module
+    started last keeps one worker busy after the other has finished; the short ones fill the ends.
+    A module not timed yet counts as long when it has a slow test; file order otherwise."""
     slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: (item.module.__name__ not in slow, LONGEST.get(item.module.__name__, 99)))
+
+    def seconds(module: str) -> float:
+        return MODULE_SECONDS.get(module, 60.0 if module in slow else 0.0)
+
+    items.sort(key=lambda item: -seconds(item.module.__name__))
 
 
-# the modules that took longest in `make test` (its --durations, 2026-12-03), handed out first: one of
-# them started last would keep one worker busy after the other has finished
-LONGEST = {name: rank for rank, name in enumerate([
-    "test_sweep", "test_e2e_dvc", "test_team_tracking", "test_runtime_e2e", "test_tracking_outage",
-    "test_prefect_server", "test_e2e_regression", "test_ddp"])}
+# seconds per module in `make test` on a new machine (no kernel cache of torch.compile), 2026-12-04;
+# the modules under 10 s keep file order after these
+MODULE_SECONDS = {
+    "test_e2e_dvc": 260, "test_runtime_e2e": 195, "test_team_tracking": 147, "test_e2e_regression": 125,
+    "test_runtime": 101, "test_sweep": 100, "test_prefect_server": 81, "test_ddp": 76, "test_tracking_outage": 64,
+    "test_faults": 51, "test_flow": 49, "test_registry_integrity": 44, "test_concurrency": 43, "test_sources": 40,
+    "test_ablation": 33, "test_own_data": 32, "test_compare": 31, "test_dvc_yaml": 25, "test_serve_security": 18,
+    "test_install": 17, "test_serve_registry": 17, "test_mlflow_ui": 15, "test_serve_limits": 12}
 
 
 @pytest.fixture(scope="session")
