@@ -52,6 +52,10 @@ def usage(pids: list[int]) -> tuple[float, float]:
     return cpu, rss
 
 
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+
+
 def one(jobs: bool, settle: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         db = f"sqlite:///{tmp}/mlflow.db"
@@ -90,9 +94,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = ap.parse_args()
     runs = [one(jobs, args.settle) for _ in range(args.repeats) for jobs in (True, False)]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
-    write_json(args.out / "mlflow_server.json", {"machine": machine, "runs": runs})
-    lines = [f"# mlflow server on sqlite, with and without the job runner ({machine})", "",
+    write_json(args.out / "mlflow_server.json", {"machine": machine(), "runs": runs})
+    lines = [f"# mlflow server on sqlite, with and without the job runner ({machine()})", "",
              f"| job runner | ready (s) | processes | CPU s (start to ready + {args.settle:g} s) | RSS MB |",
              "|---|---:|---:|---:|---:|"]
     lines += [f"| {'on' if r['job_runner'] else 'off'} | {r['ready_s']} | {r['processes']} | {r['cpu_s']} | "

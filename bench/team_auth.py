@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mlflow_server import group, usage  # noqa: E402  (bench/'s own helper)
+from mlflow_server import group, machine, usage  # noqa: E402  (bench/'s own helper)
 
 from cgankd.base.errors import CgankdError  # noqa: E402
 from cgankd.base.io import write_json, write_text  # noqa: E402
@@ -71,9 +70,8 @@ def main() -> None:
     finally:
         pg.stop()
         shutil.rmtree(root, ignore_errors=True)
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
-    write_json(args.out / "team_auth.json", {"machine": machine, "runs": runs})
-    lines = [f"# the team stack's MLflow server, {args.metrics} metrics logged one request each ({machine})", "",
+    write_json(args.out / "team_auth.json", {"machine": machine(), "runs": runs})
+    lines = [f"# the team stack's MLflow server, {args.metrics} metrics logged one request each ({machine()})", "",
              "| auth cache (s) | requests | client s | server CPU s |", "|---:|---:|---:|---:|"]
     lines += [f"| {r['auth_cache_s']} | {r['requests']} | {r['client_s']} | {r['server_cpu_s']} |" for r in runs]
     write_text(args.out / "team_auth.md", "\n".join(lines) + "\n")
