@@ -79,6 +79,23 @@ def leftovers(folder: Path) -> list[str]:
     return [str(p) for p in folder.rglob(".*") if p.name.endswith((".tmp", ".old"))]
 
 
+def group_argv(pgid: int) -> list[list[str]]:
+    """The full argument vectors of the processes in process group ``pgid``, read from
+    ``/proc/PID/cmdline`` (``ps`` cuts a long command line to its column width, so a checkout at a long
+    path hid the program's name behind the interpreter's path)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if os.getpgid(int(d.name)) == pgid:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+                found.append([a.decode(errors="replace") for a in argv if a])
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            pass  # gone between the listing and the read
+    return found
+
+
 def sh(*cmd: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``cmd`` with the venv's tools first on PATH (``env``: variables to set); ``check``: it must succeed."""
     env = {**os.environ, **(env or {}), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import shrunk
+from kit import group_argv
 
 from cgankd.base.errors import CgankdError
 from cgankd.ops.team_stack import (
@@ -82,9 +83,9 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
                          auth=("cgankd-admin", "guess")).status_code == 401
 
         # the server runs no MLflow job runner (cgankd runs no MLflow jobs; 8 processes, ~1.9 GB)
-        server = group_commands(procs[0].pid)
-        assert any("mlflow" in c for c in server) and not [c for c in server if "huey" in c or "job_runner" in c], \
-            server
+        server = group_argv(procs[0].pid)
+        assert any(Path(a).name == "mlflow" for argv in server for a in argv), server
+        assert not [argv for argv in server if any("huey" in a or "job_runner" in a for a in argv)], server
 
         from mlflow.tracking import MlflowClient
 
@@ -195,7 +196,3 @@ def every_run(client) -> str:
     return "\n".join(lines)
 
 
-def group_commands(pgid: int) -> list[str]:
-    """The command lines of the processes in process group ``pgid``."""
-    out = subprocess.run(["ps", "-eo", "pgid=,args="], capture_output=True, text=True, check=True).stdout
-    return [args for pg, _, args in (line.strip().partition(" ") for line in out.splitlines()) if pg == str(pgid)]
