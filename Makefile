@@ -70,7 +70,7 @@ demo-gpu: setup
 	@cat artifacts/gpu/regression/report.md
 
 # the offline GPU check (docs/gpu.md): needs only torch + CUDA, torchvision, numpy, PyYAML, onnx,
-# onnxruntime and pytest; no set-up, no network; logs in gpu_check/
+# onnxruntime and pytest; no set-up, no network; everything it writes in gpu_check/
 gpu-check:
 	bench/gpu_check.sh gpu_check
 

@@ -89,8 +89,9 @@ def group_argv(pgid: int) -> list[list[str]]:
             continue
         try:
             if os.getpgid(int(d.name)) == pgid:
-                argv = (d / "cmdline").read_bytes().split(b"\0")
-                found.append([a.decode(errors="replace") for a in argv if a])
+                argv = [a.decode(errors="replace") for a in (d / "cmdline").read_bytes().split(b"\0") if a]
+                if argv:  # empty for a zombie
+                    found.append(argv)
         except (ProcessLookupError, FileNotFoundError, PermissionError):
             pass  # gone between the listing and the read
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from kit import group_argv
 
@@ -16,11 +17,13 @@ def test_group_argv_reads_whole_command_lines_from_a_long_path(tmp_path):
     (deep / "python").symlink_to(sys.executable)
     script = deep / "mlflow"
     script.write_text("import time\ntime.sleep(60)\n")
-    proc = subprocess.Popen([str(deep / "python"), str(script), "server", "--port", "5000"],
-                            start_new_session=True)
+    want = [str(deep / "python"), str(script), "server", "--port", "5000"]
+    proc = subprocess.Popen(want, start_new_session=True)
     try:
-        argv = group_argv(proc.pid)
-        assert argv == [[str(deep / "python"), str(script), "server", "--port", "5000"]], argv
+        deadline = time.monotonic() + 30
+        while (argv := group_argv(proc.pid)) != [want] and time.monotonic() < deadline:
+            time.sleep(0.05)  # forked, not yet exec'd: the parent's command line
+        assert argv == [want], argv
         assert len(" ".join(argv[0])) > 250
         assert group_argv(os.getpgid(0)) and not any(str(script) in a for v in group_argv(os.getpgid(0)) for a in v)
     finally:

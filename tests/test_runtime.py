@@ -64,6 +64,24 @@ def test_compile_without_a_compiler_is_one_line_exit_2(tmp_path):
     assert not out.exists()
 
 
+def test_triton_needs_a_c_compiler_and_python_headers(tmp_path, monkeypatch):
+    """A bare CUDA image without gcc or Python.h breaks every Triton path at its first kernel: said
+    when the config is read, not minutes into a stage."""
+    pytest.importorskip("triton")
+    cuda, bin_, include = torch.device("cuda"), tmp_path / "bin", tmp_path / "include"
+    bin_.mkdir()
+    include.mkdir()
+    (bin_ / "gcc").symlink_to("/bin/true")
+    (include / "Python.h").touch()
+    monkeypatch.setenv("PATH", str(bin_))
+    monkeypatch.setattr("sysconfig.get_paths", lambda: {"include": str(include)})
+    assert compiler_problem(cuda) is None
+    (include / "Python.h").unlink()
+    assert "Python's headers (Python.h in " + str(include) in compiler_problem(cuda)
+    (bin_ / "gcc").unlink()
+    assert "needs a C compiler on PATH for Triton's launcher" in compiler_problem(cuda)
+
+
 def test_compile_mode_is_checked_and_cuda_graphs_need_cuda():
     assert Runtime.from_config("cpu", "fp32", True, "max-autotune").mode == "max-autotune"
     with pytest.raises(CgankdError, match="must be one of default, reduce-overhead, max-autotune"):

@@ -78,27 +78,92 @@ def test_pipeline_with_compile(tmp_path):
 cuda = pytest.mark.skipif(not cuda_usable(), reason="needs a CUDA GPU (run on the lent GPU machine)")
 
 
+RUNTIMES = [("fp32", False, "default"), ("bf16", False, "default"), ("fp16", False, "default"),
+            ("bf16", True, "default"), ("bf16", True, "reduce-overhead")]
+
+
+def _gan_data(task: str) -> tuple[np.ndarray, np.ndarray, int | None]:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8)
+    if task == "classification":
+        return x, np.arange(256) % 10, 10
+    return x, rng.random(256).round(2), None  # CcGAN: labels scaled to [0, 1]
+
+
 @pytest.mark.cuda
 @cuda
-@pytest.mark.parametrize("precision,compile", [("fp32", False), ("bf16", False), ("fp16", False), ("bf16", True)])
-def test_gan_trains_and_resumes_on_cuda(tmp_path, precision, compile):
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("precision,compile,mode", RUNTIMES)
+def test_gan_trains_and_resumes_on_cuda(tmp_path, task, precision, compile, mode):
     from cgankd.compute.device import Runtime
     from cgankd.config import GanCfg
     from cgankd.gan.train import sample, train_gan
 
-    rt = Runtime.from_config("cuda", precision, compile)
+    rt = Runtime.from_config("cuda", precision, compile, mode)
     cfg = GanCfg(iterations=60, batch_size=64, z_dim=16, g_ch=16, d_ch=16, embed_dim=16, checkpoint_every=30,
-                 ema_start=10)
-    rng = np.random.default_rng(0)
-    x, y = rng.integers(0, 256, (256, 3, 32, 32), dtype=np.uint8), np.arange(256) % 10
+                 ema_start=10, d_steps=2, score_every=0)
+    x, y, classes = _gan_data(task)
     with pytest.raises(KeyboardInterrupt):
-        train_gan(cfg, x, y, 10, 0, tmp_path / "ck.pt", stop_after=30, runtime=rt)
-    g, hist = train_gan(cfg, x, y, 10, 0, tmp_path / "ck.pt", runtime=rt)
+        train_gan(cfg, x, y, classes, 0, tmp_path / "ck.pt", stop_after=30, runtime=rt)
+    g, hist = train_gan(cfg, x, y, classes, 0, tmp_path / "ck.pt", runtime=rt)
     assert [h["step"] for h in hist] == list(range(1, 61))
-    assert all(np.isfinite(h["loss_d"]) for h in hist)
+    assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in hist)
+    assert len({h["loss_d"] for h in hist}) > 50  # each step's own loss, not one overwritten graph output
     assert next(g.parameters()).device.type == "cuda"
-    imgs = sample(g, np.arange(10), 16, torch.Generator().manual_seed(0))
+    labels = np.arange(10) if classes else np.linspace(0, 1, 10)
+    imgs = sample(g, labels, 16, torch.Generator().manual_seed(0))
     assert imgs.shape == (10, 3, 32, 32) and imgs.dtype == np.uint8
+
+
+class _SyncErrors:
+    """Turns CUDA's sync debug mode to "error" for iterations ``on`` .. ``off`` - 1 (counted by the
+    runtime's step_begin): a host sync inside a training step then raises."""
+
+    def __init__(self, on: int, off: int) -> None:
+        self.on, self.off, self.step = on, off, 0
+
+    def __call__(self) -> None:
+        self.step += 1
+        if self.step in (self.on, self.off):
+            torch.cuda.set_sync_debug_mode("error" if self.step == self.on else 0)
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("task", ["classification", "regression"])
+@pytest.mark.parametrize("precision,compile,mode", [RUNTIMES[0], RUNTIMES[2], RUNTIMES[4]])
+def test_no_host_sync_in_ten_cuda_steps(tmp_path, monkeypatch, task, precision, compile, mode):
+    """10 post-warm-up iterations of the GAN and of the student step under set_sync_debug_mode("error")."""
+    from cgankd.compute.device import Runtime
+    from cgankd.config import GanCfg, TrainCfg
+    from cgankd.data.prepared import Meta, Split
+    from cgankd.gan.train import train_gan
+    from cgankd.models import build_model
+    from cgankd.train.loop import fit
+
+    rt = Runtime.from_config("cuda", precision, compile, mode)
+    x, y, classes = _gan_data(task)
+    errors = _SyncErrors(6, 16)
+    begin = Runtime.step_begin
+
+    def step_begin(self: Runtime) -> None:
+        errors()
+        begin(self)
+
+    monkeypatch.setattr(Runtime, "step_begin", step_begin)
+    cfg = GanCfg(iterations=20, batch_size=64, z_dim=16, g_ch=16, d_ch=16, embed_dim=16, ema_start=2, d_steps=2,
+                 score_every=0, checkpoint_every=1000)
+    try:
+        train_gan(cfg, x, y, classes, 0, tmp_path / "ck.pt", runtime=rt)
+        assert errors.step == 20
+        errors.step = 0
+        meta = (Meta(task="classification", source="t", channels=3, resolution=32, classes=list("0123456789"))
+                if classes else Meta(task="regression", source="t", channels=3, resolution=32))
+        fit(build_model("convnet_xs", 3, classes or 1, 32).cuda(), Split(x, y), Split(x[:20], y[:20]), meta,
+            TrainCfg(steps=20, batch_size=64, eval_every=1000), seed=0, desc="t", fakes=Split(x, y),
+            fake_ratio=1.0, runtime=rt)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
 
 
 @pytest.mark.cuda

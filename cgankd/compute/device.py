@@ -24,8 +24,10 @@ import contextlib
 import importlib.util
 import re
 import shutil
-from collections.abc import Callable
+import sysconfig
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,8 +37,15 @@ from cgankd.base.errors import CgankdError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+# the modes whose compiled calls replay as CUDA graphs on CUDA, and the same mode without the graphs
+GRAPH_MODES = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 CXX = ("c++", "g++", "clang++")
+CC = ("cc", "gcc", "clang")
+
+
+def python_headers() -> bool:
+    return Path(sysconfig.get_paths()["include"], "Python.h").is_file()
 
 
 def cuda_usable() -> bool:
@@ -67,8 +76,15 @@ def compiler_problem(device: torch.device) -> str | None:
     """Why ``torch.compile`` cannot run here, or None."""
     if not hasattr(torch, "compile"):
         return "this torch has no torch.compile"
-    if device.type == "cuda":
-        return None if importlib.util.find_spec("triton") else "torch.compile on CUDA needs triton (pip install triton)"
+    if device.type == "cuda":  # inductor's Triton kernels, and Triton's launcher, built at run time
+        if not importlib.util.find_spec("triton"):
+            return "torch.compile on CUDA needs triton (pip install triton)"
+        if not any(shutil.which(c) for c in CC):
+            return "torch.compile on CUDA needs a C compiler on PATH for Triton's launcher (apt-get install gcc)"
+        if not python_headers():
+            return (f"torch.compile on CUDA needs Python's headers (Python.h in {sysconfig.get_paths()['include']}) "
+                    f"for Triton's launcher (apt-get install python3-dev)")
+        return None
     if not any(shutil.which(c) for c in CXX):
         return "torch.compile on the CPU needs a C++ compiler on PATH (apt-get install g++)"
     return None
@@ -114,10 +130,32 @@ class Runtime:
         """fp16 needs loss scaling; bf16 and fp32 do not."""
         return torch.amp.GradScaler(self.device.type) if self.precision == "fp16" else None
 
-    def compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def compiled(self, fn: Callable[..., Any], graphs: bool = True) -> Callable[..., Any]:
         """``torch.compile(fn)`` when ``compile`` is on; the module object itself is left as it is,
-        so its state dict, deep copies and eval-mode predictions stay plain eager PyTorch."""
-        return torch.compile(fn, dynamic=False, mode=self.mode) if self.compile else fn
+        so its state dict, deep copies and eval-mode predictions stay plain eager PyTorch.
+        ``graphs=False``: the same mode without CUDA graphs, for a function that updates its inputs in
+        place (a graph would copy them in and out, or be skipped)."""
+        if not self.compile:
+            return fn
+        mode = self.mode if graphs else GRAPH_MODES.get(self.mode, self.mode)
+        return torch.compile(fn, dynamic=False, mode=mode)
+
+    @property
+    def graphs(self) -> bool:
+        """Whether compiled calls replay as CUDA graphs (reduce-overhead or max-autotune, on CUDA)."""
+        return self.compile and self.device.type == "cuda" and self.mode in GRAPH_MODES
+
+    def step_begin(self) -> None:
+        """Marks the start of a training iteration for CUDA-graph trees, so that the graphs of the last
+        one are not waited for (their outputs may be overwritten from here on: ``keep`` what is read later)."""
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+
+    def keep(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` detached, and under CUDA graphs copied, so that it outlives the next compiled call
+        (CUDA-graph trees reuse an output's memory once a later graph runs): the losses read every N
+        steps go through it."""
+        return t.detach().clone() if self.graphs else t.detach()
 
     def generator(self, seed: int) -> torch.Generator:
         """A seeded generator on this device (random numbers never cross to the host)."""
@@ -125,6 +163,19 @@ class Runtime:
 
 
 CPU = Runtime(torch.device("cpu"))
+
+
+@contextlib.contextmanager
+def conv_autotune(device: torch.device) -> Iterator[None]:
+    """cuDNN's benchmark mode (each convolution shape timed once, the fastest kernel kept) for one
+    stage with fixed shapes, on CUDA; the process's setting is restored after, so later stages (and
+    their varying validation shapes) do not inherit it."""
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def module_device(module: nn.Module) -> torch.device:

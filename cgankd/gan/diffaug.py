@@ -43,12 +43,13 @@ def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     ox = torch.randint(0, h + (1 - ch % 2), (n, 1, 1), device=x.device)
     oy = torch.randint(0, w + (1 - cw % 2), (n, 1, 1), device=x.device)
-    gi, gx, gy = torch.meshgrid(torch.arange(n, device=x.device), torch.arange(ch, device=x.device),
-                                torch.arange(cw, device=x.device), indexing="ij")
-    gx = torch.clamp(gx + ox - ch // 2, 0, h - 1)
-    gy = torch.clamp(gy + oy - cw // 2, 0, w - 1)
-    mask = torch.ones(n, h, w, dtype=x.dtype, device=x.device)
-    mask[gi, gx, gy] = 0
+    # the zeroed square by comparison, not by an indexed write of a host scalar: rows top..top+ch-1 and
+    # columns left..left+cw-1 (it always overlaps the image, so this is what clamped indices zeroed)
+    top, left = ox - ch // 2, oy - cw // 2
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    hole = (rows >= top) & (rows < top + ch) & (cols >= left) & (cols < left + cw)
+    mask = (~hole).to(x.dtype)
     return x * mask.unsqueeze(1)
 
 

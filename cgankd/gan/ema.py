@@ -4,8 +4,9 @@ Before ``start`` the copy tracks the generator exactly; after it the decay warms
 ``min(decay, (1 + k) / (10 + k))`` (k = updates since start), so a short run's average is not
 dominated by the first, untrained weights. Eager: one multi-tensor (``_foreach``) op for the
 weights and one for the buffers, a handful of kernels per step on the GPU. With ``compile`` the
-update is one compiled function (a few fused kernels on any device), its weight a tensor so that
-the changing decay does not recompile it.
+update is one compiled function (a few fused kernels on any device), never a CUDA graph (it updates
+its inputs in place). Its weight is a device scalar filled in place each step, so that the changing
+decay neither recompiles it nor copies a new tensor from the host (a blocking copy on CUDA).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class EMA:
         self.decay = decay
         self.start = start
         self.runtime = runtime
-        self._blend = runtime.compiled(_blend) if runtime.compile else None
+        self._blend = runtime.compiled(_blend, graphs=False) if runtime.compile else None
+        self._weight = torch.zeros((), device=runtime.device)  # 1 - decay, filled in place
 
     @torch.no_grad()
     def update(self, source: nn.Module, step: int) -> None:
@@ -45,7 +47,7 @@ class EMA:
             raise ValueError("EMA: the source has another set of parameters")
         bufs, src = list(self.model.buffers()), list(source.buffers())
         if self._blend is not None:
-            self._blend(mine, theirs, bufs, src, torch.tensor(1.0 - d, device=self.runtime.device))
+            self._blend(mine, theirs, bufs, src, self._weight.fill_(1.0 - d))
             return
         torch._foreach_lerp_(mine, theirs, 1.0 - d)
         if bufs:

@@ -2,9 +2,11 @@
 atomically so an interrupted run resumes.
 
 The step keeps the device busy: the training images live on the model's device, random numbers
-are drawn there, and nothing waits for the GPU inside a step: the losses stay on the device and
-are read every ``LOG_EVERY`` steps (and at checkpoints) in one transfer. ``runtime`` sets the
-device, autocast precision and ``torch.compile`` of the G and D forward passes (cgankd.compute.device).
+are drawn there, and nothing waits for the GPU inside a step (tests/test_host_syncs.py counts it):
+the losses stay on the device and are read every ``LOG_EVERY`` steps (and at checkpoints) in one
+transfer. ``runtime`` sets the device, autocast precision and ``torch.compile`` of the G and D
+losses (cgankd.compute.device); under CUDA graphs each iteration marks a new graph step and the losses
+are copied out before the next compiled call reuses their memory.
 
 Under ``torchrun``, G and D run in DistributedDataParallel: every rank draws the global batch and
 trains on its share; rank 0 alone keeps the EMA, scores it, and writes checkpoints, and every rank
@@ -26,7 +28,7 @@ import torch
 from cgankd.base.errors import CgankdError
 from cgankd.base.progress import Progress
 from cgankd.compute import distributed
-from cgankd.compute.device import CPU, Runtime, module_device
+from cgankd.compute.device import CPU, Runtime, conv_autotune, module_device
 from cgankd.config import GanCfg
 from cgankd.gan.biggan import Discriminator, Generator
 from cgankd.gan.conditions import make_condition
@@ -73,6 +75,11 @@ def _resume(ckpt_path: Path, fp: str) -> tuple[dict, dict] | None:
     return (meta, state) if meta.get("fingerprint") == fp else None
 
 
+def real(images: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float in [-1, 1], the GAN's input range."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
 def _backward(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
     opt.zero_grad(set_to_none=True)
     if scaler is None:
@@ -104,8 +111,6 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     # fused: one kernel per optimiser step on the GPU, one op per parameter on the CPU
     opt_g = torch.optim.Adam(g.parameters(), cfg.lr_g, betas=tuple(cfg.betas), fused=True)
     opt_d = torch.optim.Adam(d.parameters(), cfg.lr_d, betas=tuple(cfg.betas), fused=True)
-    if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed shapes: the fastest convolution, found once
     scaler_g, scaler_d = runtime.scaler(), runtime.scaler()
     gen = runtime.generator(seed)
     fp = fingerprint(cfg, seed, images, labels, runtime)
@@ -120,6 +125,9 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         gen.set_state(state["gen"])
+        for name, scaler in (("scaler_g", scaler_g), ("scaler_d", scaler_d)):
+            if scaler is not None and name in state:  # fp16: the loss scale found so far, not 65,536 again
+                scaler.load_state_dict(state[name])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state:
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
@@ -127,7 +135,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         stop.resume(float(meta.get("seconds", 0.0)))
         if watch is not None:
             watch.load(meta, state.get("best"))
-    x_all = torch.as_tensor(images).to(dev).float().div_(127.5).sub_(1.0)
+    x_all = torch.as_tensor(images).to(dev)  # uint8 on the device, to [-1, 1] per batch
     cond = make_condition(cfg, labels, num_classes).to(dev)
     augs = parse_policy(cfg.diffaug)
     bs = cfg.batch_size
@@ -160,6 +168,9 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
                  "torch_rng": torch.get_rng_state()}
         if dev.type == "cuda":
             state["cuda_rng"] = torch.cuda.get_rng_state(dev)
+        for name, scaler in (("scaler_g", scaler_g), ("scaler_d", scaler_d)):
+            if scaler is not None:
+                state[name] = scaler.state_dict()
         if watch is not None and watch.best_state is not None:
             state["best"] = watch.best_state
         meta = {"fingerprint": fp, "step": step, "history": history, "stop_reason": stop.reason,
@@ -167,22 +178,25 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
         model_files.save(ckpt_path, "gan_checkpoint", meta, state)
 
     done = start > 0 and distributed.from_main(main and stop.check(start, watch) is not None, dev)
-    with Progress(cfg.iterations, "train-gan", initial=start, quiet=not main) as bar:
+    with Progress(cfg.iterations, "train-gan", initial=start, quiet=not main) as bar, conv_autotune(dev):
         step = start
         while not done:
             step += 1
+            runtime.step_begin()
             for _ in range(cfg.d_steps):
                 b = distributed.shard_fields(cond.d_batch(bs, gen))
                 z = part(torch.randn(bs, cfg.z_dim, generator=gen, device=dev))
-                loss_d = losses.d_loss(z, b.fake_labels, x_all[b.real_idx], b.target, b.real_w, b.fake_w)
+                loss_d = losses.d_loss(z, b.fake_labels, real(x_all[b.real_idx]), b.target, b.real_w, b.fake_w)
                 _backward(loss_d, opt_d, scaler_d)
+            loss_d = runtime.keep(loss_d)  # before G's compiled call, which may reuse its memory (CUDA graphs)
             yf = part(cond.g_labels(bs, gen))
             z = part(torch.randn(bs, cfg.z_dim, generator=gen, device=dev))
             loss_g = losses.g_loss(z, yf)
             _backward(loss_g, opt_g, scaler_g)
+            loss_g = runtime.keep(loss_g)
             if main:
                 ema.update(g, step)
-            pending.append((step, torch.stack([loss_d.detach(), loss_g.detach()])))
+            pending.append((step, torch.stack([loss_d, loss_g])))
             bar.update(1)
             done = _decide(step, cfg, stop, watch, ema.model, main, dev)
             if done or step % cfg.checkpoint_every == 0 or step % LOG_EVERY == 0:

@@ -21,6 +21,7 @@ import torch
 from cgankd.base.errors import CgankdError
 
 KINDS = ("hard", "soft")
+REDRAWS = 32  # candidate targets per D sample; P(all empty) = p^32 for a window empty with probability p
 
 
 def rule_of_thumb_sigma(labels: np.ndarray) -> float:
@@ -74,8 +75,7 @@ class Vicinity:
         self.unique = torch.as_tensor(np.unique(y))
 
     def to(self, device: torch.device) -> Vicinity:
-        """Tables on the model's device. On CUDA the redraw loop of ``d_batch`` still reads one flag
-        per step (a host sync the classification GAN does not have)."""
+        """Tables on the model's device."""
         self.sorted, self.order_t, self.unique = (t.to(device) for t in (self.sorted, self.order_t, self.unique))
         return self
 
@@ -99,17 +99,18 @@ class Vicinity:
         return lo, hi
 
     def d_batch(self, n: int, gen: torch.Generator) -> VicinalBatch:
+        """A D batch with no host sync: ``REDRAWS`` candidate targets per sample are drawn at once and
+        the first whose window holds a real image is kept (else the training label itself, which always
+        has a neighbour: itself), with ``torch.where`` and gathers, never a data-dependent branch or a
+        boolean-mask index. The random stream is thus the same length whatever the data."""
+        dev = gen.device
         base, t = self._targets(n, gen)
-        lo, hi = self._window(t)
-        for _ in range(100):  # redraw the noise of targets with no real image in the window
-            empty = hi <= lo
-            if not empty.any():
-                break
-            t[empty] = base[empty] + torch.randn(int(empty.sum()), generator=gen, dtype=torch.float64,
-                                                 device=gen.device) * self.sigma
-            lo, hi = self._window(t)
-        empty = hi <= lo
-        t[empty] = base[empty]  # the training label itself always has a neighbour: itself
+        noise = torch.randn(REDRAWS - 1, n, generator=gen, dtype=torch.float64, device=dev) * self.sigma
+        cand = torch.cat([t[None], base[None] + noise])  # REDRAWS x n
+        lo, hi = self._window(cand)
+        ok = hi > lo
+        first = ok.to(torch.uint8).argmax(0, keepdim=True)  # the first candidate with a neighbour (0 if none)
+        t = torch.where(ok.any(0), cand.gather(0, first)[0], base)
         lo, hi = self._window(t)
         pick = lo + (torch.rand(n, generator=gen, dtype=torch.float64, device=gen.device)
                      * (hi - lo)).long().clamp_max(hi - lo - 1)
