@@ -107,6 +107,66 @@ def test_h5_regression_reads_size_and_range_from_file(tmp_path):
     assert len(d["train"]) + len(d["val"]) == 30
 
 
+def _authors_file(path: Path, layout: str) -> Path:
+    """A small file with the keys, dtypes and array shapes the authors' loaders read (cGAN-KD's
+    ImageNet-100, CcGAN's Cell-200, RC-49 and UTKFace)."""
+    n = 120
+    with h5py.File(path, "w") as f:
+        if layout == "imagenet100":  # ImageNet_128x128_100Class.h5 (here 16 px, 4 classes)
+            f["images_train"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
+            f["labels_train"] = (np.arange(n) % 4).astype(np.int64)
+            f["images_valid"] = RNG.integers(0, 255, (40, 3, 16, 16)).astype(np.uint8)
+            f["labels_valid"] = (np.arange(40) % 4).astype(np.int64)
+        elif layout.startswith("cell200"):  # Cell-200_64x64.h5: grey images, cell counts
+            f["IMGs_grey"] = RNG.integers(0, 255, (n, 1, 16, 16)).astype(np.uint8)
+            f["CellCounts"] = np.repeat(np.arange(1, 31), 4).astype(np.float64)
+            if layout == "cell200-test":
+                f["IMGs_grey_test"] = RNG.integers(0, 255, (30, 1, 16, 16)).astype(np.uint8)
+                f["CellCounts_test"] = np.arange(1, 31).astype(np.float64)
+        elif layout == "rc49":  # RC-49_64x64.h5: images, angles, chair types, the authors' train indices
+            f["images"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
+            f["labels"] = np.repeat(np.linspace(0.1, 89.9, 30), 4)
+            f["types"] = np.tile(np.arange(4), 30).astype(np.int64)
+            f["indx_train"] = np.flatnonzero(np.arange(n) % 4 != 0).astype(np.int64)
+        else:  # UTKFace_64x64.h5 of the CcGAN repository: images, ages, races
+            f["images"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
+            f["labels"] = np.repeat(np.arange(1, 31), 4).astype(np.int64)
+            f["races"] = np.tile(np.arange(4), 30).astype(np.int64)
+    return path
+
+
+@pytest.mark.parametrize("layout, task, sets, want", [
+    ("imagenet100", "classification", [], {"layout": "split-valid", "train": 80, "test": 40}),
+    ("cell200", "regression", [], {"layout": "cell-pool", "train_labels": 15, "channels": 1}),
+    ("cell200-test", "regression", ["data.n_per_class=null"], {"layout": "cell-split", "test": 30}),
+    ("rc49", "regression", [], {"layout": "rc49-pool", "train_labels": 15}),
+    ("rc49", "regression", ["data.rc.split=indx_train"], {"layout": "rc49-pool", "split": "indx_train", "test": 30}),
+    ("utkface", "regression", [], {"layout": "pool", "test": 24}),
+])
+def test_the_authors_h5_layouts_prepare(tmp_path, layout, task, sets, want):
+    path = _authors_file(tmp_path / f"{layout}.h5", layout)
+    out = tmp_path / "out"
+    args = ["prepare", "-S", f"out_dir={out}", "-S", f"task={task}", "-S", "data.source=h5", "-S", f"data.root={path}",
+            "-S", "data.n_per_class=20", "-S", "data.n_val_per_class=2"]
+    for s in sets:
+        args += ["-S", s]
+    assert main(args) == 0
+    d = load_prepared(out / "prepared")
+    prov = d.meta.provenance
+    assert prov["layout"] == want["layout"] and d.meta.resolution == 16
+    assert d.meta.channels == want.get("channels", d.meta.channels)
+    assert all(d[s].images.dtype == np.uint8 for s in ("train", "val", "test"))
+    if "train" in want:
+        assert len(d["train"]) == want["train"]
+    if "test" in want:
+        assert len(d["test"]) == want["test"]
+    if "train_labels" in want:  # every 2nd distinct label trains, the others only test
+        assert prov["train_labels"] == want["train_labels"]
+        assert len(np.unique(d["train"].labels)) == 15 and set(d["test"].labels) - set(d["train"].labels)
+    if "split" in want:  # the authors' indx_train: every image but each 4th; the test split is the 4th ones
+        assert prov["split"] == "indx_train" and set(np.unique(d["test"].labels)) == set(np.unique(d["train"].labels))
+
+
 def test_csv_regression(tmp_path):
     root = make_csv(tmp_path / "c", [str(v) for v in np.linspace(0, 90, 20)])
     d = prep(tmp_path, "task=regression", "data.source=csv", f"data.root={root}", "data.n_per_class=null",
@@ -148,6 +208,11 @@ BAD = [
     (["task=regression", "data.source=h5", "data.root={pool_mismatch}"], "images has 5 images but labels has 4"),
     (["task=regression", "data.source=h5", "data.root={pool_inf}"], "NaN or infinite"),
     (["data.source=h5", "data.root={pool_inf}"], "set task=regression"),
+    (["task=regression", "data.source=h5", "data.root={odd_keys}"],
+     "missing keys IMGs_grey of the cell-pool layout (has: CellCounts, weird"),
+    (["task=regression", "data.source=h5", "data.root={pool_inf}", "data.rc.split=indx_train"], "NaN or infinite"),
+    (["task=regression", "data.source=h5", "data.root={rc_no_indx}", "data.rc.split=indx_train"],
+     "data.rc.split=indx_train, but the file has no indx_train (has: images, labels, types)"),
 ]
 
 
@@ -182,6 +247,13 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, overrides, 
     with h5py.File(tmp_path / "pool_inf.h5", "w") as f:
         f["images"] = np.zeros((3, 3, 16, 16), np.uint8)
         f["labels"] = np.array([0.0, np.inf, 1.0])
+    with h5py.File(tmp_path / "odd_keys.h5", "w") as f:
+        f["CellCounts"] = np.arange(3.0)
+        f["weird"] = np.zeros(3)
+    with h5py.File(tmp_path / "rc_no_indx.h5", "w") as f:
+        f["images"] = np.zeros((4, 3, 16, 16), np.uint8)
+        f["labels"] = np.arange(4.0)
+        f["types"] = np.zeros(4, np.int64)
     make_csv(tmp_path / "csvnan", ["1.0", "nan"])
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "secret.png")  # beside the root, not in it
     for name, row in (("csvup", "../secret.png"), ("csvabs", str(tmp_path / "secret.png")), ("csvlink", "link.png")):
@@ -196,7 +268,8 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, overrides, 
             "h5_mismatch": tmp_path / "mismatch.h5", "h5_nan": tmp_path / "nan.h5",
             "h5_flat": tmp_path / "flat.h5", "csv_nan": tmp_path / "csvnan", "mnist_trunc": mroot,
             "h5_sizes": tmp_path / "sizes.h5", "pool_mismatch": tmp_path / "pool_mismatch.h5",
-            "pool_inf": tmp_path / "pool_inf.h5", "csv_up": tmp_path / "csvup", "csv_abs": tmp_path / "csvabs",
+            "pool_inf": tmp_path / "pool_inf.h5", "odd_keys": tmp_path / "odd_keys.h5",
+            "rc_no_indx": tmp_path / "rc_no_indx.h5", "csv_up": tmp_path / "csvup", "csv_abs": tmp_path / "csvabs",
             "csv_link": tmp_path / "csvlink"}
     out = tmp_path / "out"
     args = ["prepare", "-S", f"out_dir={out}"]

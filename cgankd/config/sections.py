@@ -39,6 +39,7 @@ class RcCfg:
     n_models: Count = 49
     angle_step: Rate = 0.1
     train_every: Positive = 2
+    split: Annotated[str, OneOf("grid", "indx_train", note="an RC-49 h5 file's training pool")] = "grid"
     n_per_angle: Count = 2
     n_val: Count = 500
     n_test_per_angle: Count = 5
