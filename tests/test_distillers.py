@@ -103,6 +103,24 @@ def test_fitnet_on_zoo_models_keeps_the_teacher_frozen() -> None:
         DISTILLERS.get("fitnet")(student, KDContext("classification", (3, 16, 16)))
 
 
+def test_fitnet_with_the_soft_term_as_the_authors_run_it() -> None:
+    """RepDistiller's -a 1 -b 100: CE + T^2 KL(teacher || student) + 100 * hint; 0 leaves KL out."""
+    torch.manual_seed(0)
+    student, teacher = build_model("convnet_xs", 3, 10, 16), build_model("resnet8", 3, 10, 16)
+    x, y = torch.rand(4, 3, 16, 16), torch.randint(0, 10, (4,))
+    d = DISTILLERS.get("fitnet")(student, KDContext("classification", (3, 16, 16), teacher, hint_kd=1.0))
+    d.train()
+    out, terms = d.forward_train(x, y)
+    assert list(terms) == ["loss_ce", "loss_kd", "loss_hint"]
+    with torch.no_grad():
+        t_out = teacher(x)
+    assert torch.allclose(terms["loss_kd"], kd_kl(out, t_out, 4.0))
+    reg = DISTILLERS.get("fitnet")(build_model("convnet_xs", 3, 1, 16),
+                                   KDContext("regression", (3, 16, 16), build_model("resnet8", 3, 1, 16), hint_kd=0.5))
+    out, terms = reg.forward_train(x, torch.rand(4))
+    assert torch.allclose(terms["loss_kd"], 0.5 * torch.nn.functional.mse_loss(out, reg.teacher(x)))
+
+
 def test_vkd_loss_golden_with_a_fixed_generator() -> None:
     gen = VirtualKnowledgeGenerator(3)
     gen.forward = lambda y, z=None: T.expand(len(y), -1)  # V's logits fixed to [3, 2, 1]

@@ -72,6 +72,10 @@ class TrainCfg:
     eval_every: Positive = 250
     width: Rate = 1.0
     grad_clip: Rate = 5.0
+    epochs: Annotated[int | None, Range(ge=1, note="steps count")] = None
+    schedule: Annotated[str, OneOf("cosine", "step")] = "cosine"
+    decay_at: Annotated[list[float], Range(gt=0, lt=1)] = field(default_factory=lambda: [0.625, 0.75, 0.875])
+    decay_rate: Fraction = 0.1
 
 
 @dataclass
@@ -82,6 +86,7 @@ class StudentCfg(TrainCfg):
     mode: Annotated[str, OneOf("scratch", "finetune")] = "finetune"
     finetune_lr: Rate = 0.01
     finetune_steps: Positive = 1000
+    finetune_from: Annotated[str, OneOf("own", "nokd-last")] = "own"
     methods: list[str] = field(default_factory=lambda: ["nokd", "cgankd"])
     fakes: str | None = None
     tag: str | None = None
@@ -94,6 +99,7 @@ class KDCfg:
     alpha: Fraction = 0.9
     beta: Weight = 100.0
     hint_layer: Annotated[int | None, Range(ge=0, note="the middle one")] = None
+    hint_kd: Weight = 0.0
 
 
 @dataclass

@@ -95,7 +95,8 @@ def _validate_methods(cfg: Config) -> None:
             bad("student.methods", str(exc))
         if method.distiller == "vkd" and not task_of(cfg.task).categorical:
             bad("student.methods", f"{m}: VKD applies to classification only (no soft distribution of a scalar)")
-        if method.fakes and cfg.student.mode == "finetune" and method.distiller not in methods:
+        if method.fakes and cfg.student.mode == "finetune" and cfg.student.finetune_from == "own" \
+                and method.distiller not in methods:
             bad("student.methods", f"{m} fine-tunes the {method.distiller} student: list {method.distiller} too "
                 "(or set student.mode=scratch)")
     if "nokd" not in methods:

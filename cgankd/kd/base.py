@@ -30,6 +30,7 @@ class KDContext:
     alpha: float = 0.9
     beta: float = 100.0
     hint_layer: int | None = None
+    hint_kd: float = 0.0
 
 
 DISTILLERS: Registry[Callable[[nn.Module, KDContext], Distiller]] = Registry("distiller")

@@ -1,5 +1,7 @@
 """FitNet hints (Romero et al., 2015), trained in one stage as RepDistiller does:
-``hard loss + beta * MSE(regressor(student hint), teacher hint)``.
+``hard loss + hint_kd * T^2 * KL(teacher || student) + beta * MSE(regressor(student hint), teacher hint)``.
+The cGAN-KD authors run it with ``-a 1 -b 100`` (``kd.hint_kd: 1``, ``kd.beta: 100``); ``hint_kd: 0``
+leaves the soft term out (regression: ``hint_kd * MSE(student, teacher)``, as BLKD's analogue).
 
 The hint is the middle stage's feature map of each network (``kd.hint_layer`` picks another
 stage index of the student; the teacher's is its middle one). The regressor is a 1x1 conv + BN
@@ -14,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.kd.base import DISTILLERS, Distiller, KDContext, hard_loss
+from cgankd.kd.blkd import kd_kl
 from cgankd.task import task_of
 
 
@@ -38,6 +41,7 @@ class FitNet(Distiller):
     def __init__(self, student: nn.Module, ctx: KDContext) -> None:
         super().__init__(student, ctx)
         self.beta, self.hint_layer = ctx.beta, ctx.hint_layer
+        self.hint_kd, self.temperature = ctx.hint_kd, ctx.temperature
         dev = next(student.parameters()).device  # the probe and the regressor live with the student
         probe = torch.zeros(2, *ctx.input_shape, device=dev)
         was_training = student.training
@@ -51,7 +55,11 @@ class FitNet(Distiller):
     def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         s_maps, out = self.student(x, is_feat=True)
         with torch.no_grad():
-            t_maps, _ = self.teacher(x, is_feat=True)
+            t_maps, t_out = self.teacher(x, is_feat=True)
         hint = hint_loss(self.regressor(middle(s_maps, self.hint_layer)), middle(t_maps))
-        name = task_of(self.task).hard_loss
-        return out, {name: hard_loss(out, y, self.task), "loss_hint": self.beta * hint}
+        terms = {task_of(self.task).hard_loss: hard_loss(out, y, self.task)}
+        if self.hint_kd > 0:
+            soft = kd_kl(out, t_out, self.temperature) if task_of(self.task).categorical else F.mse_loss(out, t_out)
+            terms["loss_kd"] = self.hint_kd * soft
+        terms["loss_hint"] = self.beta * hint
+        return out, terms

@@ -86,7 +86,8 @@ def student_deps(cfg: Config, method: str | None) -> tuple[str, ...]:
     if method_distiller(str(method)) == "vkd":
         deps.append("vkd")
     if method_uses_fakes(str(method)) and cfg.student.mode == "finetune":
-        deps.append(f"student:{method_distiller(str(method))}")  # the distiller's student it starts from
+        deps.append(f"student:{method_distiller(str(method))}" if cfg.student.finetune_from == "own"
+                    else "student_last:nokd")  # the student it starts from
     return tuple(deps)
 
 

@@ -78,7 +78,7 @@ def make_distiller(cfg: Config, method: Method, student: ImageModel, meta: Meta)
     teacher = store.load(at(cfg, "teacher"), "image_model", dev, "train-teacher") if cls.needs_teacher else None
     generator = store.load(at(cfg, "vkd"), "vkd_generator", dev, "train-vkd") if cls.needs_generator else None
     ctx = KDContext(meta.task, (meta.channels, meta.resolution, meta.resolution), teacher, generator,
-                    k.temperature, k.alpha, k.beta, k.hint_layer)
+                    k.temperature, k.alpha, k.beta, k.hint_layer, k.hint_kd)
     try:
         return cls(student, ctx)
     except (ValueError, IndexError) as exc:
@@ -120,9 +120,9 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     sc = cfg.student
     fakes = load_fakes(cfg, data.meta) if m.fakes else None
     steps, lr = sc.steps, sc.lr
-    if m.fakes and sc.mode == "finetune":
-        model = store.load(at(cfg, "student", m.distiller), "image_model", rt.device,
-                           f"train-student --method {m.distiller}")
+    if m.fakes and sc.mode == "finetune":  # from X's best student, or the last NOKD one (the published recipe)
+        start, by = (("student", m.distiller) if sc.finetune_from == "own" else ("student_last", "nokd"))
+        model = store.load(at(cfg, start, by), "image_model", rt.device, f"train-student --method {by}")
         model.train()
         steps, lr = sc.finetune_steps, sc.finetune_lr
     else:
@@ -139,6 +139,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     seconds = time.perf_counter() - t0
     path = at(cfg, "student", method)
     store.save_model(res.best, path, {"best_step": res.best_step, "method": method})
+    store.save_model(res.last, at(cfg, "student_last", method), {"method": method, "checkpoint": "last"})
     write_history(path.parent / "history.csv", res.history)
     (path.parent / "skipped.txt").unlink(missing_ok=True)  # a student skipped by an earlier run
     metrics: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,

@@ -32,6 +32,7 @@ PATHS = {  # key -> path under out_dir
 PER_METHOD: dict[str, Callable[[Config, str], Path]] = {  # key -> path of a student method's file
     "student_dir": lambda cfg, m: cfg.student_dir(m),
     "student": lambda cfg, m: cfg.student_dir(m) / "model.pt",
+    "student_last": lambda cfg, m: cfg.student_dir(m) / "last.pt",
     "student_history": lambda cfg, m: cfg.student_dir(m) / "history.csv",
     "student_metrics": lambda cfg, m: cfg.student_metrics(m),
 }

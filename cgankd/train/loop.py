@@ -1,4 +1,6 @@
-"""One training loop for teachers and students: SGD + cosine schedule, fixed step budget.
+"""One training loop for teachers and students: SGD, a cosine or step-decay schedule, a budget in
+steps or in epochs (an epoch: one pass over the real images plus the fakes, the published recipes'
+unit).
 
 With fakes, every batch holds ``round(B / (1 + fake_ratio))`` real images and the rest fakes;
 the same augmentation applies to both. The model with the best validation metric is kept
@@ -40,6 +42,24 @@ from cgankd.train.evaluate import better, metrics, predict
 READ_EVERY = 50  # steps between reads of the running loss for the progress bar
 
 
+def cosine(cfg: TrainCfg, steps: int) -> Callable[[int], float]:
+    return lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
+
+
+def step_decay(cfg: TrainCfg, steps: int) -> Callable[[int], float]:
+    """lr x decay_rate at each fraction of the budget in decay_at (RepDistiller's 150/180/210 of 240 epochs)."""
+    marks = [round(f * steps) for f in cfg.decay_at]
+    return lambda s: cfg.decay_rate ** sum(s >= m for m in marks)
+
+
+SCHEDULES: dict[str, Callable[[TrainCfg, int], Callable[[int], float]]] = {"cosine": cosine, "step": step_decay}
+
+
+def epoch_steps(epochs: int, n_images: int, batch_size: int) -> int:
+    """Steps of ``epochs`` passes over ``n_images`` (real + fakes) at ``batch_size``."""
+    return epochs * math.ceil(n_images / batch_size)
+
+
 @dataclass
 class FitResult:
     best: nn.Module
@@ -58,7 +78,6 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
         distiller = DISTILLERS.get("nokd")(model, KDContext(meta.task, (meta.channels, meta.resolution,
                                                                           meta.resolution)))
     model = distiller.student
-    steps = steps or cfg.steps
     lr = lr or cfg.lr
     device = next(model.parameters()).device
     runtime = runtime or Runtime(device)
@@ -68,6 +87,8 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
     # converted per batch
     x_real, y_real = torch.as_tensor(train.images).to(device), targets(train.labels, meta).to(device)
     use_fakes = fakes is not None and len(fakes) > 0 and fake_ratio > 0
+    steps = (epoch_steps(cfg.epochs, len(train) + (len(fakes) if use_fakes else 0), cfg.batch_size) if cfg.epochs
+             else steps or cfg.steps)
     n_real = cfg.batch_size if not use_fakes else max(1, round(cfg.batch_size / (1 + fake_ratio)))
     real_sampler = EpochSampler(len(y_real), gen)
     if use_fakes:
@@ -77,7 +98,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
     # fused on CUDA: one kernel, and fp16's GradScaler passes it the inf check instead of reading it on the host
     opt = torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True,
                           fused=True if device.type == "cuda" else None)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, SCHEDULES[cfg.schedule](cfg, steps))
     scaler = runtime.scaler()
     distributed.check_batch(cfg.batch_size, f"batch_size of {desc}")
     forward = runtime.compiled(distributed.wrap(distiller, "forward_train") if distributed.active()
