@@ -1,0 +1,76 @@
+"""docs/paper-recipes.md and profiles/paper-<dataset>.yaml hold the same published values: every
+backticked cell of a row with a key is the profile's value, and every value a profile sets has its
+row. Each paper profile reads as a valid config (on the CPU, with a data root given)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT
+
+from cgankd.config import load_config
+
+COLUMNS = {"CIFAR-100": "cifar100", "ImageNet-100": "imagenet100", "UTKFace": "utkface",
+           "Steering Angle": "steeringangle"}
+
+
+def table() -> dict[str, dict[str, object]]:
+    """{dataset: {key: value}} from the table's rows that name a key and give a value in backticks."""
+    lines = [ln for ln in (ROOT / "docs" / "paper-recipes.md").read_text().splitlines() if ln.startswith("| ")]
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    out: dict[str, dict[str, object]] = {v: {} for v in COLUMNS.values()}
+    for line in lines[1:]:
+        cells = dict(zip(head, (c.strip() for c in line.strip().strip("|").split("|")), strict=True))
+        key = cells["our key"]
+        if not (key.startswith("`") and key.endswith("`")):
+            continue
+        for column, dataset in COLUMNS.items():
+            cell = cells[column]
+            if cell.startswith("`") and cell.endswith("`") and cell.count("`") == 2:
+                out[dataset][key.strip("`")] = yaml.safe_load(cell.strip("`"))
+    return out
+
+
+def flat(tree: dict, prefix: str = "") -> dict[str, object]:
+    items: dict[str, object] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            items.update(flat(v, f"{prefix}{k}."))
+        else:
+            items[f"{prefix}{k}"] = v
+    return items
+
+
+@pytest.mark.parametrize("dataset", COLUMNS.values())
+def test_each_paper_profile_is_the_table(dataset):
+    profile = flat(yaml.safe_load((ROOT / "profiles" / f"paper-{dataset}.yaml").read_text()))
+    rows = table()[dataset]
+    assert profile == rows, {k: (profile.get(k), rows.get(k)) for k in profile.keys() | rows.keys()
+                             if profile.get(k) != rows.get(k)}
+
+
+@pytest.mark.parametrize("dataset", COLUMNS.values())
+def test_each_paper_profile_reads_as_a_config(dataset, tmp_path):
+    cfg = load_config(ROOT / "params.yaml", [f"profile=paper-{dataset}", f"data.root={tmp_path}", "device=cpu",
+                                             "compile=false", "precision=fp32"])
+    tree = cfg.to_dict()
+    profile = flat(yaml.safe_load((ROOT / "profiles" / f"paper-{dataset}.yaml").read_text()))
+    for key, value in profile.items():
+        if key not in ("device", "compile", "precision"):
+            node = tree
+            for part in key.split("."):
+                node = node[part]
+            assert node == value, key
+
+
+def test_the_table_cites_files_of_the_authors_repository():
+    text = (ROOT / "docs" / "paper-recipes.md").read_text()
+    assert "UBCDingXin/cGAN-KD" in text and "8fcb117" in text
+    for line in text.splitlines():
+        if line.startswith("| ") and not line.startswith(("| setting", "|---")):
+            where = line.strip().strip("|").split("|")[-1]
+            assert where.strip(), line
+    assert sorted(p.stem for p in Path(ROOT / "profiles").glob("paper-*.yaml")) == \
+        sorted(f"paper-{d}" for d in COLUMNS.values())
