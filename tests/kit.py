@@ -8,6 +8,7 @@ import gzip
 import json
 import multiprocessing
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 import yaml
@@ -202,3 +204,42 @@ def make_mnist(root: Path, folder: str = "MNIST", n: int = 60, gz: bool = True) 
         write_idx(raw / f"{prefix}-images-idx3-ubyte", RNG.integers(0, 255, (k, 28, 28)), gz)
         write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(k) % 10, gz)
     return root
+
+
+def make_cifar(root: Path, hundred: bool = False) -> Path:
+    base = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
+    base.mkdir(parents=True)
+    key = "fine_labels" if hundred else "labels"
+    batches = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
+    for name in batches + ["test" if hundred else "test_batch"]:
+        d = {"data": RNG.integers(0, 255, (40, 3072)).astype(np.uint8), key: list(np.arange(40) % 10)}
+        pickle.dump(d, open(base / name, "wb"))
+    return root
+
+
+def authors_h5(path: Path, layout: str) -> Path:
+    """A small file with the keys, dtypes and array shapes the authors' loaders read (cGAN-KD's
+    ImageNet-100, CcGAN's Cell-200, RC-49 and UTKFace)."""
+    n = 120
+    with h5py.File(path, "w") as f:
+        if layout == "imagenet100":  # ImageNet_128x128_100Class.h5 (here 16 px, 4 classes)
+            f["images_train"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
+            f["labels_train"] = (np.arange(n) % 4).astype(np.int64)
+            f["images_valid"] = RNG.integers(0, 255, (40, 3, 16, 16)).astype(np.uint8)
+            f["labels_valid"] = (np.arange(40) % 4).astype(np.int64)
+        elif layout.startswith("cell200"):  # Cell-200_64x64.h5: grey images, cell counts
+            f["IMGs_grey"] = RNG.integers(0, 255, (n, 1, 16, 16)).astype(np.uint8)
+            f["CellCounts"] = np.repeat(np.arange(1, 31), 4).astype(np.float64)
+            if layout == "cell200-test":
+                f["IMGs_grey_test"] = RNG.integers(0, 255, (30, 1, 16, 16)).astype(np.uint8)
+                f["CellCounts_test"] = np.arange(1, 31).astype(np.float64)
+        elif layout == "rc49":  # RC-49_64x64.h5: images, angles, chair types, the authors' train indices
+            f["images"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
+            f["labels"] = np.repeat(np.linspace(0.1, 89.9, 30), 4)
+            f["types"] = np.tile(np.arange(4), 30).astype(np.int64)
+            f["indx_train"] = np.flatnonzero(np.arange(n) % 4 != 0).astype(np.int64)
+        else:  # UTKFace_64x64.h5 of the CcGAN repository: images, ages, races
+            f["images"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
+            f["labels"] = np.repeat(np.arange(1, 31), 4).astype(np.int64)
+            f["races"] = np.tile(np.arange(4), 30).astype(np.int64)
+    return path

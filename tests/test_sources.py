@@ -8,24 +8,13 @@ import h5py
 import numpy as np
 import pytest
 from conftest import PicklePayload, shrunk
-from kit import RNG, make_mnist
+from kit import RNG, authors_h5, make_cifar, make_mnist
 from PIL import Image
 
 from cgankd.base.errors import CgankdError
 from cgankd.cli import main
 from cgankd.data.prepared import load_prepared
 from cgankd.stages import prepare
-
-
-def make_cifar(root: Path, hundred: bool = False) -> Path:
-    base = root / ("cifar-100-python" if hundred else "cifar-10-batches-py")
-    base.mkdir(parents=True)
-    key = "fine_labels" if hundred else "labels"
-    batches = ["train"] if hundred else [f"data_batch_{i}" for i in range(1, 6)]
-    for name in batches + ["test" if hundred else "test_batch"]:
-        d = {"data": RNG.integers(0, 255, (40, 3072)).astype(np.uint8), key: list(np.arange(40) % 10)}
-        pickle.dump(d, open(base / name, "wb"))
-    return root
 
 
 def make_folder(root: Path, n: int = 8) -> Path:
@@ -107,34 +96,6 @@ def test_h5_regression_reads_size_and_range_from_file(tmp_path):
     assert len(d["train"]) + len(d["val"]) == 30
 
 
-def _authors_file(path: Path, layout: str) -> Path:
-    """A small file with the keys, dtypes and array shapes the authors' loaders read (cGAN-KD's
-    ImageNet-100, CcGAN's Cell-200, RC-49 and UTKFace)."""
-    n = 120
-    with h5py.File(path, "w") as f:
-        if layout == "imagenet100":  # ImageNet_128x128_100Class.h5 (here 16 px, 4 classes)
-            f["images_train"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
-            f["labels_train"] = (np.arange(n) % 4).astype(np.int64)
-            f["images_valid"] = RNG.integers(0, 255, (40, 3, 16, 16)).astype(np.uint8)
-            f["labels_valid"] = (np.arange(40) % 4).astype(np.int64)
-        elif layout.startswith("cell200"):  # Cell-200_64x64.h5: grey images, cell counts
-            f["IMGs_grey"] = RNG.integers(0, 255, (n, 1, 16, 16)).astype(np.uint8)
-            f["CellCounts"] = np.repeat(np.arange(1, 31), 4).astype(np.float64)
-            if layout == "cell200-test":
-                f["IMGs_grey_test"] = RNG.integers(0, 255, (30, 1, 16, 16)).astype(np.uint8)
-                f["CellCounts_test"] = np.arange(1, 31).astype(np.float64)
-        elif layout == "rc49":  # RC-49_64x64.h5: images, angles, chair types, the authors' train indices
-            f["images"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
-            f["labels"] = np.repeat(np.linspace(0.1, 89.9, 30), 4)
-            f["types"] = np.tile(np.arange(4), 30).astype(np.int64)
-            f["indx_train"] = np.flatnonzero(np.arange(n) % 4 != 0).astype(np.int64)
-        else:  # UTKFace_64x64.h5 of the CcGAN repository: images, ages, races
-            f["images"] = RNG.integers(0, 255, (n, 3, 16, 16)).astype(np.uint8)
-            f["labels"] = np.repeat(np.arange(1, 31), 4).astype(np.int64)
-            f["races"] = np.tile(np.arange(4), 30).astype(np.int64)
-    return path
-
-
 @pytest.mark.parametrize("layout, task, sets, want", [
     ("imagenet100", "classification", [], {"layout": "split-valid", "train": 80, "test": 40}),
     ("cell200", "regression", [], {"layout": "cell-pool", "train_labels": 15, "channels": 1}),
@@ -144,7 +105,7 @@ def _authors_file(path: Path, layout: str) -> Path:
     ("utkface", "regression", [], {"layout": "pool", "test": 24}),
 ])
 def test_the_authors_h5_layouts_prepare(tmp_path, layout, task, sets, want):
-    path = _authors_file(tmp_path / f"{layout}.h5", layout)
+    path = authors_h5(tmp_path / f"{layout}.h5", layout)
     out = tmp_path / "out"
     args = ["prepare", "-S", f"out_dir={out}", "-S", f"task={task}", "-S", "data.source=h5", "-S", f"data.root={path}",
             "-S", "data.n_per_class=20", "-S", "data.n_val_per_class=2"]

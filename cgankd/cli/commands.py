@@ -251,6 +251,19 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    """A dry run of the config (cgankd/pipeline/plan.py): read, never trained or written; a device
+    named in it need not be here."""
+    from cgankd.pipeline import plan
+
+    cfg = _config(args, runtime=False)
+    _, rows = plan.plan(cfg)
+    memory, device = plan.device_memory(cfg, args.device_memory)
+    print(plan.render(cfg, rows, memory, device))
+    plan.check(rows, memory)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     """The resolved config, or (``--schema``) the JSON Schema of params.yaml."""
     if args.schema:

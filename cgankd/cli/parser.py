@@ -179,6 +179,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resolution", type=int, default=32)
     p.add_argument("--outputs", type=int, default=100, help="classes (1 for a regression head)")
     p.set_defaults(func=commands.cmd_models)
+    p = sub.add_parser("plan", help="a dry run: each stage's work, images, fakes, device memory and (where a GPU "
+                       "speed was measured) time; nothing is trained or written; exit 2 when a stage needs more "
+                       "memory than the device has")
+    _common(p)
+    p.add_argument("--device-memory", type=float, default=None, metavar="GIB",
+                   help="the device's memory to check against (default: the GPU's own; none on a CPU machine)")
+    p.set_defaults(func=commands.cmd_plan)
     p = sub.add_parser("config", help="print the resolved config (--schema: the JSON Schema of params.yaml)")
     _common(p)
     p.add_argument("--schema", action="store_true", help="print the JSON Schema of params.yaml (params.schema.json "

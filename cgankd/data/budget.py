@@ -63,3 +63,11 @@ def fit_budget(labels: np.ndarray, n_per_class: int | None, n_val_per_class: int
           f"{used} is used instead of {n_per_class} (plus data.n_val_per_class={n_val_per_class}) for "
           "every class", file=sys.stderr)
     return used
+
+
+def target_resolution(native: int, wanted: int | None) -> int:
+    """``data.resolution`` when set, else the native size rounded up to a power of two
+    (the GANs up-sample from 4x4 by factors of two: MNIST's 28 becomes 32)."""
+    if wanted is not None:
+        return wanted
+    return 1 << max(2, (native - 1).bit_length())

@@ -10,19 +10,11 @@ from PIL import Image
 from cgankd.base.errors import CgankdError
 from cgankd.base.tracker import NullTracker
 from cgankd.config import RESOLUTIONS, Config
-from cgankd.data.budget import split_budget
+from cgankd.data.budget import split_budget, target_resolution
 from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepared
 from cgankd.data.preview import save_grid
 from cgankd.data.sources import SOURCES
 from cgankd.task import task_of
-
-
-def target_resolution(native: int, wanted: int | None) -> int:
-    """``data.resolution`` when set, else the native size rounded up to a power of two
-    (the GANs up-sample from 4x4 by factors of two: MNIST's 28 becomes 32)."""
-    if wanted is not None:
-        return wanted
-    return 1 << max(2, (native - 1).bit_length())
 
 
 def resize(images: np.ndarray, res: int) -> np.ndarray:
