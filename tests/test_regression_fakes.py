@@ -100,3 +100,20 @@ def test_draw_budget_stops_a_hopeless_subsampler(tmp_path):
     fs = make_fakes(cfg, PaintLabel(), ReadBrightness(), META, seed=0,
                     ratio=lambda x, y: np.where(np.arange(len(x)) % 50 == 0, 1.0, 0.0))
     assert fs.generated.sum() <= 3 * 200 and len(fs.images) < 200  # short, not stuck
+
+
+def test_filter_burn_in_drawn_after_cdr_rs(tmp_path):
+    """filter.burn_in_from=subsampled (the authors'): the cut-off is the quantile of fakes cDR-RS
+    accepted. A 'ratio' that accepts only fakes within 0.02 of their label puts the cut-off below
+    0.02, where the raw burn-in's sits near 0.2 (|noise| = 0.2 |z|)."""
+
+    def ratio(images, labels):
+        return 2.0 * (np.abs(images.reshape(len(images), -1).mean(1) / 255.0 - labels) < 0.02)
+
+    sets = ("task=regression", "fakes.n_labels=5", "fakes.n_per_label=20", "filter.burn_in=200",
+            "adjust.enabled=false", "quality.n_fakes=50", "subsample.max_draw_factor=40")
+    raw = make_fakes(shrunk(tmp_path / "raw", *sets), PaintLabel(), ReadBrightness(), META, seed=0, ratio=ratio)
+    after = make_fakes(shrunk(tmp_path / "after", *sets, "filter.burn_in_from=subsampled"), PaintLabel(),
+                       ReadBrightness(), META, seed=0, ratio=ratio)
+    assert raw.cutoffs[0] > 0.1 and after.cutoffs[0] < 0.02
+    assert len(after.burn_in_score) >= 5 and after.burn_in_score.max() < 0.02

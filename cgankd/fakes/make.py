@@ -7,6 +7,7 @@ a fake, how cut-offs and rejection-sampling groups are formed), picked by task f
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -184,6 +185,9 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
             return ok
 
         sampler.accept(r, spec.rs_group(burn_groups))  # a first acceptance-rate estimate
+    if sampler is not None and fl.burn_in_from == "subsampled":  # the authors': cut-offs of fakes cDR-RS kept
+        burn_score, burn_groups = subsampled_burn_in(cfg, spec, sample_fn, score_fn, ratio, sampler,
+                                                     burn_score, burn_groups)
     cutoffs = spec.cutoffs(burn_score, burn_groups)
     target = task_of(meta.task).fakes_per_group(fc)
     rate = sampler.acceptance_rate if sampler is not None else 1.0
@@ -203,6 +207,30 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
         fs.offered, fs.accepted = offered, accepted
     fs.pool = quality_pool(cfg, spec, sample_fn, teacher, cutoffs, rho, ratio, sampler, rng)
     return fs
+
+
+def subsampled_burn_in(cfg: Config, spec: TaskSpec, sample_fn: Sample, score_fn: Score, ratio: Ratio,
+                       sampler: RejectionSampler, raw_score: np.ndarray, raw_groups: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """The scores and groups of a filter burn-in drawn through cDR-RS: ``filter.burn_in`` fakes spread
+    over the groups, each accepted by the rejection sampler, scored by the teacher (nothing filtered
+    yet). A group the sampler left empty within the draw budget keeps its raw burn-in, said once."""
+    per_group = max(cfg.filter.burn_in // spec.n_groups, 1)
+
+    def accept(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        return sampler.accept(ratio(x, spec.g_labels(groups)), spec.rs_group(groups))
+
+    budget = cfg.subsample.max_draw_factor * per_group * spec.n_groups
+    _, score, groups, _ = generate_and_filter(sample_fn, score_fn, np.full(spec.n_groups, np.inf), per_group, 1.0,
+                                              cfg.filter.max_rounds, spec.slack, accept, sampler.acceptance_rate,
+                                              budget)
+    empty = np.setdiff1d(np.unique(raw_groups), groups)
+    if len(empty):
+        print(f"make-fakes: cDR-RS accepted no burn-in fake for {len(empty)} of {spec.n_groups} groups within "
+              "its draw budget: their filter cut-offs come from raw fakes", file=sys.stderr)
+        raw = np.isin(raw_groups, empty)
+        score, groups = np.concatenate([score, raw_score[raw]]), np.concatenate([groups, raw_groups[raw]])
+    return score, groups
 
 
 def quality_pool(cfg: Config, spec: TaskSpec, sample_fn: Sample, teacher: nn.Module, cutoffs: np.ndarray,
