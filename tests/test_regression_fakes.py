@@ -117,3 +117,19 @@ def test_filter_burn_in_drawn_after_cdr_rs(tmp_path):
                        ReadBrightness(), META, seed=0, ratio=ratio)
     assert raw.cutoffs[0] > 0.1 and after.cutoffs[0] < 0.02
     assert len(after.burn_in_score) >= 5 and after.burn_in_score.max() < 0.02
+
+
+def test_one_m_per_label_raised_as_larger_ratios_appear(tmp_path):
+    """subsample.m_per_label with m_quantile 1 (the authors'): each grid label keeps its own M, the
+    largest ratio seen at that label; one shared M is the largest over all labels."""
+
+    def ratio(images, labels):  # grows with the label: M at label k is about 1 + 4k
+        return 1.0 + 4.0 * labels * (images.reshape(len(images), -1).mean(1) / 255.0 >= labels - 0.1)
+
+    sets = ("task=regression", "fakes.n_labels=5", "fakes.n_per_label=10", "filter.enabled=false",
+            "adjust.enabled=false", "quality.n_fakes=50", "filter.burn_in=200", "subsample.m_quantile=1.0")
+    shared = make_fakes(shrunk(tmp_path / "a", *sets), PaintLabel(), ReadBrightness(), META, seed=0, ratio=ratio)
+    per = make_fakes(shrunk(tmp_path / "b", *sets, "subsample.m_per_label=true"), PaintLabel(), ReadBrightness(),
+                     META, seed=0, ratio=ratio)
+    assert shared.ratio_max == pytest.approx(5.0)
+    assert per.acceptance_rate > shared.acceptance_rate + 0.2  # low labels are not held to label 1's M

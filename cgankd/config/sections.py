@@ -136,6 +136,7 @@ class SubsampleCfg:
     dre_weight_decay: Weight = 1e-3
     dre_patience: Annotated[int | None, Range(ge=1, note="no early stopping")] = 5
     m_quantile: Annotated[float, Range(gt=0, le=1)] = 0.95
+    m_per_label: bool = False
 
 
 @dataclass

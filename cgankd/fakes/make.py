@@ -79,12 +79,15 @@ def class_spec(cfg: Config, meta: Meta, rng: np.random.Generator) -> TaskSpec:
 
 def regression_spec(cfg: Config, meta: Meta, rng: np.random.Generator) -> TaskSpec:
     """One global cut-off: the rho-quantile of |teacher(x) - y| over a burn-in of fakes at random
-    grid labels; one M shared by all labels (it bounds the ratio at every label)."""
+    grid labels; one M shared by all labels (it bounds the ratio at every label), or with
+    ``subsample.m_per_label`` one M per grid label (the authors'; a label without burn-in starts
+    from the overall bound, and M rises as larger ratios appear when ``m_quantile`` is 1)."""
     grid = label_grid(cfg.fakes.n_labels)
+    rs_group = (lambda g: g) if cfg.subsample.m_per_label else (lambda g: np.zeros(len(g), np.int64))
     return TaskSpec(len(grid), lambda g: grid[g], lambda out, g: np.abs(out.reshape(-1) - grid[g]),
                     lambda s, g: np.full(len(grid), regression_cutoff(s, cfg.rho)),
                     np.sort(rng.integers(0, len(grid), max(cfg.filter.burn_in, 1))),
-                    lambda g: np.zeros(len(g), np.int64), lambda y: meta.unscale(y), slack=1)
+                    rs_group, lambda y: meta.unscale(y), slack=1)
 
 
 SPECS = {"classification": class_spec, "regression": regression_spec}
