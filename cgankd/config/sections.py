@@ -177,6 +177,7 @@ class GanCfg:
     target_score: Annotated[float | None, Range(gt=0, le=2, note="the label score relative to the teacher's")] = None
     max_minutes: Annotated[float | None, Range(gt=0, note="no time budget")] = None
     ccgan: CcganCfg = field(default_factory=CcganCfg)
+    init: str | None = None  # a BigGAN-PyTorch G_ema.pth (the authors' released GAN): loaded, not trained
 
 
 @dataclass

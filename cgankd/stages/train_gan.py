@@ -15,6 +15,7 @@ import torch
 
 from cgankd import store
 from cgankd.base import figures
+from cgankd.base.errors import CgankdError
 from cgankd.base.io import write_text
 from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
@@ -86,12 +87,36 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
     return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, higher, target, checked, confirm)
 
 
+def imported(cfg: Config, meta: Meta, tracker: NullTracker) -> dict[str, Any]:
+    """``gan.init``: the authors' released BigGAN-PyTorch generator, checked against the data and the
+    config, written as this stage's generator (no training); make-fakes goes on from it."""
+    from cgankd.gan.biggan_pytorch import architecture, load
+
+    if not task_of(meta.task).categorical:
+        raise CgankdError("param gan.init", "loads a class-conditional BigGAN-PyTorch generator: classification only")
+    g = load(cfg.gan.init, meta.num_classes, meta.resolution, meta.channels, cfg.gan.z_dim)
+    info = {"num_classes": meta.num_classes, "task": meta.task, "resolution": meta.resolution,
+            "channels": meta.channels, "label_range": meta.label_range, "gan": asdict(cfg.gan),
+            "arch": "biggan-pytorch", "biggan_pytorch": architecture(g.state_dict()), "step": 0, "source": cfg.gan.init}
+    for key, which in (("gan_last", "last"), ("gan", "best")):
+        store.save_gan_generator(g, at(cfg, key), {**info, "which": which})
+    g_labels, shown = watch_labels(meta, 12)
+    imgs = sample(g, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
+    tracker.log_artifact(save_grid(at(cfg, "gan_dir") / "samples.png", imgs, shown, meta.task, meta.classes), "plots")
+    tracker.set_tags({"cgankd.gan_init": cfg.gan.init})
+    print(f"train-gan: loaded {cfg.gan.init} (BigGAN-PyTorch, {info['biggan_pytorch']}), not trained -> "
+          f"{at(cfg, 'gan_dir')}")
+    return {"generator": str(at(cfg, "gan")), "iterations": 0, "stop": "gan.init", "minutes": 0.0}
+
+
 def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None = None,
         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     rt = setup(cfg, 1)
     data = prepared(cfg)
     meta, train = data.meta, data["train"]
+    if cfg.gan.init:
+        return imported(cfg, meta, tracker)
     regression = not task_of(meta.task).categorical
     num_classes = None if regression else meta.num_classes
     labels = meta.scale(train.labels) if regression else train.labels

@@ -35,6 +35,13 @@ def _image_model(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Mod
 def _gan_generator(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     from cgankd.gan.biggan import Generator
 
+    if meta.get("arch") == "biggan-pytorch":  # the authors' released generator (gan.init)
+        from cgankd.gan.biggan_pytorch import BigGANPyTorchG
+
+        a = meta["biggan_pytorch"]
+        g = BigGANPyTorchG(a["num_classes"], a["resolution"], a["ch"], a["z_dim"])
+        g.load_state_dict(state)
+        return g
     gan = meta["gan"]
     g = Generator(meta["num_classes"], meta["resolution"], meta["channels"], gan["z_dim"], gan["g_ch"],
                   gan["embed_dim"])

@@ -1,0 +1,89 @@
+"""The authors' released BigGAN-PyTorch generator loads: a state dict with their key names and shapes
+(derived from CIFAR-100/BigGAN/BigGAN.py and layers.py at 8fcb117: G_ch 64, dim_z 128, 100 classes,
+32 px, G_shared off, no attention) loads, ``gan.init`` makes train-gan write it instead of training,
+and make-fakes samples from it; a file of another shape or kind is refused in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import shrunk
+from kit import make_cifar
+
+from cgankd.base.errors import CgankdError
+from cgankd.gan.biggan_pytorch import BigGANPyTorchG
+from cgankd.stages import make_fakes, prepare, train_extractor, train_gan, train_teacher
+from cgankd.store import files
+
+SN = {"weight": None, "bias": None, "u0": None, "sv0": (1,)}
+
+
+def _sn(name: str, weight: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {f"{name}.weight": weight, f"{name}.bias": (weight[0],), f"{name}.u0": (1, weight[0]), f"{name}.sv0": (1,)}
+
+
+def _ccbn(name: str, c: int, n: int) -> dict[str, tuple[int, ...]]:
+    return {f"{name}.gain.weight": (n, c), f"{name}.bias.weight": (n, c), f"{name}.stored_mean": (c,),
+            f"{name}.stored_var": (c,)}
+
+
+# G.state_dict() of Generator(G_ch=64, dim_z=128, resolution=32, n_classes=100, G_attn='0', G_shared=False):
+# arch[32] in/out channels 4*ch = 256 in each of 3 up-blocks, linear to 4*4*256, a BN-ReLU-conv output layer
+CIFAR100 = {**_sn("linear", (4096, 128)),
+            **{k: v for i in range(3) for k, v in {
+                **_sn(f"blocks.{i}.0.conv1", (256, 256, 3, 3)), **_sn(f"blocks.{i}.0.conv2", (256, 256, 3, 3)),
+                **_sn(f"blocks.{i}.0.conv_sc", (256, 256, 1, 1)), **_ccbn(f"blocks.{i}.0.bn1", 256, 100),
+                **_ccbn(f"blocks.{i}.0.bn2", 256, 100)}.items()},
+            "output_layer.0.gain": (256,), "output_layer.0.bias": (256,), "output_layer.0.stored_mean": (256,),
+            "output_layer.0.stored_var": (256,), **_sn("output_layer.2", (3, 256, 3, 3))}
+
+
+def test_the_state_dict_is_biggan_pytorchs():
+    state = BigGANPyTorchG(100, 32, 64, 128).state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == CIFAR100
+
+
+def _their_file(path, n_classes: int, ch: int, z_dim: int) -> None:
+    """A G_ema.pth as BigGAN-PyTorch writes it: torch.save of the state dict (random weights)."""
+    torch.manual_seed(0)
+    state = BigGANPyTorchG(n_classes, 32, ch, z_dim).state_dict()
+    torch.save({k: v.abs() + 0.5 if k.endswith("stored_var") else v for k, v in state.items()}, path)
+
+
+def test_gan_init_loads_the_authors_generator_and_make_fakes_samples_from_it(tmp_path):
+    root = make_cifar(tmp_path / "data", hundred=True)  # 10 classes at 32 px
+    g_file = tmp_path / "G_ema.pth"
+    _their_file(g_file, 10, 4, 8)
+    cfg = shrunk(tmp_path / "out", "data.source=cifar100", f"data.root={root}", "data.n_per_class=3",
+                 "data.n_val_per_class=1", "data.resolution=32", f"gan.init={g_file}", "gan.z_dim=8",
+                 "subsample.enabled=false")
+    prepare.run(cfg)
+    train_teacher.run(cfg)
+    train_extractor.run(cfg)
+    result = train_gan.run(cfg)
+    assert result["stop"] == "gan.init" and result["iterations"] == 0
+    meta, state = files.read(tmp_path / "out" / "gan" / "generator.pt", "gan_generator")
+    assert meta["arch"] == "biggan-pytorch" and meta["biggan_pytorch"] == {
+        "num_classes": 10, "resolution": 32, "ch": 4, "z_dim": 8}
+    assert torch.equal(state["linear.u0"], torch.load(g_file, weights_only=True)["linear.u0"])
+    make_fakes.run(cfg)
+    fakes = np.load(tmp_path / "out" / "fakes" / "fakes.npz")
+    assert fakes["fake_images"].shape[1:] == (3, 32, 32) and len(fakes["fake_images"]) > 0
+
+
+def test_a_generator_that_does_not_fit_is_refused_in_one_line(tmp_path):
+    from cgankd.gan.biggan_pytorch import load
+
+    path = tmp_path / "G_ema.pth"
+    _their_file(path, 7, 4, 8)
+    with pytest.raises(CgankdError, match=r"does not fit: it has num_classes 7 \(the data / config: 10\)"):
+        load(path, 10, 32, 3, 8)
+    with pytest.raises(CgankdError, match="z_dim 8 .* set -S gan.z_dim to the generator's"):
+        load(path, 7, 32, 3, 64)
+    torch.save({"weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(CgankdError, match="not a BigGAN-PyTorch generator"):
+        load(tmp_path / "other.pth", 10, 32, 3, 8)
+    torch.save({"g": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pth")  # a module: code, not weights
+    with pytest.raises(CgankdError, match="not a state dict that loads weights-only"):
+        load(tmp_path / "pickled.pth", 10, 32, 3, 8)
