@@ -118,7 +118,9 @@ MODULE_SECONDS = {
     "test_runtime": 101, "test_sweep": 100, "test_prefect_server": 81, "test_ddp": 76, "test_tracking_outage": 64,
     "test_faults": 51, "test_flow": 49, "test_registry_integrity": 44, "test_concurrency": 43, "test_sources": 40,
     "test_ablation": 33, "test_own_data": 32, "test_compare": 31, "test_dvc_yaml": 25, "test_serve_security": 18,
-    "test_install": 17, "test_serve_registry": 17, "test_mlflow_ui": 15, "test_serve_limits": 12}
+    "test_install": 17, "test_serve_registry": 17, "test_mlflow_ui": 15, "test_serve_limits": 12,
+    "test_host_syncs": 45, "test_gpu_check": 35, "test_biggan_pytorch": 20, "test_published_students": 12,
+    "test_plan": 10}
 
 
 @pytest.fixture(scope="session")
