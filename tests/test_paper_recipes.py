@@ -4,11 +4,16 @@ row. Each paper profile reads as a valid config (on the CPU, with a data root gi
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT
+from conftest import ROOT, SHRINK
+from kit import authors_h5, make_cifar
 
 from cgankd.config import load_config
 
@@ -74,3 +79,31 @@ def test_the_table_cites_files_of_the_authors_repository():
             assert where.strip(), line
     assert sorted(p.stem for p in Path(ROOT / "profiles").glob("paper-*.yaml")) == \
         sorted(f"paper-{d}" for d in COLUMNS.values())
+
+
+# what shrinks a paper profile to a CPU test; its paper-mode processing stays: epochs and step decay,
+# fine-tuning from NOKD's last checkpoint, M = the max raised (per label for regression), the filter's
+# burn-in drawn through cDR-RS, FitNet's soft term, the CcGAN settings
+PAPER_SHRINK = ["device=cpu", "precision=fp32", "compile=false", "data.resolution=32", "data.n_per_class=null",
+                "data.n_val_per_class=1", "teacher.epochs=1", "student.epochs=1", "extractor.steps=20",
+                "gan.batch_size=16", "gan.iterations=4", "gan.score_every=4", "gan.ema_start=2",
+                "subsample.dre_steps=20", "subsample.n_fake_train=200", "quality.n_fakes=100"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", COLUMNS.values())
+def test_each_paper_profile_runs_end_to_end_shrunk(tmp_path, dataset):
+    root = (make_cifar(tmp_path / "data", hundred=True) if dataset == "cifar100" else
+            authors_h5(tmp_path / "d.h5", "imagenet100" if dataset == "imagenet100" else "utkface"))
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "cgankd", "run", "-p", str(ROOT / "params.yaml")]
+    for s in (*SHRINK, f"profile=paper-{dataset}", f"data.root={root}", f"out_dir={out}", *PAPER_SHRINK):
+        args += ["-S", s]
+    res = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "CGANKD_TRACKING": "off"},
+                         timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    task_metric = "acc" if dataset in ("cifar100", "imagenet100") else "mae"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert f"nokd_test_{task_metric}" in metrics and f"cgankd_test_{task_metric}" in metrics
+    assert (out / "students" / "nokd" / "last.pt").is_file()
+    assert "fine-tuned from NOKD's last checkpoint for 1 epochs over real + fakes" in (out / "report.md").read_text()

@@ -52,7 +52,7 @@ class DataCfg:
     root: str | None = None
     seed: Count = 0
     n_per_class: Annotated[int | None, Range(ge=1)] = 100
-    n_val_per_class: Count = 20
+    n_val_per_class: Annotated[int, Range(ge=1, note="best-validation checkpoints read it")] = 20
     n_test: Count = 5000
     resolution: Annotated[int | None, OneOf(*RESOLUTIONS, note="the source's own")] = None
     channels: Annotated[int | None, OneOf(1, 3, note="the source's own")] = None

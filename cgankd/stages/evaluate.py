@@ -123,7 +123,10 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         vals = [m.get(key, float("nan")) for key in (f"val_{k}", f"test_{k}", f"test_last_{k}", *extra)]
         lines.append(f"| {label} | {m['params']:,} | " + " | ".join(f"{v:.2f}{unit}" for v in vals) + " |")
     cg = rows["cgankd"][f"test_{k}"] if "cgankd" in rows else None
-    caveat = ([f"cGAN-KD was fine-tuned from the NOKD student for {cfg.student.finetune_steps} more steps; "
+    sc = cfg.student
+    start = "NOKD's last checkpoint" if sc.finetune_from == "nokd-last" else "the NOKD student"
+    budget = f"{sc.epochs} epochs over real + fakes" if sc.epochs else f"{sc.finetune_steps} more steps"
+    caveat = ([f"cGAN-KD was fine-tuned from {start} for {budget}; "
                "`-S student.fake_ratio=0` trains the same fine-tuning on real data alone, the control "
                "that separates the fakes' effect from the extra steps."]
               if cg is not None and cfg.student.mode == "finetune" else [])
