@@ -135,6 +135,11 @@ class SubsampleCfg:
     holdout: Annotated[float, Range(ge=0, lt=1)] = 0.3
     dre_weight_decay: Weight = 1e-3
     dre_patience: Annotated[int | None, Range(ge=1, note="no early stopping")] = 5
+    dre_net: Annotated[str, OneOf("mlp2", "mlp5")] = "mlp2"
+    dre_fakes: Annotated[str, OneOf("pool", "fresh", note="fakes drawn once, or at every step")] = "pool"
+    dre_epochs: Annotated[int | None, Range(ge=1, note="dre_steps counts")] = None
+    dre_betas: Annotated[list[float], Range(ge=0, lt=1)] = field(default_factory=lambda: [0.9, 0.999])
+    dre_decay_at: Annotated[list[float], Range(gt=0, lt=1)] = field(default_factory=list)
     m_quantile: Annotated[float, Range(gt=0, le=1)] = 0.95
     m_per_label: bool = False
 

@@ -74,7 +74,7 @@ def _extractor(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Modul
 def _dre(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     from cgankd.subsample.dre import RatioMLP
 
-    dre = RatioMLP(meta["feat_dim"], meta["num_classes"], meta["hidden"])
+    dre = RatioMLP(meta["feat_dim"], meta["num_classes"], meta["hidden"], meta.get("net", "mlp2"))
     dre.load_state_dict(state)
     return dre
 
@@ -109,5 +109,6 @@ def save_vkd_generator(v: nn.Module, path: str | Path, extra: dict[str, Any]) ->
 
 
 def save_dre(dre: nn.Module, path: str | Path) -> None:
-    spec = {"feat_dim": dre.mean.numel(), "num_classes": dre.label.num_classes, "hidden": dre.net[0].out_features}
+    spec = {"feat_dim": dre.mean.numel(), "num_classes": dre.label.num_classes, "hidden": dre.hidden,
+            "net": dre.net_name}
     save(path, "dre", spec, dre.state_dict())

@@ -3,6 +3,7 @@ the real label distribution (so the joint ratio is the conditional one), then th
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -39,11 +40,19 @@ def fit_cdrrs(cfg: Config, g: nn.Module, extractor: nn.Module, data: Prepared,
     fake_x = sample(g, fake_y, cfg.gan.z_dim, torch.Generator().manual_seed(seed), cfg.fakes.batch_size,
                     cfg.fakes.truncation)
     real_f, fake_f = extract(extractor, reals.images), extract(extractor, fake_x)
-    dcfg = DreCfg(sc.dre_steps, sc.dre_batch_size, sc.dre_lr, sc.dre_hidden, sc.dre_lambda,
-                  sc.dre_weight_decay, sc.dre_patience)
+    steps = sc.dre_epochs * math.ceil(len(real_y) / sc.dre_batch_size) if sc.dre_epochs else sc.dre_steps
+    dcfg = DreCfg(steps, sc.dre_batch_size, sc.dre_lr, sc.dre_hidden, sc.dre_lambda, sc.dre_weight_decay,
+                  sc.dre_patience, net=sc.dre_net, betas=tuple(sc.dre_betas), decay_at=list(sc.dre_decay_at))
     num_classes = task_of(meta.task).groups(meta.num_classes)
-    dre, history = train_ratio(real_f, real_y, fake_f, fake_y, num_classes, dcfg, seed,
-                               device=module_device(extractor))
+    dev = module_device(extractor)
+    gen = torch.Generator().manual_seed(seed + 1)
+
+    def fresh(y: torch.Tensor) -> torch.Tensor:  # the authors': new fakes at every batch's labels
+        x = sample(g, y.cpu().numpy(), cfg.gan.z_dim, gen, cfg.fakes.batch_size, cfg.fakes.truncation)
+        return torch.as_tensor(extract(extractor, x)).to(dev)
+
+    dre, history = train_ratio(real_f, real_y, fake_f, fake_y, num_classes, dcfg, seed, device=dev,
+                               fresh=fresh if sc.dre_fakes == "fresh" else None)
     fit_r, real_r = ratios(dre, fake_f, fake_y), ratios(dre, real_f, real_y)
     stats = {"dre_mean_ratio_fake": float(fit_r.mean()), "dre_mean_ratio_real": float(real_r.mean()),
              "dre_median_ratio_fake": float(np.median(fit_r)), "dre_n_real": len(real_y),

@@ -7,12 +7,18 @@ with the penalised softplus (SP) loss of cDR-RS:
         + lambda (mean_fake(r) - 1)^2
 
 whose minimiser is the true ratio; the penalty pins E_fake[r] = 1, as a ratio must.
+
+Two heads (``subsample.dre_net``): ``mlp2``, two hidden layers of ``hidden`` units, and ``mlp5``, the
+cDR-RS authors' MLP5 (2048-1024-512-256-128, each GroupNorm(8), ReLU and dropout 0.5). The fakes are
+a fixed pool drawn once, or (``fresh``, the authors') drawn anew at every step at the real batch's
+labels.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -49,14 +55,30 @@ class LabelFeatures(nn.Module):
         return torch.cat([y, torch.sin(f), torch.cos(f)], 1)
 
 
+def mlp2(d_in: int, hidden: int) -> list[nn.Module]:
+    return [nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.ReLU()]
+
+
+def mlp5(d_in: int, hidden: int) -> list[nn.Module]:
+    """The authors' MLP5 (``hidden`` unused: its widths are fixed)."""
+    layers: list[nn.Module] = []
+    for width in (2048, 1024, 512, 256, 128):
+        layers += [nn.Linear(d_in, width), nn.GroupNorm(8, width), nn.ReLU(), nn.Dropout(0.5)]
+        d_in = width
+    return [*layers, nn.Linear(d_in, 1), nn.ReLU()]
+
+
+NETS: dict[str, Callable[[int, int], list[nn.Module]]] = {"mlp2": mlp2, "mlp5": mlp5}
+
+
 class RatioMLP(nn.Module):
-    def __init__(self, feat_dim: int, num_classes: int | None, hidden: int = 256) -> None:
+    def __init__(self, feat_dim: int, num_classes: int | None, hidden: int = 256, net: str = "mlp2") -> None:
         super().__init__()
         self.label = LabelFeatures(num_classes)
         self.register_buffer("mean", torch.zeros(feat_dim))
         self.register_buffer("std", torch.ones(feat_dim))
-        self.net = nn.Sequential(nn.Linear(feat_dim + self.label.dim, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1), nn.ReLU())
+        self.hidden, self.net_name = hidden, net
+        self.net = nn.Sequential(*NETS[net](feat_dim + self.label.dim, hidden))
 
     def forward(self, feats: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = (feats - self.mean) / self.std
@@ -73,6 +95,9 @@ class DreCfg:
     weight_decay: float = 1e-3
     patience: int | None = None  # early stopping on the check sets (None: train every step)
     checks: int = 20
+    net: str = "mlp2"
+    betas: tuple[float, float] = (0.9, 0.999)
+    decay_at: list[float] = field(default_factory=list)  # lr x 0.1 at these fractions of the steps
 
 
 def check_split(n: int, rng: np.random.Generator, fraction: float = 0.2) -> np.ndarray:
@@ -85,12 +110,14 @@ def check_split(n: int, rng: np.random.Generator, fraction: float = 0.2) -> np.n
 
 def train_ratio(real_f: np.ndarray, real_y: np.ndarray, fake_f: np.ndarray, fake_y: np.ndarray,
                 num_classes: int | None, cfg: DreCfg, seed: int, desc: str = "density-ratio",
-                device: torch.device | str = "cpu") -> tuple[RatioMLP, list[dict[str, float]]]:
+                device: torch.device | str = "cpu", fresh: Callable[[torch.Tensor], torch.Tensor] | None = None
+                ) -> tuple[RatioMLP, list[dict[str, float]]]:
     """Fit r(x | y) on features of real (x, y) pairs and fake (x, y) pairs on ``device``; returns
     the model (eval mode) and a loss history. Labels: class indices, or scaled to [0, 1].
     With ``cfg.patience`` a fifth of the reals and of the fakes is held out: the loss on it is
     checked ``cfg.checks`` times, training stops after ``patience`` checks without improvement,
-    and the weights of the best check are returned."""
+    and the weights of the best check are returned. ``fresh`` (labels -> features of new fakes at those
+    labels) replaces the pool in training: each step's fakes are drawn at the real batch's labels."""
     torch.manual_seed(seed)
     dev = torch.device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)
@@ -104,21 +131,27 @@ def train_ratio(real_f: np.ndarray, real_y: np.ndarray, fake_f: np.ndarray, fake
         fc = torch.as_tensor(check_split(len(ff), rng)).to(dev)
         check = (rf[rc], ry[rc], ff[fc], fy[fc])
         rf, ry, ff, fy = rf[~rc], ry[~rc], ff[~fc], fy[~fc]
-    model = RatioMLP(rf.shape[1], num_classes, cfg.hidden).to(dev)
+    model = RatioMLP(rf.shape[1], num_classes, cfg.hidden, cfg.net).to(dev)
     model.mean.copy_(rf.mean(0))
     model.std.copy_(rf.std(0).clamp_min(1e-6) if len(rf) > 1 else torch.ones_like(rf[0]))
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.betas), weight_decay=cfg.weight_decay)
+    marks = [round(f * cfg.steps) for f in cfg.decay_at]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.1 ** sum(s >= m for m in marks))
     history, running, pending, seen = [], 0.0, [], 0
     best, best_state, stale = float("inf"), None, 0
     every = max(cfg.steps // (cfg.checks if check is not None else 10), 1)
     with Progress(cfg.steps, desc) as bar:
         for step in range(1, cfg.steps + 1):
             i = torch.randint(len(rf), (cfg.batch_size,), generator=gen, device=dev)
-            j = torch.randint(len(ff), (cfg.batch_size,), generator=gen, device=dev)
-            loss = sp_loss(model(rf[i], ry[i]), model(ff[j], fy[j]), cfg.lam)
+            if fresh is None:
+                j = torch.randint(len(ff), (cfg.batch_size,), generator=gen, device=dev)
+                loss = sp_loss(model(rf[i], ry[i]), model(ff[j], fy[j]), cfg.lam)
+            else:
+                loss = sp_loss(model(rf[i], ry[i]), model(fresh(ry[i]), ry[i]), cfg.lam)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             pending.append(loss.detach())
             bar.update(1)
             if step % every != 0 and step != cfg.steps:
