@@ -158,6 +158,10 @@ class CcganCfg:
     kappa: Annotated[float | None, Range(gt=0, note="rule of thumb")] = None
     kappa_k: Rate = 1.0
     threshold: Annotated[float, Range(gt=0, lt=1)] = 1e-3
+    embedding: Annotated[str, OneOf("sinusoid", "y2h", note="the label embedding")] = "sinusoid"
+    embed_arch: str = "resnet20"  # y2h: the x2y network's backbone (a name of the model zoo)
+    embed_steps: Positive = 2000  # y2h: SGD steps of x2y (batch 128)
+    y2h_steps: Positive = 2000  # y2h: SGD steps of y2h (batch 128)
 
 
 @dataclass

@@ -53,6 +53,9 @@ def validate(cfg: Config, runtime: bool = True) -> None:
         bad("gan.stop_patience", "needs gan.score_every > 0 (the stop watches the label score)")
     if gan.target_score is not None and gan.score_every == 0:
         bad("gan.target_score", "needs gan.score_every > 0 (the target is a label score)")
+    if gan.ccgan.embedding == "y2h" and (gan.embed_dim < 32 or gan.embed_dim % 8):
+        bad("gan.embed_dim", f"y2h's GroupNorm(8) needs a multiple of 8 from 32 up, got {gan.embed_dim} "
+            "(below 32 it learned a constant: tests/test_label_embed.py)")
     _validate_source(cfg)
     if importlib.util.find_spec("torch") is not None:  # a serving-only install trains nothing: the zoo and
         _validate_models(cfg)                           # the distillers (nn.Modules) cannot load there
@@ -79,7 +82,7 @@ def _validate_models(cfg: Config) -> None:
     from cgankd.models import MODELS
 
     for key, arch in (("teacher.arch", cfg.teacher.arch), ("student.arch", cfg.student.arch),
-                      ("extractor.arch", cfg.extractor.arch)):
+                      ("extractor.arch", cfg.extractor.arch), ("gan.ccgan.embed_arch", cfg.gan.ccgan.embed_arch)):
         if arch not in MODELS:
             bad(key, f"{arch!r}: {unknown(arch, MODELS)}")
 

@@ -4,7 +4,8 @@ The condition is a class (``num_classes`` an int) or a continuous label in [0, 1
 (``num_classes`` None, the CcGAN case); see ``embed.py``.
 G: z and a shared label embedding are concatenated and feed every conditional batch norm;
 residual up-blocks from 4x4 to the output size. D: residual down-blocks, ReLU, global sum pool,
-a linear output plus the projection term <embed(y), h>.
+a linear output plus the projection term <embed(y), h>. With a trained label embedding ``y2h``
+(cgankd/gan/label_embed.py) G conditions on y2h(y) and D projects on SN-Linear(y2h(y)), y2h frozen.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.gan.embed import label_embedding
+from cgankd.gan.label_embed import Frozen
 from cgankd.gan.spectral import spectral_norm as SN
 
 
@@ -46,12 +48,12 @@ class GBlock(nn.Module):
 
 class Generator(nn.Module):
     def __init__(self, num_classes: int | None, resolution: int, channels: int, z_dim: int = 64,
-                 ch: int = 32, embed_dim: int = 64) -> None:
+                 ch: int = 32, embed_dim: int = 64, y2h: nn.Module | None = None) -> None:
         super().__init__()
         n_up = int(math.log2(resolution // 4))
         widths = [ch * min(2 ** (n_up - i), 4) for i in range(n_up + 1)]  # e.g. 128, 128, 64, 32
         self.z_dim, self.num_classes = z_dim, num_classes
-        self.embed = label_embedding(num_classes, embed_dim)
+        self.embed = Frozen(y2h) if y2h is not None else label_embedding(num_classes, embed_dim)
         cond = z_dim + embed_dim
         self.fc = SN(nn.Linear(z_dim, widths[0] * 16))
         self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], cond) for i in range(n_up))
@@ -83,13 +85,15 @@ class DBlock(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, num_classes: int | None, resolution: int, channels: int, ch: int = 32) -> None:
+    def __init__(self, num_classes: int | None, resolution: int, channels: int, ch: int = 32,
+                 y2h: nn.Module | None = None) -> None:
         super().__init__()
         n_down = int(math.log2(resolution // 4))
         widths = [channels] + [ch * min(2**i, 4) for i in range(n_down)]
         self.blocks = nn.Sequential(*(DBlock(widths[i], widths[i + 1], i == 0) for i in range(n_down)))
         self.fc = SN(nn.Linear(widths[-1], 1))
-        self.embed = label_embedding(num_classes, widths[-1], sn=True)
+        self.embed = (nn.Sequential(Frozen(y2h), SN(nn.Linear(y2h.dim, widths[-1]))) if y2h is not None
+                      else label_embedding(num_classes, widths[-1], sn=True))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.blocks(x)).sum(dim=[2, 3])

@@ -15,6 +15,7 @@ resumes from rank 0's checkpoint (all ranks hold the same weights and random-num
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import sys
@@ -43,9 +44,11 @@ from cgankd.train.loop import nonfinite
 LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)
 
 
-def build_gan(cfg: GanCfg, num_classes: int | None, resolution: int, channels: int):
-    g = Generator(num_classes, resolution, channels, cfg.z_dim, cfg.g_ch, cfg.embed_dim)
-    return g, Discriminator(num_classes, resolution, channels, cfg.d_ch)
+def build_gan(cfg: GanCfg, num_classes: int | None, resolution: int, channels: int,
+              y2h: torch.nn.Module | None = None):
+    """G and D; ``y2h`` a trained label embedding both condition on, frozen (gan.ccgan.embedding=y2h)."""
+    g = Generator(num_classes, resolution, channels, cfg.z_dim, cfg.g_ch, cfg.embed_dim, copy.deepcopy(y2h))
+    return g, Discriminator(num_classes, resolution, channels, cfg.d_ch, copy.deepcopy(y2h))
 
 
 # when training stops, not what it computes: a checkpoint of the same run trains on under new limits
@@ -94,7 +97,8 @@ def _backward(loss: torch.Tensor, opt: torch.optim.Optimizer, scaler: torch.amp.
 def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: int | None, seed: int,
               ckpt_path: Path, log: Callable[[int, dict[str, float]], None] | None = None,
               stop_after: int | None = None, runtime: Runtime = CPU,
-              watch: Watch | None = None, stop: Stop | None = None) -> tuple[Generator, list[dict[str, float]]]:
+              watch: Watch | None = None, stop: Stop | None = None,
+              y2h: torch.nn.Module | None = None) -> tuple[Generator, list[dict[str, float]]]:
     """Returns the last EMA generator and the loss history. ``num_classes`` None trains a CcGAN on
     ``labels`` scaled to [0, 1]. Resumes from ``ckpt_path`` when it holds a checkpoint of the
     same computation (config less its stop fields, seed, data and runtime); ``stop_after``
@@ -105,7 +109,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     torch.manual_seed(seed)
     dev = runtime.device
     _, c, res, _ = images.shape
-    g, d = build_gan(cfg, num_classes, res, c)
+    g, d = build_gan(cfg, num_classes, res, c, y2h)
     g, d = g.to(dev), d.to(dev)
     ema = EMA(g, cfg.ema_decay, cfg.ema_start, runtime)
     # fused: one kernel per optimiser step on the GPU, one op per parameter on the CPU

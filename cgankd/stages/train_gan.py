@@ -128,9 +128,19 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
         teacher = store.load(at(cfg, "teacher"), "image_model", rt.device, "train-teacher")
         reference = teacher_metric(cfg, meta)
         watch = make_watch(cfg, meta, teacher, out, tracker, reference, stop, minutes)
+    y2h = None
+    if regression and cfg.gan.ccgan.embedding == "y2h":  # the improved CcGAN's label embedding, trained first
+        from cgankd.gan.label_embed import train_label_embedding
+
+        c = cfg.gan.ccgan
+        y2h, fit = train_label_embedding(train.images, labels, cfg.gan.embed_dim, c.embed_arch, c.embed_steps,
+                                         c.y2h_steps, cfg.seed + 9, rt.device)
+        tracker.log_metrics(fit)
+        print(f"train-gan: label embedding (y2h) trained: x2y MSE {fit['embed_x2y_mse']:.4f}, y2h round trip MSE "
+              f"{fit['embed_y2h_mse']:.5f} (labels scaled to [0, 1])")
     g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
                            at(cfg, "gan_checkpoint"), log=lambda s, row: tracker.log_metrics(row, step=s),
-                           stop_after=stop_after, runtime=rt, watch=watch, stop=stop)
+                           stop_after=stop_after, runtime=rt, watch=watch, stop=stop, y2h=y2h)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
     steps = history[-1]["step"] if history else 0

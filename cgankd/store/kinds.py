@@ -43,8 +43,13 @@ def _gan_generator(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.M
         g.load_state_dict(state)
         return g
     gan = meta["gan"]
+    y2h = None
+    if gan.get("ccgan", {}).get("embedding") == "y2h" and meta["num_classes"] is None:
+        from cgankd.gan.label_embed import Y2H
+
+        y2h = Y2H(gan["embed_dim"])
     g = Generator(meta["num_classes"], meta["resolution"], meta["channels"], gan["z_dim"], gan["g_ch"],
-                  gan["embed_dim"])
+                  gan["embed_dim"], y2h)
     g.load_state_dict(state)
     return g
 

@@ -1,0 +1,112 @@
+"""The improved CcGAN's label embedding (Ding et al.; the cGAN-KD authors' ``train_net_for_label_embed.py``),
+trained before the GAN and frozen during it (``gan.ccgan.embedding: y2h``):
+
+1. x2y: a zoo network's penultimate features -> h (``Linear``, ``BatchNorm1d``, ReLU; ``dim`` wide) ->
+   y (``Linear``, ReLU), regressing the scaled label from real images (SGD, MSE, random flips);
+2. y2h: an MLP from y to h (four ``Linear``, ``GroupNorm(8)``, ReLU layers and a ``Linear``, ReLU),
+   trained with x2y's h -> y head frozen so that h2y(y2h(y')) = y' for y' = a training label plus
+   N(0, 0.2) noise, clamped to [0, 1].
+
+G conditions on y2h(y); D projects on a spectrally normalised linear map of y2h(y). Neither trains it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cgankd.base.progress import Progress
+
+
+class Y2H(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(1, dim), nn.GroupNorm(8, dim), nn.ReLU()]
+        for _ in range(3):
+            layers += [nn.Linear(dim, dim), nn.GroupNorm(8, dim), nn.ReLU()]
+        self.main = nn.Sequential(*layers, nn.Linear(dim, dim), nn.ReLU())
+        self.dim = dim
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.main(y.float().reshape(-1, 1) + 1e-8)
+
+
+class Frozen(nn.Module):
+    """A trained embedding used as it is: no gradients, always in eval mode."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner.eval()
+        for p in self.inner.parameters():
+            p.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> Frozen:
+        super().train(mode)
+        self.inner.eval()
+        return self
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.inner(y)
+
+
+class X2Y(nn.Module):
+    def __init__(self, backbone: nn.Module, feat_dim: int, dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.x2h = nn.Sequential(nn.Linear(feat_dim, dim), nn.BatchNorm1d(dim), nn.ReLU())
+        self.h2y = nn.Sequential(nn.Linear(dim, 1), nn.ReLU())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.h2y(self.x2h(self.backbone.features(x))).reshape(-1)
+
+
+def train_label_embedding(images: np.ndarray, labels: np.ndarray, dim: int, arch: str, steps: int, y2h_steps: int,
+                          seed: int, device: torch.device, batch_size: int = 128) -> tuple[Y2H, dict[str, float]]:
+    """y2h (eval mode) for uint8 ``images`` with ``labels`` scaled to [0, 1], and how well it fits: the
+    x2y MSE on the training images and the y2h round-trip MSE over the label range."""
+    from cgankd.models import build_model
+
+    torch.manual_seed(seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    _, c, res, _ = images.shape
+    backbone = build_model(arch, c, 1, res).backbone.to(device)
+    with torch.no_grad():
+        feat_dim = backbone.eval().features(torch.zeros(2, c, res, res, device=device)).shape[1]
+    x2y = X2Y(backbone, feat_dim, dim).to(device).train()
+    x_all = torch.as_tensor(images).to(device)
+    y_all = torch.as_tensor(labels, dtype=torch.float32).to(device)
+    opt = torch.optim.SGD(x2y.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    with Progress(steps, "label embedding (x2y)") as bar:
+        for _ in range(steps):
+            i = torch.randint(len(y_all), (batch_size,), generator=gen, device=device)
+            x = x_all[i].float().div(127.5).sub(1.0)
+            flip = torch.rand(len(i), generator=gen, device=device) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            loss = F.mse_loss(x2y(x), y_all[i])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update(1)
+    x2y.eval()
+    for p in x2y.parameters():
+        p.requires_grad_(False)
+    y2h = Y2H(dim).to(device).train()
+    unique = torch.unique(y_all)
+    opt = torch.optim.SGD(y2h.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    with Progress(y2h_steps, "label embedding (y2h)") as bar:
+        for _ in range(y2h_steps):
+            y = unique[torch.randint(len(unique), (batch_size,), generator=gen, device=device)]
+            y = (y + 0.2 * torch.randn(len(y), generator=gen, device=device)).clamp(0.0, 1.0)
+            loss = F.mse_loss(x2y.h2y(y2h(y)).reshape(-1), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            bar.update(1)
+    y2h.eval()
+    with torch.no_grad():
+        grid = torch.linspace(0.0, 1.0, 101, device=device)
+        fit = {"embed_x2y_mse": float(F.mse_loss(x2y(x_all[:512].float().div(127.5).sub(1.0)), y_all[:512])),
+               "embed_y2h_mse": float(F.mse_loss(x2y.h2y(y2h(grid)).reshape(-1), grid))}
+    return y2h, fit
