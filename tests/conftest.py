@@ -120,8 +120,8 @@ MODULE_SECONDS = {
     "test_ablation": 33, "test_own_data": 32, "test_compare": 31, "test_dvc_yaml": 25, "test_serve_security": 18,
     "test_install": 17, "test_serve_registry": 17, "test_mlflow_ui": 15, "test_serve_limits": 12,
     "test_host_syncs": 45, "test_gpu_check": 35, "test_biggan_pytorch": 20, "test_published_students": 12,
-    "test_plan": 10, "test_paper_recipes": 80,
-    "test_cdrrs": 25}
+    "test_plan": 10, "test_paper_recipes": 90,
+    "test_cdrrs": 25, "test_label_embed": 15}
 
 
 @pytest.fixture(scope="session")
