@@ -21,7 +21,8 @@ def _root(tmp_path, dataset: str) -> str:
 def _plan(tmp_path, dataset: str, *extra: str) -> int:
     out = tmp_path / "out"
     return main(["plan", "-p", str(ROOT / "params.yaml"), "-S", f"profile=paper-{dataset}", "-S",
-                 f"data.root={_root(tmp_path, dataset)}", "-S", f"out_dir={out}", *extra])
+                 f"data.root={_root(tmp_path, dataset)}", "-S", f"out_dir={out}",
+                 "-S", "data.n_val_per_class=1", *extra])  # the fixtures hold 4 images a class
 
 
 @pytest.mark.parametrize("dataset", DATA)
