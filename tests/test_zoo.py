@@ -65,3 +65,12 @@ def test_models_command_lists_the_zoo_with_parameter_counts(capsys: pytest.Captu
     assert all(name in out for name in ZOO) and "7,433,860" in out  # resnet32x4, CIFAR-100 head
     assert main(["models", "--in-channels", "1", "--resolution", "16", "--outputs", "1"]) == 0
     assert "1x16x16, 1 outputs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("name", "convs"), [("vgg16", 13), ("vgg19", 16)])
+def test_the_authors_regression_vgg_conv_stacks(name: str, convs: int) -> None:
+    """VGG-16 / VGG-19 as the cGAN-KD authors' regression VGGs stack their 3x3 convs (with BN), 64 px in."""
+    model = build_model(name, 3, 1, 64)
+    widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(widths) == convs and widths[:2] == [64, 64] and widths[-1] == 512
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1)

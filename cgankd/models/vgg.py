@@ -1,4 +1,6 @@
-"""CIFAR VGGs with BN (RepDistiller's vgg8 / vgg11 / vgg13): five conv blocks, max-pool between."""
+"""CIFAR VGGs with BN (RepDistiller's vgg8 / vgg11 / vgg13, and vgg16 / vgg19, the conv stacks of the
+cGAN-KD authors' regression filter networks): five conv blocks, max-pool between, a pooled linear
+head (their regression VGGs end in a two-layer MLP instead)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ CONFIGS = {
     "vgg8": [[64], [128], [256], [512], [512]],
     "vgg11": [[64], [128], [256, 256], [512, 512], [512, 512]],
     "vgg13": [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
+    "vgg16": [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    "vgg19": [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
 }
 
 
