@@ -136,3 +136,35 @@ def test_metrics_count_requests_statuses_inputs_and_name_the_model(api):
     assert grew("cgankd_request_duration_seconds_count", route="/predict") == 3
     assert after[("cgankd_model_info", (("name", "student"), ("version", "None")))] == 1
     assert after[("cgankd_requests_in_flight", ())] == 0
+
+
+def _npy_declaring(shape: tuple[int, ...]) -> bytes:
+    """A .npy whose header declares ``shape`` but whose data is 8 bytes."""
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(2, np.float32))
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {**header, "shape": shape})
+    out.write(np.zeros(2, np.float32).tobytes())
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("body, content_type, status, words", [
+    (b"[" + b"9" * 5000 + b"]", "application/json", 400, "Exceeds the limit (4300 digits)"),
+    (b"[" + b"9" * 400 + b"]", "application/json", 422, "int too large to convert to float"),
+    (_npy_declaring((2**50,)), "application/octet-stream", 422, "header declares shape [1125899906842624]"),
+])
+def test_hostile_bodies_are_4xx_not_500(api, body, content_type, status, words):
+    """What a fuzzer sends: a JSON integer past Python's digit limit, one past float64, a .npy header
+    declaring a petabyte. Each is a client error with its reason, never a server error."""
+    r = api["client"].post("/predict", content=body, headers={"content-type": content_type})
+    assert r.status_code == status and words in r.json()["error"], r.text
+
+
+def test_invented_methods_are_counted_as_other(api):
+    """uvicorn accepts any token as a method: 50 invented ones add one label value, 'other', not 50."""
+    client = api["client"]
+    for i in range(50):
+        client.request(f"X{i}SCAN", "/predict")
+    families = samples(client.get("/metrics").text)
+    methods = {dict(labels).get("method") for name, labels in families if name == "cgankd_requests_total"}
+    assert "other" in methods and not any(m and m.startswith("X") for m in methods), methods
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"}

@@ -88,10 +88,22 @@ def array(arr: np.ndarray, card: ModelCard, name: str = "array", max_batch: int 
 
 
 def npy(data: bytes, card: ModelCard, name: str = "array", max_batch: int = 1024) -> np.ndarray:
+    """A .npy file; its header's shape is checked against the bytes that follow before anything is
+    allocated (a header may declare any size)."""
     try:
+        f = io.BytesIO(data)
+        fmt = np.lib.format
+        header = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(fmt.read_magic(f))
+        if header is None:
+            raise ValueError("a .npy format version other than 1.0 or 2.0")
+        shape, _, dtype = header(f)
+        need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if need > len(data) - f.tell():
+            raise BadInput(422, f"{name}: the .npy header declares shape {list(shape)} ({need:,} bytes) but "
+                           f"{len(data) - f.tell():,} bytes follow it")
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise BadInput(422, f"{name}: unreadable .npy ({exc})") from exc
+    except (ValueError, OSError, EOFError, TypeError) as exc:
+        raise BadInput(422, f"{name}: unreadable .npy ({str(exc).splitlines()[0][:200]})") from exc
     return array(arr, card, name, max_batch)
 
 
@@ -116,8 +128,8 @@ def from_json(body: bytes, card: ModelCard, max_batch: int = 1024) -> np.ndarray
     ``{"images": [...]}`` of base64 PNG/JPEG files (cgankd/serve/schema.py)."""
     try:
         obj: Any = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadInput(400, f"body: invalid JSON ({exc})") from exc
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, and an integer of over 4,300 digits
+        raise BadInput(400, f"body: invalid JSON ({str(exc).splitlines()[0][:200]})") from exc
     except RecursionError:
         raise BadInput(400, "body: JSON nested too deeply") from None
     if isinstance(obj, dict):
@@ -134,8 +146,8 @@ def from_json(body: bytes, card: ModelCard, max_batch: int = 1024) -> np.ndarray
         arr = np.asarray(obj, dtype=np.float64)
     except RecursionError:
         raise BadInput(400, "body: JSON nested too deeply") from None
-    except (ValueError, TypeError) as exc:
-        raise BadInput(422, f"body: not a rectangular array of numbers ({str(exc).splitlines()[0]})") from exc
+    except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: an integer beyond float64
+        raise BadInput(422, f"body: not a rectangular array of numbers ({str(exc).splitlines()[0][:200]})") from exc
     if arr.size == 0:
         raise BadInput(422, "body: empty batch")
     return array(arr, card, "body", max_batch)

@@ -19,6 +19,10 @@ ROUTES = ("/predict", "/healthz", "/ready", "/metadata", "/reload", "/metrics", 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+# the request methods labelled by name; any other token (uvicorn accepts all) is counted as "other", so
+# a scanner cannot grow the label set
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
 class Metrics:
     """ASGI middleware around ``app`` (set by ``wrap``); ``model`` returns the served model's info
     (name, version) at scrape time."""
@@ -61,7 +65,8 @@ class Metrics:
                 await self.app(scope, receive, seen)
         finally:
             self.latency.labels(route).observe(time.perf_counter() - t0)
-            self.requests.labels(route, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in METHODS else "other"  # a client invents any token
+            self.requests.labels(route, method, str(status)).inc()
 
     def count_inputs(self, n: int) -> None:
         self.inputs.inc(n)
