@@ -196,3 +196,22 @@ def every_run(client) -> str:
     return "\n".join(lines)
 
 
+
+
+def test_no_password_reaches_a_command_line_or_the_server(tmp_path, monkeypatch):
+    """psql gets its SQL on standard input, and a role's password goes as its SCRAM verifier: neither
+    the process list nor PostgreSQL (its statement log included) sees the password. That PostgreSQL
+    accepts the verifier is the stack test above: the application role logs in with the password."""
+    import cgankd.ops.team_stack as stack
+    from cgankd.ops.scram import password_sql
+
+    calls = []
+    monkeypatch.setattr(stack.subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw.get("input"), kw["env"]))
+                        or subprocess.CompletedProcess(cmd, 0, "1\n", ""))
+    pg = Postgres(tmp_path / "data", 5999)
+    pw = pg.secrets.get("postgres-" + USER)
+    pg._admin_sql(f"CREATE ROLE {USER} LOGIN {password_sql(pw)}")
+    (cmd, sql, env), = calls
+    assert pw not in " ".join(cmd) and "CREATE ROLE" not in " ".join(cmd)
+    assert "CREATE ROLE" in sql and pw not in sql and "PASSWORD 'SCRAM-SHA-256$4096:" in sql
+    assert env["PGPASSWORD"] == pg.secrets.get("postgres-cgankd_admin") and env["PGPASSWORD"] not in " ".join(cmd)

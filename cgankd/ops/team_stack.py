@@ -14,12 +14,11 @@ Nobody gets in without credentials, and everything listens on 127.0.0.1 only:
 - MLflow runs its basic-auth app (the admin's password generated, its user store in PostgreSQL); each
   worker trusts a password it checked for ``AUTH_CACHE_S`` s (a changed one too; bench/team_auth.py);
 - Prefect requires its API auth string and answers CORS only for its own origin.
-Passwords are generated on first start (``secrets.token_urlsafe``) and kept in ``<root>/secrets/``
-(0700, files 0600); servers get them through their environment, never on a command line.
-In production the same three servers run where the team runs them (a managed PostgreSQL, the
-MLflow and Prefect servers behind the team's proxy); only the two variables change. PostgreSQL
-comes from the system (Debian's ``postgresql`` package: ``apt-get install postgresql``); as root
-it runs as the ``postgres`` user, as PostgreSQL requires.
+Passwords are generated on first start (``secrets.token_urlsafe``), kept in ``<root>/secrets/`` (0700, files 0600),
+given to servers through their environment, never on a command line; a role's is sent as its SCRAM verifier.
+In production the three servers run where the team runs them (a managed PostgreSQL, MLflow and Prefect behind the
+team's proxy); only the two variables change. PostgreSQL comes from the system (``apt-get install postgresql``); as
+root it runs as the ``postgres`` user, as PostgreSQL requires.
 """
 
 from __future__ import annotations
@@ -41,6 +40,7 @@ from pathlib import Path
 
 from cgankd.base.errors import CgankdError
 from cgankd.ops.mlflow_ui import no_mlflow_jobs
+from cgankd.ops.scram import password_sql
 
 USER = "cgankd"  # the application role the servers connect as: owns the databases, not a superuser
 ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only
@@ -128,8 +128,8 @@ class Postgres:
         """The application role's URL, password included: for a server's environment only."""
         return f"{driver}://{USER}:{self.secrets.get('postgres-' + USER)}@127.0.0.1:{self.port}/{db}"
 
-    def _run(self, *cmd: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        res = subprocess.run(_as_owner(list(cmd)), capture_output=True, text=True,
+    def _run(self, *cmd: str, env: dict[str, str] | None = None, feed: str | None = None):  # noqa: ANN202
+        res = subprocess.run(_as_owner(list(cmd)), capture_output=True, text=True, input=feed,
                              env={**os.environ, **(env or {})})
         if res.returncode != 0:
             last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
@@ -137,9 +137,10 @@ class Postgres:
         return res
 
     def _admin_sql(self, sql: str, db: str = "postgres") -> str:
-        """One statement as the bootstrap superuser over TCP (its password in the environment)."""
+        """One statement as the bootstrap superuser over TCP, fed on stdin (none of it in the process list)."""
         res = self._run(str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", ADMIN, "-d", db,
-                        "-v", "ON_ERROR_STOP=1", "-tAc", sql, env={"PGPASSWORD": self.secrets.get("postgres-" + ADMIN)})
+                        "-v", "ON_ERROR_STOP=1", "-tA", "-f", "-", feed=sql + "\n",
+                        env={"PGPASSWORD": self.secrets.get("postgres-" + ADMIN)})
         return res.stdout.strip()
 
     def start(self) -> Postgres:
@@ -166,7 +167,7 @@ class Postgres:
                   "-o", f"-p {self.port} -k {sock} -c listen_addresses=127.0.0.1", "start")
         app_pw = self.secrets.get("postgres-" + USER)
         if self._admin_sql(f"SELECT 1 FROM pg_roles WHERE rolname='{USER}'") != "1":
-            self._admin_sql(f"CREATE ROLE {USER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{app_pw}'")
+            self._admin_sql(f"CREATE ROLE {USER} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE {password_sql(app_pw)}")
         return self
 
     def create_db(self, name: str) -> None:
