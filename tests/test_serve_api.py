@@ -37,7 +37,7 @@ def api(tmp_path_factory):
                      max_batch=16)
     with TestClient(app) as client:
         yield {"client": client, "images": data["test"].images[:6], "classes": data.meta.classes,
-               "doc": client.get("/openapi.json").json()}
+               "doc": client.get("/openapi.json").json(), "path": path}
 
 
 def validator(doc: dict, name: str) -> jsonschema.Draft202012Validator:
@@ -168,3 +168,9 @@ def test_invented_methods_are_counted_as_other(api):
     methods = {dict(labels).get("method") for name, labels in families if name == "cgankd_requests_total"}
     assert "other" in methods and not any(m and m.startswith("X") for m in methods), methods
     assert methods <= {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "other"}
+
+
+def test_metadata_names_no_path_run_or_tags(api):
+    meta = api["client"].get("/metadata").json()
+    assert meta["uri"] == "student.onnx" and meta["name"] == "student"
+    assert str(api["path"].parent) not in str(meta) and not {"run_id", "tags"} & set(meta)

@@ -61,7 +61,12 @@ class ServedModel:
         return self.card.postprocess(self.run(x))
 
     def metadata(self) -> dict[str, Any]:
-        return {**self.info, **self.card.public(), "providers": self.session.get_providers()}
+        """What any client may read: the model's name, version and alias, its registry URI or file name
+        (never a path on this machine, a run id or the registry's tags), the card, the providers."""
+        uri = str(self.info.get("uri", ""))
+        return {**{k: self.info.get(k) for k in ("name", "version", "alias")},
+                "uri": uri if uri.startswith("models:/") else Path(uri).name,
+                **self.card.public(), "providers": self.session.get_providers()}
 
 
 def load_onnx(path: Path, info: dict[str, Any] | None = None, providers: str = "auto",
