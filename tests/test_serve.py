@@ -19,7 +19,7 @@ from PIL import Image
 from cgankd.serve.process import bearer, start_server, stop_server
 
 N = 24
-TOKEN = "operator-token-0123456789"
+TOKEN = "operator-token-0123456789abcdef0123456789"
 
 
 def png(arr_chw: np.ndarray, mode: str | None = None) -> bytes:

@@ -71,7 +71,7 @@ def test_registry_serving_follows_the_champion(tmp_path):
         assert {r.split("==")[0] for r in listed} == {"mlflow", "numpy", *needs}, listed
         assert f"numpy=={np.__version__}" in listed and f"mlflow=={mlflow.__version__}" in listed
 
-    token = "registry-operator-0123456789"
+    token = "registry-operator-0123456789abcdef0123456789"
     proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu", token=token)
     try:
         assert httpx.get(f"{url}/metadata").json()["version"] == 1

@@ -19,7 +19,7 @@ from onnx_student import export, trained_student
 from cgankd.serve.management import TOKEN_ENV, public_message, reload_target
 from cgankd.serve.process import bearer, free_port, start_server, stop_server
 
-TOKEN = "security-operator-0123456789"
+TOKEN = "security-operator-0123456789abcdef012345"
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +175,37 @@ def test_a_cuda_session_that_fell_back_to_the_cpu_is_named():
         check_providers(cuda, cpu, "cuda", "m.onnx")
     assert "did not start its CUDA provider" in str(e.value)
     assert "serving on the CPU" in check_providers(cuda, cpu, "auto", "/models/m.onnx")
+
+
+def test_tokens_are_long_owned_and_guessing_is_throttled(tmp_path, monkeypatch):
+    """A token has at least 32 characters (environment or file); a token file owned by another user is
+    refused; after 5 wrong tokens in 10 s every attempt is a 429 until the window has passed."""
+    from cgankd.base.errors import CgankdError
+    from cgankd.serve.management import TOKEN_ENV, Throttle, load_token
+
+    monkeypatch.setenv(TOKEN_ENV, "short-token-0123456789")
+    with pytest.raises(CgankdError, match="is 22 characters; a token needs at least 32"):
+        load_token(None)
+    monkeypatch.delenv(TOKEN_ENV)
+    f = tmp_path / "token"
+    f.write_text("x" * 31)
+    f.chmod(0o600)
+    with pytest.raises(CgankdError, match="shorter than 32 characters"):
+        load_token(str(f))
+    f.write_text(TOKEN)
+    assert load_token(str(f)) == TOKEN
+    monkeypatch.setattr("os.geteuid", lambda: 4242)  # the server's user is not the file's owner
+    with pytest.raises(CgankdError, match="is owned by uid .*, not by the server's user"):
+        load_token(str(f))
+
+    now = [0.0]
+    throttle = Throttle(clock=lambda: now[0])
+    for _ in range(5):
+        with pytest.raises(Exception) as e:
+            throttle.check(TOKEN, "Bearer guess-0123456789abcdef0123456789abc")
+        assert e.value.status == 401
+    with pytest.raises(Exception) as e:  # the right token too: no comparison while throttled
+        throttle.check(TOKEN, f"Bearer {TOKEN}")
+    assert e.value.status == 429 and "refuses every attempt" in e.value.message
+    now[0] = 10.5
+    throttle.check(TOKEN, f"Bearer {TOKEN}")  # the window has passed

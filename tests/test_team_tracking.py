@@ -105,7 +105,8 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         assert len(versions) == 2
         champion = client.get_model_version_by_alias(NAME, "champion")
 
-        proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu", token="team-operator-0123456789")
+        proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu",
+                                 token="team-operator-0123456789abcdef0123456789")
         try:
             meta = httpx.get(f"{url}/metadata").json()
             assert meta["version"] == int(champion.version)

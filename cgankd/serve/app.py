@@ -25,7 +25,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from cgankd.base.errors import CgankdError
 from cgankd.serve.decode import BadInput, from_json, one_part
 from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, Refused
-from cgankd.serve.management import check_token, public_message, reload_target
+from cgankd.serve.management import Throttle, public_message, reload_target
 from cgankd.serve.metrics import Metrics
 from cgankd.serve.runtime import ServedModel
 from cgankd.serve.schema import PREDICT_BODY, Health, PredictResponse, Ready, Reloaded, errors, request_schemas
@@ -95,6 +95,7 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
 
     app = FastAPI(title="cgankd student", description=__doc__, version=__version__)
     metrics = Metrics(lambda: holder.model.info)
+    throttle = Throttle()
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["*"])
 
     @app.exception_handler(BadInput)
@@ -146,12 +147,12 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
         return {"model": {"name": model.info.get("name"), "version": model.info.get("version")},
                 "predictions": rows}
 
-    @app.post("/reload", response_model=Reloaded, responses=errors(401, 403, 404, 409))
+    @app.post("/reload", response_model=Reloaded, responses=errors(401, 403, 404, 409, 429))
     async def reload(request: Request) -> dict:
         """The operator's (``Authorization: Bearer <token>``): reload the source the server started
         with (e.g. the champion alias, which may point to a new version now), or JSON
         ``{"alias": ...}`` / ``{"version": ...}`` of the same registered model."""
-        check_token(token, request.headers.get("authorization"))
+        throttle.check(token, request.headers.get("authorization"))
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         source = reload_target(holder.source, ctype, await request.body(), dict(request.query_params))
         new = await run_in_threadpool(holder.reload, source)

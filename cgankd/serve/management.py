@@ -2,8 +2,10 @@
 
 - ``POST /reload`` is the operator's: it needs ``Authorization: Bearer <token>``, the token coming
   from ``CGANKD_SERVE_TOKEN`` or a file readable by its owner alone (``serve.token_file``, mode
-  0600). Without a token configured management is off and ``/reload`` answers 403 saying how to
-  turn it on. Tokens are compared in constant time.
+  0600, owned by the server's user). Without a token configured management is off and ``/reload``
+  answers 403 saying how to turn it on. A token has at least ``MIN_TOKEN`` characters (``openssl rand
+  -hex 32``); tokens are compared in constant time, and after ``FAILS`` wrong ones within ``WINDOW_S``
+  seconds the server answers 429 without comparing until the window has passed.
 - ``/reload`` loads the server's own source again (the champion alias may point at a new version
   now), or another alias or version *of the same registered model*; never a file path or another
   model. A body must be JSON (``{"alias": "challenger"}`` or ``{"version": 3}``), which a foreign
@@ -13,12 +15,14 @@
 
 from __future__ import annotations
 
+import collections
 import hmac
 import ipaddress
 import json
 import os
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +34,17 @@ ALIAS = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 SOURCE = re.compile(r"^models:/([^/@]+)(?:@[^/@]+|/\d+)$")
 LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1", "[::1]"]
 HOW = f"set {TOKEN_ENV} (or serve.token_file, a file of mode 0600) when starting cgankd serve"
+MIN_TOKEN = 32
+FAILS, WINDOW_S = 5, 10.0
 
 
 def load_token(token_file: str | None) -> str | None:
     """The management token: the environment first, then the file; None when neither is set."""
     token = os.environ.get(TOKEN_ENV, "").strip()
     if token:
+        if len(token) < MIN_TOKEN:
+            raise CgankdError(TOKEN_ENV, f"is {len(token)} characters; a token needs at least {MIN_TOKEN} "
+                              "(e.g. openssl rand -hex 32)")
         return token
     if token_file is None:
         return None
@@ -47,18 +56,35 @@ def load_token(token_file: str | None) -> str | None:
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise CgankdError("param serve.token_file", f"must be readable by its owner alone (chmod 600), "
                           f"is {stat.filemode(st.st_mode)}")
+    if st.st_uid != os.geteuid():
+        raise CgankdError("param serve.token_file", f"is owned by uid {st.st_uid}, not by the server's user "
+                          f"({os.geteuid()}): another user could have written it")
     token = path.read_text().strip()
-    if len(token) < 16:
-        raise CgankdError("param serve.token_file", "holds a token shorter than 16 characters")
+    if len(token) < MIN_TOKEN:
+        raise CgankdError("param serve.token_file", f"holds a token shorter than {MIN_TOKEN} characters "
+                          "(e.g. openssl rand -hex 32)")
     return token
 
 
-def check_token(token: str | None, authorization: str | None) -> None:
-    if token is None:
-        raise BadInput(403, f"management is off: {HOW}")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise BadInput(401, "POST /reload needs the operator's token: Authorization: Bearer <token>")
+class Throttle:
+    """Wrong tokens in the last ``WINDOW_S`` seconds; from ``FAILS`` on, every attempt is a 429."""
+
+    def __init__(self, clock=time.monotonic) -> None:  # noqa: ANN001 (a clock function)
+        self.clock, self.fails = clock, collections.deque()
+
+    def check(self, token: str | None, authorization: str | None) -> None:
+        if token is None:
+            raise BadInput(403, f"management is off: {HOW}")
+        now = self.clock()
+        while self.fails and now - self.fails[0] > WINDOW_S:
+            self.fails.popleft()
+        if len(self.fails) >= FAILS:
+            raise BadInput(429, f"{FAILS} wrong tokens in {WINDOW_S:g} s: /reload refuses every attempt for "
+                           f"{WINDOW_S - (now - self.fails[0]):.0f} s more")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            self.fails.append(now)
+            raise BadInput(401, "POST /reload needs the operator's token: Authorization: Bearer <token>")
 
 
 def reload_target(source: str, content_type: str, body: bytes, query: dict[str, Any]) -> str:

@@ -87,7 +87,8 @@ ERRORS = {
     404: "the model source does not exist", 408: "the body arrived too slowly",
     409: "a reload target with another task or input shape", 413: "body or batch over the limit",
     415: "not a PNG, JPEG, .npy or JSON body", 422: "a well-formed body the model cannot take (shape, "
-    "size, colour mode, dtype, range, NaN)", 503: "too many requests in flight",
+    "size, colour mode, dtype, range, NaN)", 429: "too many wrong tokens of late",
+    503: "too many requests in flight",
 }
 
 
