@@ -127,3 +127,17 @@ def test_a_forged_backlog_uploads_nothing_outside_and_touches_no_foreign_run(tmp
     own = client.create_run(exp, run_name="mine", tags={OWNER_TAG: str(backlog.resolve())}).info.run_id
     backlog.write_text(json.dumps({"run": {**foreign, "run_id": own}, "op": "end", "status": "FINISHED"}) + "\n")
     assert replay(uri, backlog)["refused"] == 0 and client.get_run(own).info.status == "FINISHED"
+
+
+def test_printed_uris_carry_no_password(capsys, tmp_path):
+    """A tracking URI with user:password@ is shown with the password replaced, in cgankd's messages and
+    in the server errors they quote."""
+    from cgankd.base.redact import redact
+    from cgankd.ops.backlog import went_offline
+
+    uri = "http://alice:s3cret-pw@tracking.example:5000"
+    assert redact(f"{uri} refuses; postgresql://bob:pw2@db/x and sqlite:///mlflow.db") == \
+        "http://alice:***@tracking.example:5000 refuses; postgresql://bob:***@db/x and sqlite:///mlflow.db"
+    went_offline(uri, "logging", ConnectionError(f"HTTPConnectionPool for url {uri}/api"), tmp_path / "b.jsonl")
+    err = capsys.readouterr().err
+    assert "s3cret-pw" not in err and "alice:***@tracking.example" in err

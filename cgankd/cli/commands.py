@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.redact import redact
 from cgankd.config import Config, load_config
 from cgankd.task import task_of
 
@@ -142,7 +143,7 @@ def cmd_tracking_replay(args: argparse.Namespace) -> int:
     cfg = _config(args, runtime=False)
     require_mlflow("cgankd tracking-replay")
     counts = replay(tracking_uri(), cfg.path(NAME))
-    print(f"cgankd: tracking-replay: {counts['calls']} calls logged to {tracking_uri()}, "
+    print(f"cgankd: tracking-replay: {counts['calls']} calls logged to {redact(tracking_uri())}, "
           f"{counts['runs_created']} runs created")
     return 0
 
@@ -154,7 +155,7 @@ def cmd_tracking_gc(args: argparse.Namespace) -> int:
     cfg = _config(args, runtime=False)
     require_mlflow("cgankd tracking-gc")
     ended = reconcile_killed(cfg, "cgankd tracking-gc")
-    print(f"cgankd: tracking-gc: {len(ended)} run(s) of killed processes marked KILLED in {tracking_uri()}"
+    print(f"cgankd: tracking-gc: {len(ended)} run(s) of killed processes marked KILLED in {redact(tracking_uri())}"
           + (f": {', '.join(ended)}" if ended else ""))
     return 0
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.redact import redact
 from cgankd.ops.conflicts import experiment
 
 NAME = "tracking-backlog.jsonl"
@@ -53,7 +54,7 @@ def went_offline(uri: str, what: str, exc: BaseException, backlog: Path) -> None
     if uri not in _offline:
         _offline[uri] = f"{type(exc).__name__}"
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        print(f"cgankd: tracking: {uri} failed while {what} ({first}); the run goes on and writes its "
+        print(f"cgankd: tracking: {redact(uri)} failed while {what} ({redact(first)}); the run goes on and writes its "
               f"outputs; what it cannot log is kept in {backlog}: `cgankd tracking-replay` logs it once the "
               "server is back", file=sys.stderr, flush=True)
 

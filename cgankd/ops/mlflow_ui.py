@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.redact import redact
 from cgankd.ops.conflicts import retry_conflict
 
 VIEW = "cgankd-headline"
@@ -83,12 +84,13 @@ def serve(uri: str, experiment: str, host: str, port: int) -> int:
     mlflow.set_tracking_uri(uri)
     exp = MlflowClient().get_experiment_by_name(experiment)
     if exp is None:
-        raise CgankdError(f"tracking.experiment={experiment}", f"no such experiment in {uri} (run the pipeline first)")
+        raise CgankdError(f"tracking.experiment={experiment}",
+                          f"no such experiment in {redact(uri)} (run the pipeline first)")
     if uri.startswith(("http://", "https://")):
-        print(f"cgankd: runs table: {link(uri, exp.experiment_id)}")
+        print(f"cgankd: runs table: {redact(link(uri, exp.experiment_id))}")
         return 0
     base = f"http://{host}:{port}"
-    print(f"cgankd: serving {uri}; runs table: {link(base, exp.experiment_id)}  (Ctrl-C stops)", flush=True)
+    print(f"cgankd: serving {redact(uri)}; runs table: {link(base, exp.experiment_id)}  (Ctrl-C stops)", flush=True)
     cmd = [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--backend-store-uri", uri,
            "--host", host, "--port", str(port), "--workers", "1"]
     try:

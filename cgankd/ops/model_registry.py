@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.redact import redact
 from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.ops.backlog import GuardedTracker, errors, offline
@@ -29,7 +30,7 @@ def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any
             raise ConnectionError("unreachable earlier in this run")
         return _register(cfg, onnx_path, torch_model, sample, metric, info)
     except errors() as exc:
-        raise CgankdError(f"register ({tracking_uri()})", f"the tracking server failed ({type(exc).__name__}): "
+        raise CgankdError(f"register ({redact(tracking_uri())})", f"the tracking server failed ({type(exc).__name__}): "
                           "the student is not registered and no alias moved (aliases move only after a "
                           "version's files are stored); its ONNX file is in export/; re-run `cgankd register` "
                           "when the server is back") from None
@@ -238,7 +239,7 @@ def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
         try:
             known = sorted(client.get_registered_model(name).aliases)
         except MlflowException:
-            raise CgankdError(uri, f"no registered model {name!r} in {tracking_uri()}") from exc
+            raise CgankdError(uri, f"no registered model {name!r} in {redact(tracking_uri())}") from exc
         what = f"alias {alias!r}" if alias else f"version {version}"
         raise CgankdError(uri, f"model {name!r} has no {what} (aliases: {', '.join(known) or 'none'})") from exc
     if not complete(mv):

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.redact import redact
 from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.ops.backlog import NAME as BACKLOG
@@ -235,7 +236,7 @@ def reachable(uri: str, timeout: float = 5.0) -> None:
         socket.create_connection((parts.hostname or "localhost", port), timeout=timeout).close()
     except OSError as exc:
         why = "refuses connections" if isinstance(exc, ConnectionRefusedError) else f"cannot be reached ({exc})"
-        raise CgankdError("MLFLOW_TRACKING_URI", f"{uri} {why}: start the tracking server (`make team-stack` "
+        raise CgankdError("MLFLOW_TRACKING_URI", f"{redact(uri)} {why}: start the tracking server (`make team-stack` "
                           "starts one to try), point MLFLOW_TRACKING_URI at a running one, or set "
                           "CGANKD_TRACKING=off") from None
 
