@@ -143,3 +143,18 @@ def test_a_browser_opens_the_runs_table_with_the_headline_columns(server, tmp_pa
     shot = Path(os.environ.get("CGANKD_UI_SCREENSHOT") or tmp_path / "runs.png")
     subprocess.run([BROWSER, *flags, f"--screenshot={shot}", page], capture_output=True, timeout=180)
     assert shot.read_bytes().startswith(PNG)
+
+
+@pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("127.0.0.1", False)])
+def test_cgankd_ui_on_a_wide_address_warns(tmp_path, capsys, monkeypatch, host, warned):
+    """`cgankd ui --host 0.0.0.0` serves a writable registry with no authentication: said before it starts."""
+    import mlflow
+
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(db)
+    mlflow.create_experiment("cgankd")
+    started = []
+    monkeypatch.setattr(mlflow_ui.subprocess, "call", lambda cmd, env: started.append(cmd) or 0)
+    assert mlflow_ui.serve(db, "cgankd", host, free_port()) == 0 and started
+    err = capsys.readouterr().err
+    assert ("without authentication" in err and "lets them change it" in err) == warned, err

@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.net import loopback
 from cgankd.base.redact import redact
 from cgankd.ops.conflicts import retry_conflict
 
@@ -90,6 +91,10 @@ def serve(uri: str, experiment: str, host: str, port: int) -> int:
         print(f"cgankd: runs table: {redact(link(uri, exp.experiment_id))}")
         return 0
     base = f"http://{host}:{port}"
+    if not loopback(host):
+        print(f"cgankd: warning: ui on {host} serves this registry to anyone who reaches the port, without "
+              "authentication, and lets them change it (runs, models, aliases); keep it on 127.0.0.1 and "
+              "reach it through an SSH tunnel, or run the team stack (authenticated)", file=sys.stderr, flush=True)
     print(f"cgankd: serving {redact(uri)}; runs table: {link(base, exp.experiment_id)}  (Ctrl-C stops)", flush=True)
     cmd = [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--backend-store-uri", uri,
            "--host", host, "--port", str(port), "--workers", "1"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import hmac
-import ipaddress
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.net import loopback
 from cgankd.serve.decode import BadInput
 
 TOKEN_ENV = "CGANKD_SERVE_TOKEN"
@@ -118,15 +118,6 @@ def reload_target(source: str, content_type: str, body: bytes, query: dict[str, 
     if isinstance(version, bool) or not isinstance(version, (int, str)) or not str(version).isdigit():
         raise BadInput(400, "/reload: version must be a positive integer")
     return f"models:/{name}/{int(version)}"
-
-
-def loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def allowed_hosts(host: str, configured: list[str] | None) -> list[str]:
