@@ -53,3 +53,30 @@ def test_a_terminal_gets_tqdm_with_the_losses():
             bar.update(1, loss_d=0.25)
     text = out.getvalue()
     assert "100/100" in text and "loss_d=0.25" in text and "it/s" in text  # tqdm's rate and postfix
+
+
+def test_private_files_are_0600_on_rewrite_and_never_follow_a_link(tmp_path):
+    """client.env, mlflow-auth.ini, the stack's logs, the tracking backlog and the sqlite init lock:
+    an existing file of another mode becomes 0600; a symbolic link planted at the path is refused,
+    so nothing is written (or appended) through it to where the link points."""
+    import stat
+
+    from cgankd.base.io import open_private
+    from cgankd.ops.backlog import record
+
+    loose = tmp_path / "client.env"
+    loose.write_text("old")
+    loose.chmod(0o644)
+    with open_private(loose) as f:
+        f.write("SECRET=1\n")
+    assert stat.S_IMODE(loose.stat().st_mode) == 0o600 and loose.read_text() == "SECRET=1\n"
+    target = tmp_path / "elsewhere"
+    target.write_text("")
+    link = tmp_path / "tracking-backlog.jsonl"
+    link.symlink_to(target)
+    for append in (False, True):
+        with pytest.raises(OSError):
+            open_private(link, append)
+    with pytest.raises(OSError):
+        record(link, None, {"kind": "metric"})  # type: ignore[arg-type]
+    assert target.read_text() == ""

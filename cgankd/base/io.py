@@ -128,3 +128,13 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def read_json(path: str | os.PathLike[str]) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def open_private(path: str | os.PathLike[str], append: bool = False) -> Any:
+    """A text file for this user alone (0600, also when it existed with another mode), never opened
+    through a symbolic link (O_NOFOLLOW: an attacker's link at the path is refused, not followed);
+    truncated, or appended to. For secrets, logs that may quote them, backlogs and lock files."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "a" if append else "w")

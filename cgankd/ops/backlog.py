@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.io import open_private
 from cgankd.base.redact import redact
 from cgankd.ops.conflicts import experiment
 
@@ -144,7 +145,7 @@ def apply(client: Any, run_id: str, op: dict[str, Any]) -> None:
 def record(backlog: Path, ref: Ref, op: dict[str, Any]) -> None:
     """Append one call to the backlog (a line per call, flushed: a crash loses at most that line)."""
     backlog.parent.mkdir(parents=True, exist_ok=True)
-    with open(backlog, "a") as f:
+    with open_private(backlog, append=True) as f:  # never through a link planted at its path
         f.write(json.dumps({"run": ref.as_dict(), **op}) + "\n")
         f.flush()
 

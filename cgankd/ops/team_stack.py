@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.io import open_private
 from cgankd.ops.mlflow_ui import no_mlflow_jobs
 from cgankd.ops.scram import password_sql
 
@@ -207,8 +208,7 @@ def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: 
     pg.create_db("mlflow")
     pg.create_db("mlflow_auth")
     ini = pg.secrets.folder / "mlflow-auth.ini"
-    fd = os.open(ini, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:  # holds the auth store's URL with its password
+    with open_private(ini) as f:  # holds the auth store's URL with its password
         f.write(f"[mlflow]\ndefault_permission = READ\ndatabase_uri = {pg.url('mlflow_auth')}\n"
                 f"admin_username = {MLFLOW_ADMIN}\n"
                 "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
@@ -220,7 +220,7 @@ def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: 
     proc = subprocess.Popen([_bin("mlflow"), "server", "--app-name", "basic-auth",
                              "--artifacts-destination", str(artifacts), "--serve-artifacts",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-                            stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+                            stdout=open_private(log, True), stderr=subprocess.STDOUT, start_new_session=True, env=env)
     wait_http(f"http://127.0.0.1:{port}/health", proc, 180, "mlflow server")
     return proc
 
@@ -235,7 +235,7 @@ def prefect_server(pg: Postgres, home: Path, port: int, log: Path) -> subprocess
            "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}"}
     env.pop("PREFECT_API_URL", None)
     proc = subprocess.Popen([_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+                            stdout=open_private(log, True), stderr=subprocess.STDOUT, start_new_session=True, env=env)
     wait_http(f"http://127.0.0.1:{port}/api/health", proc, 180, "prefect server")
     return proc
 
@@ -270,6 +270,7 @@ def team_stack(root: Path, pg_port: int = 5433, mlflow_port: int = 5000, prefect
                ) -> Iterator[dict[str, str]]:
     """The stack under ``root`` (data kept between runs); yields the variables that point at it."""
     root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)  # its logs and artifacts are the team's: no other local user reads them past MLflow's auth
     pg = Postgres(root / "postgres", pg_port).start()
     procs: list[subprocess.Popen] = []
     try:
@@ -286,8 +287,7 @@ def team_stack(root: Path, pg_port: int = 5433, mlflow_port: int = 5000, prefect
 def serve_forever(root: Path, pg_port: int, mlflow_port: int, prefect_port: int) -> None:
     with team_stack(root, pg_port, mlflow_port, prefect_port) as env:
         client = root / "client.env"
-        fd = os.open(client, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
+        with open_private(client) as f:
             f.write("".join(f"{k}={v}\n" for k, v in env.items()))
         print(f"team stack up on 127.0.0.1 (data in {root}; Ctrl-C stops it). Every server asks for "
               f"credentials; they are in {client} (mode 0600). In another shell:")

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.io import open_private
 from cgankd.base.redact import redact
 from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
@@ -123,7 +124,7 @@ def _init_sqlite(uri: str) -> None:
 
     db = Path(uri.removeprefix("sqlite:///"))
     db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".init-lock"), "a") as f:
+    with open_private(db.with_name(db.name + ".init-lock"), append=True) as f:
         fcntl.flock(f, fcntl.LOCK_EX)  # released when the file closes
         MlflowClient(uri).search_experiments(max_results=1)
     _INITIALISED.add(uri)

@@ -17,8 +17,11 @@ one call; resources (``GPU=1``) are plain worker annotations; and ``dask-cuda`` 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -108,6 +111,16 @@ def send_pending() -> None:
         worker.drain_all(timeout=DRAIN_TIMEOUT_S)
 
 
+def scratch() -> str:
+    """A private scratch folder for the local cluster's workers (0700, removed at exit)."""
+    import dask
+
+    path = tempfile.mkdtemp(prefix="cgankd-dask-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    dask.config.set({"temporary-directory": path})  # dask's own work-space locks too
+    return path
+
+
 def task_runner(cluster: Cluster, api_url: str) -> Any:
     from prefect_dask import DaskTaskRunner
 
@@ -117,7 +130,8 @@ def task_runner(cluster: Cluster, api_url: str) -> Any:
         return DaskTaskRunner(address=cluster.address)
     kwargs: dict[str, Any] = {"n_workers": cluster.workers, "threads_per_worker": 1, "processes": True,
                               "dashboard_address": None, "silence_logs": logging.WARNING,
-                              "env": {"PREFECT_API_URL": api_url}}
+                              "env": {"PREFECT_API_URL": api_url},
+                              "local_directory": scratch()}  # not /tmp/dask-scratch-space: ours alone
     if cuda_usable():
         kwargs["resources"] = {"GPU": 1}
     return DaskTaskRunner(cluster_kwargs=kwargs)
