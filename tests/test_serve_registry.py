@@ -140,3 +140,16 @@ def test_registry_serving_follows_the_champion(tmp_path):
     finally:
         mlf.terminate()
         mlf.wait(timeout=30)
+    # a version's ONNX file changed in the artifact store after register is refused before it serves
+    from urllib.parse import urlparse
+
+    from cgankd.base.errors import CgankdError
+    from cgankd.ops.model_registry import fetch_registered
+
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias(NAME, "champion")
+    stored = Path(urlparse(client.get_model_version_download_uri(NAME, champion.version)).path)
+    onnx_file = sorted(stored.rglob("*.onnx"))[0]
+    onnx_file.write_bytes(onnx_file.read_bytes() + b"\0")
+    with pytest.raises(CgankdError, match="ONNX file is not the one registered"):
+        fetch_registered(f"models:/{NAME}@champion", tmp_path / "fetched")

@@ -5,6 +5,7 @@ Runs and their lifecycle are ``cgankd.ops.tracking``."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
                                       onnx_execution_providers=choose_providers("auto"),
                                       pip_requirements=requirements(mlflow.onnx))
     version = str(onnx_info.registered_model_version)
+    tags["onnx_sha256"] = stored_digest(onnx_info.model_uri)  # checked before serving (fetch_registered)
     faults.point("register-onnx")  # the ONNX version exists, nothing else
     torch_info = mlflow.pytorch.log_model(torch_model, name="student_pytorch", signature=signature,
                                           registered_model_name=f"{name}-pytorch", input_example=sample,
@@ -217,6 +219,17 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     raise CgankdError(uri, "expected models:/<name>@<alias> or models:/<name>/<version>")
 
 
+def stored_digest(model_uri: str) -> str:
+    """The sha256 of the .onnx file as the artifact store holds it (MLflow re-serialises the model)."""
+    import tempfile
+
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory(prefix="cgankd-digest-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
+        return hashlib.sha256(sorted(local.rglob("*.onnx"))[0].read_bytes()).hexdigest()
+
+
 def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
     """Download a registered ONNX model version into ``dst``; returns its .onnx path and (name,
     version, alias, uri, run id, tags). An unknown model, alias or version is a one-line error; so
@@ -249,6 +262,10 @@ def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
     found = sorted(local.rglob("*.onnx"))
     if not found:
         raise CgankdError(uri, f"version {mv.version} holds no .onnx file (is it the PyTorch flavour?)")
+    digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    if mv.tags.get("onnx_sha256") != digest:  # changed in the artifact store since register, or never recorded
+        raise CgankdError(uri, f"version {mv.version}'s ONNX file is not the one registered (sha256 {digest[:12]}, "
+                          f"tag {str(mv.tags.get('onnx_sha256'))[:12]}): not served; register the student again")
     info = {"name": name, "version": int(mv.version), "alias": alias, "uri": uri, "run_id": mv.run_id,
             "tags": dict(mv.tags)}
     return found[0], info
