@@ -105,3 +105,22 @@ def test_two_pipelines_sharing_one_mlflow_db_both_complete(tmp_path):
         assert "nokd_test_acc" in parent.data.metrics
     versions = client.search_model_versions("name = 'cgankd-objects'")
     assert len(versions) == 2
+
+
+def test_reconcile_tells_containers_and_reused_pids_apart():
+    """A run is KILLED only when its process is gone from this boot and pid namespace: a run of a
+    container sharing the hostname (another namespace) stays, a pid now held by a later process is gone."""
+    import socket
+
+    from cgankd.ops.reconcile import gone, process_tags
+
+    mine = process_tags()
+    assert not gone(mine)
+    boot, ns, pid, start = mine["cgankd.process"].split("/")
+    dead = str(2**22 + 12345)  # beyond pid_max: no such process here
+    other_ns = {**mine, "cgankd.pid": dead, "cgankd.process": "/".join((boot, "pid:[1]", dead, "1"))}
+    assert not gone(other_ns)  # another container with our hostname: its pid means nothing here
+    assert gone({**mine, "cgankd.pid": dead, "cgankd.process": "/".join((boot, ns, dead, "1"))})
+    reused = {**mine, "cgankd.process": "/".join((boot, ns, pid, str(int(start) - 1)))}
+    assert gone(reused)  # our pid, but the run's process started earlier: it is gone, the pid reused
+    assert not gone({**mine, "cgankd.host": socket.gethostname() + "-other"})

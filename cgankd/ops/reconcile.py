@@ -7,8 +7,11 @@ runs, so MLflow shows them RUNNING for good. At the start of every pipeline run,
 exists are ended as KILLED, with the tag ``cgankd.reconciled`` saying when, why and by whom (the
 way DVC and Prefect mark crashed runs).
 
-What it cannot know: runs started on other hosts (their pid means nothing here) are left alone;
-a pid reused by a new process keeps its run RUNNING (the safe direction).
+A process is named by more than its host and pid (tag ``cgankd.process``): the boot, the pid
+namespace and the process's start time, so containers that share a hostname (another pid namespace:
+left alone) and a pid reused since (another start time: gone) are told apart. Runs started on other
+hosts or in other namespaces are left alone; runs of an earlier cgankd (no ``cgankd.process``) are
+judged by host and pid as before.
 """
 
 from __future__ import annotations
@@ -19,10 +22,30 @@ import socket
 from typing import Any
 
 PID_TAG, HOST_TAG, RECONCILED_TAG = "cgankd.pid", "cgankd.host", "cgankd.reconciled"
+PROCESS_TAG = "cgankd.process"  # boot id / pid namespace / pid / start time
+
+
+def _read(path: str, link: bool = False) -> str:
+    """A /proc file's text (or a namespace link's target); '?' where it cannot be read."""
+    try:
+        return os.readlink(path) if link else open(path).read().strip()
+    except OSError:
+        return "?"
+
+
+def start_time(pid: int) -> str:
+    """The process's start (clock ticks since boot), or '' when there is no such process here."""
+    stat = _read(f"/proc/{pid}/stat")
+    return stat.rsplit(")", 1)[1].split()[19] if ")" in stat else ""
+
+
+def identity(pid: int) -> str:
+    return "/".join((_read("/proc/sys/kernel/random/boot_id"), _read("/proc/self/ns/pid", link=True), str(pid),
+                     start_time(pid)))
 
 
 def process_tags() -> dict[str, str]:
-    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname(), PROCESS_TAG: identity(os.getpid())}
 
 
 def alive(pid: int) -> bool:
@@ -36,9 +59,16 @@ def alive(pid: int) -> bool:
 
 
 def gone(tags: dict[str, str]) -> bool:
-    """Whether the run with these tags was started on this host by a process that no longer exists."""
+    """Whether the run with these tags was started on this host, in this boot and pid namespace, by a
+    process that no longer exists (its pid gone, or taken by a process started later)."""
     pid = tags.get(PID_TAG, "")
-    return tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not alive(int(pid))
+    if tags.get(HOST_TAG) != socket.gethostname() or not pid.isdigit():
+        return False
+    recorded = tags.get(PROCESS_TAG, "").split("/")
+    if len(recorded) != 4:  # a run of an earlier cgankd
+        return not alive(int(pid))
+    here = identity(int(pid)).split("/")
+    return recorded[:2] == here[:2] and recorded[3] != here[3]
 
 
 def reconcile(client: Any, experiment_id: str, by: str) -> list[str]:
