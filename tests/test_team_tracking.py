@@ -105,8 +105,8 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         assert len(versions) == 2
         champion = client.get_model_version_by_alias(NAME, "champion")
 
-        proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu",
-                                 token="team-operator-0123456789abcdef0123456789")
+        token = "team-operator-0123456789abcdef0123456789"
+        proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu", token=token)
         try:
             meta = httpx.get(f"{url}/metadata").json()
             assert meta["version"] == int(champion.version)
@@ -120,7 +120,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
                                        "-S", f"out_dir={tmp_path / 'a'}"], capture_output=True, text=True)
             assert promoted.returncode == 0, promoted.stderr[-2000:]
             assert client.get_model_version_by_alias(NAME, "champion").version == other
-            reloaded = httpx.post(f"{url}/reload", headers=bearer("team-operator-0123456789"))
+            reloaded = httpx.post(f"{url}/reload", headers=bearer(token))
             assert reloaded.json()["version"] == int(other)
         finally:
             stop_server(proc)
