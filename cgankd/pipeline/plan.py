@@ -105,14 +105,16 @@ def _images(d: Data, n: int) -> int:
     return n * d.meta.channels * d.meta.resolution ** 2  # uint8 on the device
 
 
-def _classifier_row(name: str, cfg: Config, d: Data, tc, n_images: int, fakes: int = 0) -> Row:
+def _classifier_row(name: str, cfg: Config, d: Data, tc, n_images: int, fakes: int = 0,  # noqa: ANN001
+                    steps: int | None = None) -> Row:
+    """A fit of ``tc`` (a TrainCfg): ``steps`` when given (a student's fine-tuning), else its own budget."""
     from cgankd.models import build_model
 
     outputs = d.meta.num_classes if task_of(d.meta.task).categorical else 1
     with torch.device("meta"):
         model = build_model(tc.arch, d.meta.channels, outputs, d.meta.resolution, tc.width)
         x = torch.zeros(tc.batch_size, d.meta.channels, d.meta.resolution, d.meta.resolution)
-    steps = (tc.epochs * math.ceil((n_images + fakes) / tc.batch_size)) if tc.epochs else tc.steps
+    steps = (tc.epochs * math.ceil((n_images + fakes) / tc.batch_size)) if tc.epochs else steps or tc.steps
     work = (f"{tc.epochs} epochs = {steps:,} steps" if tc.epochs else f"{steps:,} steps") + f" of {tc.batch_size}"
     memory = SGD * params(model) + _images(d, n_images + fakes) + activation_bytes(
         model, x, bytes_per=_precision_bytes(cfg))
@@ -176,10 +178,9 @@ def _student(cfg: Config, d: Data, method: str | None) -> Row:
     from cgankd.kd.methods import method_uses_fakes
 
     fakes = n_fakes(cfg, d) if method and method_uses_fakes(method) and cfg.student.fake_ratio > 0 else 0
-    row = _classifier_row(f"train-student[{method}]", cfg, d, cfg.student, d.n_train, fakes)
-    if fakes and cfg.student.mode == "finetune" and not cfg.student.epochs:
-        row.work = row.work.replace(f"{cfg.student.steps:,} steps", f"{cfg.student.finetune_steps:,} steps")
-    return row
+    sc = cfg.student
+    return _classifier_row(f"train-student[{method}]", cfg, d, sc, d.n_train, fakes,
+                           sc.finetune_steps if fakes and sc.mode == "finetune" else None)
 
 
 ESTIMATES: dict[str, Callable[[Config, Data, str | None], Row]] = {

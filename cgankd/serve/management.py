@@ -22,6 +22,7 @@ import os
 import re
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ def load_token(token_file: str | None) -> str | None:
 class Throttle:
     """Wrong tokens in the last ``WINDOW_S`` seconds; from ``FAILS`` on, every attempt is a 429."""
 
-    def __init__(self, clock=time.monotonic) -> None:  # noqa: ANN001 (a clock function)
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock, self.fails = clock, collections.deque()
 
     def check(self, token: str | None, authorization: str | None) -> None:

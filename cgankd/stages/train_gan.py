@@ -87,6 +87,12 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
     return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, higher, target, checked, confirm)
 
 
+def generator_info(cfg: Config, meta: Meta, num_classes: int | None) -> dict[str, Any]:
+    """What a generator file says of the data and the GAN config it was made for."""
+    return {"num_classes": num_classes, "task": meta.task, "resolution": meta.resolution, "channels": meta.channels,
+            "label_range": meta.label_range, "gan": asdict(cfg.gan)}
+
+
 def imported(cfg: Config, meta: Meta, tracker: NullTracker) -> dict[str, Any]:
     """``gan.init``: the authors' released BigGAN-PyTorch generator, checked against the data and the
     config, written as this stage's generator (no training); make-fakes goes on from it."""
@@ -95,8 +101,7 @@ def imported(cfg: Config, meta: Meta, tracker: NullTracker) -> dict[str, Any]:
     if not task_of(meta.task).categorical:
         raise CgankdError("param gan.init", "loads a class-conditional BigGAN-PyTorch generator: classification only")
     g = load(cfg.gan.init, meta.num_classes, meta.resolution, meta.channels, cfg.gan.z_dim)
-    info = {"num_classes": meta.num_classes, "task": meta.task, "resolution": meta.resolution,
-            "channels": meta.channels, "label_range": meta.label_range, "gan": asdict(cfg.gan),
+    info = {**generator_info(cfg, meta, meta.num_classes),
             "arch": "biggan-pytorch", "biggan_pytorch": architecture(g.state_dict()), "step": 0, "source": cfg.gan.init}
     for key, which in (("gan_last", "last"), ("gan", "best")):
         store.save_gan_generator(g, at(cfg, key), {**info, "which": which})
@@ -144,8 +149,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
     steps = history[-1]["step"] if history else 0
-    info = {"num_classes": num_classes, "task": meta.task, "resolution": meta.resolution, "channels": meta.channels,
-            "label_range": meta.label_range, "gan": asdict(cfg.gan)}
+    info = generator_info(cfg, meta, num_classes)
     write_history(out / "history.csv", history)
     store.save_gan_generator(g, at(cfg, "gan_last"), {**info, "step": steps, "which": "last"})
     best = g
