@@ -154,7 +154,7 @@ def test_unknown_names_are_refused_when_the_config_is_read_with_the_closest_one(
     ("gan.betas=[0.5]", "param gan.betas: must be two numbers"),
     ("extractor.arch=resnet21", "param extractor.arch: 'resnet21': unknown"),
     ("data.channels=2", "param data.channels: must be null (the source's own) or one of 1, 3, got 2"),
-    ("precision=int8", "param precision: must be fp32, bf16 or fp16, got 'int8'"),
+    ("precision=int8", "param precision: must be fp32, bf16, fp16 or auto, got 'int8'"),
     ("fakes.truncation=-1", "param fakes.truncation: must be > 0 or null (no truncation), got -1"),
     ("kd.hint_layer=-1", "param kd.hint_layer: must be >= 0 or null (the middle one), got -1"),
 ])

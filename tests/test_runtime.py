@@ -34,7 +34,7 @@ def _cli(out: Path, *sets: str, env: dict[str, str] | None = None) -> subprocess
 BAD = [
     (["device=tpu"], "param device: must be auto, cpu, cuda or cuda:N"),
     (["device=cuda:x"], "param device"),
-    (["precision=int8"], "param precision: must be fp32, bf16 or fp16"),
+    (["precision=int8"], "param precision: must be fp32, bf16, fp16 or auto"),
     (["device=cpu", "precision=fp16"], "param precision: fp16 needs a CUDA device"),
 ]
 if NO_CUDA:
@@ -99,6 +99,41 @@ def test_runtime_defaults_and_autocast():
     assert Runtime.from_config("auto", "fp32", False).device.type == ("cpu" if NO_CUDA else "cuda")
     with pytest.raises(CgankdError):
         Runtime.from_config("cpu", "fp16", False)
+
+
+def test_precision_auto_is_bf16_only_where_the_hardware_computes_it(monkeypatch, capsys):
+    """``auto`` follows torch's detection of AVX512-BF16 / AMX (both answers tried); an explicit bf16 on a
+    CPU without them runs, and says in one line that it is emulated."""
+    import cgankd.compute.device as device
+
+    for native, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(device, "native_bf16", lambda dev, native=native: native)
+        assert Runtime.from_config("cpu", "auto", False).precision == want
+        capsys.readouterr()
+        assert Runtime.from_config("cpu", "bf16", False).precision == "bf16"
+        assert ("bf16 is emulated here" in capsys.readouterr().err) is not native
+    monkeypatch.undo()
+    assert device.native_bf16(torch.device("cpu")) == bool(torch.cpu._is_avx512_bf16_supported()
+                                                          or torch.cpu._is_amx_tile_supported())
+
+
+def test_memory_format_auto_is_channels_last_on_the_cpu_and_stays_bit_reproducible(tmp_path):
+    """channels_last nets and batches on the CPU: the same numbers run to run (fp32, fixed threads), other
+    numbers than the contiguous run (so its checkpoints are not resumed by a contiguous run), finite."""
+    assert Runtime.from_config("cpu", "fp32", False, memory_format="auto").channels_last
+    assert not Runtime.from_config("cpu", "fp32", False, memory_format="contiguous").channels_last
+    with pytest.raises(CgankdError, match="param memory_format: must be one of auto, channels_last, contiguous"):
+        Runtime.from_config("cpu", "fp32", False, memory_format="nhwc")
+    cfg = GanCfg(iterations=3, batch_size=8, z_dim=8, g_ch=4, d_ch=4, embed_dim=8, checkpoint_every=100, ema_start=1)
+    x, y = _gan_data()
+    cl = Runtime.from_config("cpu", "fp32", False, memory_format="channels_last")
+    runs = [train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / f"{i}.pt", runtime=rt)
+            for i, rt in enumerate((cl, cl, Runtime.from_config("cpu", "fp32", False)))]
+    conv = runs[0][0].blocks[0].conv1.weight_orig
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert runs[0][1] == runs[1][1] and runs[0][1] != runs[2][1]
+    from cgankd.gan.train import fingerprint
+    assert fingerprint(cfg, 0, x, y, cl) != fingerprint(cfg, 0, x, y, Runtime.from_config("cpu", "fp32", False))
 
 
 def test_spectral_norm_stays_fp32_under_bf16_and_matches_fp32():

@@ -5,9 +5,15 @@ Chosen once per stage from the top-level params ``device`` / ``precision`` / ``c
 the device of the model it is given.
 
 - ``device``: ``auto`` (CUDA when usable, else the CPU) | ``cpu`` | ``cuda`` | ``cuda:N``.
-- ``precision``: ``fp32`` | ``bf16`` | ``fp16``: autocast of forward passes. Parameters,
+- ``precision``: ``fp32`` | ``bf16`` | ``fp16`` | ``auto``: autocast of forward passes. Parameters,
   optimiser state, the EMA copy, losses and the spectral-norm power iteration stay fp32
-  (cgankd/gan/spectral.py); fp16 needs CUDA and uses a gradient scaler.
+  (cgankd/gan/spectral.py); fp16 needs CUDA and uses a gradient scaler. ``auto`` is bf16 where the
+  hardware computes it natively (a CUDA GPU with bf16; a CPU with AVX512-BF16 or AMX, detected by
+  torch at run time), else fp32. bf16 on a CPU without it is emulated and slower (docs/gpu.md).
+- ``memory_format``: ``auto`` | ``channels_last`` | ``contiguous``: the layout of the trained
+  convolution nets and their input batches. ``auto`` is channels_last on the CPU (oneDNN's
+  convolutions, pooling and batch norm are faster on it: bench/gan_cpu.py) and on CUDA with bf16 or
+  fp16 (tensor cores), contiguous otherwise.
 - ``compile``: ``torch.compile`` (inductor) of the training steps; a graph is compiled once per
   shape, so it pays on long runs, not on a handful of steps. ``compile_mode``: torch.compile's
   mode: ``default`` | ``reduce-overhead`` (CUDA graphs: each compiled graph of a GAN step replayed
@@ -24,11 +30,12 @@ import contextlib
 import importlib.util
 import re
 import shutil
+import sys
 import sysconfig
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -36,10 +43,12 @@ from torch import nn
 from cgankd.base.errors import CgankdError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 # the modes whose compiled calls replay as CUDA graphs on CUDA, and the same mode without the graphs
 GRAPH_MODES = {"reduce-overhead": "default", "max-autotune": "max-autotune-no-cudagraphs"}
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+T = TypeVar("T", torch.Tensor, nn.Module)
 CXX = ("c++", "g++", "clang++")
 CC = ("cc", "gcc", "clang")
 
@@ -90,18 +99,47 @@ def compiler_problem(device: torch.device) -> str | None:
     return None
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 in hardware: a CUDA GPU that supports it, or a CPU with
+    AVX512-BF16 or AMX (as torch detects them; without them the CPU emulates bf16, slowly)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    cpu = getattr(torch, "cpu", None)
+    return any(bool(getattr(cpu, f, lambda: False)()) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def _precision(name: str, dev: torch.device) -> str:
+    if name == "auto":
+        return "bf16" if native_bf16(dev) else "fp32"
+    if name == "bf16" and dev.type == "cpu" and not native_bf16(dev):
+        print("cgankd: precision=bf16 on a CPU without AVX512-BF16 or AMX: bf16 is emulated here and slower "
+              "than fp32 (docs/gpu.md); precision=auto picks what this machine computes fast", file=sys.stderr)
+    return name
+
+
+def _channels_last(name: str, dev: torch.device, precision: str) -> bool:
+    if name == "auto":
+        return dev.type == "cpu" or precision != "fp32"
+    return name == "channels_last"
+
+
 @dataclass(frozen=True)
 class Runtime:
     device: torch.device
     precision: str = "fp32"
     compile: bool = False
     mode: str = "default"
+    channels_last: bool = False
 
     @classmethod
-    def from_config(cls, device: str, precision: str, compile: bool, mode: str = "default") -> Runtime:
+    def from_config(cls, device: str, precision: str, compile: bool, mode: str = "default",
+                    memory_format: str = "contiguous") -> Runtime:
         """The checked runtime: one-line errors (exit 2) name the key and what to do."""
-        if precision not in PRECISIONS:
-            raise CgankdError("param precision", f"must be fp32, bf16 or fp16, got {precision!r}")
+        if precision not in (*PRECISIONS, "auto"):
+            raise CgankdError("param precision", f"must be fp32, bf16, fp16 or auto, got {precision!r}")
+        if memory_format not in MEMORY_FORMATS:
+            raise CgankdError("param memory_format", f"must be one of {', '.join(MEMORY_FORMATS)}, "
+                              f"got {memory_format!r}")
         if mode not in COMPILE_MODES:
             raise CgankdError("param compile_mode", f"must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
         dev = resolve_device(device)
@@ -114,7 +152,8 @@ class Runtime:
             problem = compiler_problem(dev)
             if problem:
                 raise CgankdError("param compile", f"{problem}; or set compile=false")
-        return cls(dev, precision, compile, mode)
+        precision = _precision(precision, dev)
+        return cls(dev, precision, compile, mode, _channels_last(memory_format, dev, precision))
 
     @property
     def dtype(self) -> torch.dtype | None:
@@ -156,6 +195,14 @@ class Runtime:
         (CUDA-graph trees reuse an output's memory once a later graph runs): the losses read every N
         steps go through it."""
         return t.detach().clone() if self.graphs else t.detach()
+
+    def layout(self, x: T) -> T:
+        """A module (converted in place) or a batch of images in this runtime's memory format."""
+        if not self.channels_last:
+            return x
+        if isinstance(x, nn.Module):
+            return x.to(memory_format=torch.channels_last)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
     def generator(self, seed: int) -> torch.Generator:
         """A seeded generator on this device (random numbers never cross to the host)."""

@@ -41,7 +41,8 @@ class Config:
     out_dir: str = "artifacts"
     threads: Annotated[int | None, Range(ge=0, note="torch's default")] = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N, checked with the runtime
-    precision: Annotated[str, OneOf("fp32", "bf16", "fp16")] = "fp32"
+    precision: Annotated[str, OneOf("fp32", "bf16", "fp16", "auto")] = "fp32"
+    memory_format: Annotated[str, OneOf("auto", "channels_last", "contiguous")] = "auto"
     compile: bool = False
     compile_mode: Annotated[str, OneOf("default", "reduce-overhead", "max-autotune")] = "default"
     data: DataCfg = field(default_factory=DataCfg)
@@ -106,7 +107,7 @@ class Config:
         """Device, precision and compile, checked (a missing GPU or compiler is a one-line error)."""
         from cgankd.compute.device import Runtime
 
-        return Runtime.from_config(self.device, self.precision, self.compile, self.compile_mode)
+        return Runtime.from_config(self.device, self.precision, self.compile, self.compile_mode, self.memory_format)
 
     @property
     def model_name(self) -> str:

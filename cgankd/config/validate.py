@@ -40,7 +40,7 @@ def validate(cfg: Config, runtime: bool = True) -> None:
     if runtime:  # device / precision / compile: checked before any stage writes a file
         from cgankd.compute.device import Runtime
 
-        Runtime.from_config(cfg.device, cfg.precision, cfg.compile, cfg.compile_mode)
+        Runtime.from_config(cfg.device, cfg.precision, cfg.compile, cfg.compile_mode, cfg.memory_format)
     r = cfg.data.render
     for key, rng in (("data.render.yaw_range", r.yaw_range), ("data.render.elevation_range", r.elevation_range),
                      ("data.render.scale_range", r.scale_range), ("data.render.ambient_range", r.ambient_range),

@@ -61,6 +61,8 @@ def fingerprint(cfg: GanCfg, seed: int, images: np.ndarray, labels: np.ndarray, 
     h.update(str(seed).encode())
     if runtime.device.type != "cpu" or runtime.precision != "fp32":  # CPU fp32 keeps its old fingerprints
         h.update(f"{runtime.device.type}/{runtime.precision}".encode())
+    if runtime.channels_last:  # another layout sums in another order: not the contiguous run's numbers
+        h.update(b"channels_last")
     h.update(np.ascontiguousarray(images).tobytes())
     h.update(np.ascontiguousarray(labels).tobytes())
     return h.hexdigest()[:16]
@@ -110,7 +112,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
     dev = runtime.device
     _, c, res, _ = images.shape
     g, d = build_gan(cfg, num_classes, res, c, y2h)
-    g, d = g.to(dev), d.to(dev)
+    g, d = runtime.layout(g.to(dev)), runtime.layout(d.to(dev))
     ema = EMA(g, cfg.ema_decay, cfg.ema_start, runtime)
     # fused: one kernel per optimiser step on the GPU, one op per parameter on the CPU
     opt_g = torch.optim.Adam(g.parameters(), cfg.lr_g, betas=tuple(cfg.betas), fused=True)
@@ -190,7 +192,8 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
             for _ in range(cfg.d_steps):
                 b = distributed.shard_fields(cond.d_batch(bs, gen))
                 z = part(torch.randn(bs, cfg.z_dim, generator=gen, device=dev))
-                loss_d = losses.d_loss(z, b.fake_labels, real(x_all[b.real_idx]), b.target, b.real_w, b.fake_w)
+                x_real = runtime.layout(real(x_all[b.real_idx]))
+                loss_d = losses.d_loss(z, b.fake_labels, x_real, b.target, b.real_w, b.fake_w)
                 _backward(loss_d, opt_d, scaler_d)
             loss_d = runtime.keep(loss_d)  # before G's compiled call, which may reuse its memory (CUDA graphs)
             yf = part(cond.g_labels(bs, gen))

@@ -98,7 +98,7 @@ def params(model: nn.Module) -> int:
 
 
 def _precision_bytes(cfg: Config) -> int:
-    return 4 if cfg.precision == "fp32" else 2
+    return 4 if cfg.precision in ("fp32", "auto") else 2  # auto: fp32 where bf16 is not native
 
 
 def _images(d: Data, n: int) -> int:

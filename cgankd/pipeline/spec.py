@@ -25,7 +25,7 @@ from cgankd.base.registry import unknown
 if TYPE_CHECKING:
     from cgankd.config import Config
 
-RUNTIME = ("profile", "seed", "device", "precision", "compile", "compile_mode", "threads")
+RUNTIME = ("profile", "seed", "device", "precision", "compile", "compile_mode", "memory_format", "threads")
 Deps = tuple[str, ...] | Callable[["Config", str | None], tuple[str, ...]]
 
 

@@ -81,6 +81,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
     lr = lr or cfg.lr
     device = next(model.parameters()).device
     runtime = runtime or Runtime(device)
+    runtime.layout(distiller)  # the student, and a teacher / regressor the distiller holds, in place
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
     # uint8 on the device (a quarter of float32's memory: ImageNet-100 at 128 px and 100k fakes fit),
@@ -130,7 +131,7 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
                 j = fake_sampler.take(cfg.batch_size - n_real)
                 xb, yb = torch.cat([xb, to_float(x_fake[j])]), torch.cat([yb, y_fake[j]])
             xb = random_crop_flip(xb, pad, flip, gen) if cfg.augment else xb
-            xb, yb = distributed.shard(xb), distributed.shard(yb)  # torchrun: this rank's slice
+            xb, yb = runtime.layout(distributed.shard(xb)), distributed.shard(yb)  # torchrun: this rank's slice
             with runtime.autocast():
                 _, terms = forward(xb, yb)
             terms = {k: v.float() for k, v in terms.items()}
