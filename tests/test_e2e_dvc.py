@@ -33,7 +33,7 @@ def check_registry_champion(repo: Path, db: Path) -> None:
     name = "cgankd-objects"  # tracking.model_name null -> cgankd-<source>
     champ = MlflowClient().get_model_version_by_alias(name, "champion")
     local = mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=str(repo / "dl"))
-    sess = ort.InferenceSession(str(Path(local) / "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(next(Path(local).rglob("*.onnx"))), providers=["CPUExecutionProvider"])
     model = load_model(repo / "artifacts" / "students" / champ.tags["method"] / "model.pt")
     x = torch.rand(5, 3, 16, 16)
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]

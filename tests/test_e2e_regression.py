@@ -29,7 +29,8 @@ def run(out: Path, *extra: str) -> dict:
 def rc_repo(tmp_path_factory) -> tuple[Path, set[str]]:
     """One embedded regression pipeline through DVC (the same dvc.yaml, `task: regression` in params.yaml),
     tracked in the repository's own mlflow.db; the stages `cgankd repro` ran."""
-    repo = dvc_repo(tmp_path_factory.mktemp("rc") / "repo", shrunk(Path("artifacts"), "task=regression").to_dict())
+    repo = dvc_repo(tmp_path_factory.mktemp("rc") / "repo",
+                    shrunk(Path("artifacts"), "task=regression", "export.int8=true").to_dict())
     res = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo,
              env={"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
     return repo, ran(res)
@@ -65,12 +66,27 @@ def test_embedded_regression_through_dvc_registers_an_onnx_regressor(rc_repo, tm
     champ = MlflowClient().get_model_version_by_alias("cgankd-rc", "champion")
     assert champ.tags["metric_name"] == "test_mae" and champ.tags["task"] == "regression"
     local = mlflow.artifacts.download_artifacts("models:/cgankd-rc@champion", dst_path=str(tmp_path / "dl"))
-    sess = ort.InferenceSession(str(Path(local) / "model.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(next(Path(local).rglob("*.onnx"))), providers=["CPUExecutionProvider"])
     model = load_model(out / "students" / champ.tags["method"] / "model.pt")
     x = torch.rand(7, 3, 16, 16)
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     assert got.shape == (7, 1)
     np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
+
+    # the int8 twin (export.int8): calibrated, scored beside the fp32 ONNX model, logged only within the limit
+    twin = ort.InferenceSession(str(out / "export" / "student.int8.onnx"), providers=["CPUExecutionProvider"])
+    assert json.loads(twin.get_modelmeta().custom_metadata_map["precision"]) == "int8"
+    import onnx
+
+    assert "QuantizeLinear" in {n.op_type for n in onnx.load(out / "export" / "student.int8.onnx").graph.node}
+    parity = json.loads((out / "export" / "parity.json").read_text())
+    assert np.isfinite(m["onnx_int8_test_mae"])  # the fp32 ONNX model scores as its PyTorch student did
+    assert abs(m["onnx_fp32_test_mae"] - m[f"{parity['method'].replace('+', '_')}_test_mae"]) < 1e-3
+    assert parity["int8"]["real"] > 0 and parity["int8"]["fakes"] > 0  # calibrated on both, never on test data
+    ok = m["int8_registrable"] == 1.0
+    assert champ.tags["int8"].startswith("logged" if ok else "refused") and m["int8_why"] in champ.tags["int8"]
+    assert ("int8_sha256" in champ.tags) is ok
+    assert "int8 twin: test mae" in (out / "report.md").read_text()
 
 
 def test_a_regressor_is_never_compared_with_a_classifiers_champion(rc_repo, monkeypatch):

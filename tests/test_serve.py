@@ -100,6 +100,7 @@ def test_metadata_and_readiness(served):
     assert meta["task"] == "classification" and meta["classes"] == m.classes
     assert meta["input_shape"] == ["N", m.channels, m.resolution, m.resolution]
     assert meta["preprocess"]["divide_by"] == 255.0 and meta["preprocess"]["resize"] == "none"
+    assert meta["precision"] == "fp32"
     assert meta["providers"] == ["CPUExecutionProvider"]
     assert httpx.get(f"{served['url']}/ready").json()["ready"] is True
 
@@ -258,3 +259,135 @@ def test_old_exports_without_serving_metadata_are_refused(tmp_path):
     export_onnx(build_model("convnet_xs", 3, 4, 16).eval(), path, 3, 16, 18, False, {"task": "classification"})
     with pytest.raises(CgankdError, match="re-run `cgankd export`"):
         load_model(str(path), "cpu")
+
+
+# --- the Open Inference Protocol v2 (cgankd/serve/v2.py) on the same live server, as Triton's client sees it
+
+
+def _triton(served):
+    http = pytest.importorskip("tritonclient.http")
+    return http, http.InferenceServerClient(served["url"].removeprefix("http://"))
+
+
+def _direct(served, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(served["path"]), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+
+def test_a_triton_client_reads_the_model_and_infers_what_predict_and_onnxruntime_give(served):
+    http, client = _triton(served)
+    name = served["path"].stem
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(name)
+    meta = client.get_model_metadata(name)
+    m = served["data"].meta
+    assert meta["platform"] == "onnxruntime_onnx" and meta["inputs"][0]["datatype"] == "FP32"
+    assert meta["inputs"][0]["shape"] == [-1, m.channels, m.resolution, m.resolution]
+    assert {o["name"]: o["shape"] for o in meta["outputs"]} == {"logits": [-1, len(m.classes)],
+                                                                "probabilities": [-1, len(m.classes)]}
+    images = served["images"]
+    x = images.astype(np.float32) / np.float32(255.0)
+    predict = httpx.post(f"{served['url']}/predict", content=npy(images)).json()["predictions"]
+    from_predict = np.array([list(p["probabilities"].values()) for p in predict])
+    logits = _direct(served, x)
+    for datatype, arr in (("FP32", x), ("UINT8", images)):
+        for binary in (True, False):
+            inp = http.InferInput(meta["inputs"][0]["name"], list(arr.shape), datatype)
+            inp.set_data_from_numpy(arr, binary_data=binary)
+            outs = [http.InferRequestedOutput(k, binary_data=binary) for k in ("logits", "probabilities")]
+            res = client.infer(name, [inp], outputs=outs, request_id="r1")
+            np.testing.assert_allclose(res.as_numpy("logits"), logits, atol=1e-6, rtol=0)
+            np.testing.assert_allclose(res.as_numpy("probabilities"), from_predict, atol=1e-6, rtol=0)
+            assert res.get_response()["id"] == "r1"
+    res = client.infer(name, [inp])  # no outputs named: all of them, binary (the client's default)
+    np.testing.assert_allclose(res.as_numpy("probabilities"), softmax(logits.astype(np.float64)), atol=1e-6)
+    client.close()
+
+
+V2_BAD = [  # (path suffix, body, status, words)
+    ("/infer", {"inputs": []}, 400, "expected one tensor"),
+    ("/infer", {"inputs": [{"name": "nope", "shape": [1, 3, 16, 16], "datatype": "FP32", "data": [0]}]}, 400,
+     "the model's input is"),
+    ("/infer", {"inputs": [{"name": "{in}", "shape": [1, 3, 16, 16], "datatype": "INT64", "data": [0]}]}, 400,
+     "send FP32"),
+    ("/infer", {"inputs": [{"name": "{in}", "shape": [1, 1, 2, 2], "datatype": "FP32", "data": [0] * 4}]}, 400,
+     "the model takes [N, "),
+    ("/infer", {"inputs": [{"name": "{in}", "shape": "{shape}", "datatype": "FP32", "data": [0.5] * 7}]}, 400,
+     "values; shape"),
+    ("/infer", {"inputs": [{"name": "{in}", "shape": "{shape}", "datatype": "FP32", "data": "{data2}"}]}, 422,
+     "floats must lie in [0, 1]"),
+    ("/infer", {"inputs": [{"name": "{in}", "shape": "{shape}", "datatype": "UINT8", "data": "{data300}"}]}, 400,
+     "integers in 0..255"),
+    ("/infer", {"inputs": [{"name": "{in}", "shape": "{shape}", "datatype": "FP32", "data": "{data}"}],
+                "outputs": [{"name": "secrets"}]}, 400, "is not an output"),
+    ("/versions/999/infer", {"inputs": []}, 404, "version '999' is not served"),
+]
+
+
+@pytest.mark.parametrize("suffix,body,status,words", V2_BAD)
+def test_bad_v2_requests_are_4xx_naming_what_is_wrong(served, suffix, body, status, words):
+    name = served["path"].stem
+    meta = httpx.get(f"{served['url']}/v2/models/{name}").json()
+    shape = meta["inputs"][0]["shape"][1:]
+    n = int(np.prod(shape))
+    fill = {'"{in}"': json.dumps(meta["inputs"][0]["name"]), '"{shape}"': json.dumps([1, *shape]),
+            '"{data}"': json.dumps([0.5] * n), '"{data2}"': json.dumps([2.0] * n), '"{data300}"': json.dumps([300] * n)}
+    text = json.dumps(body)
+    for k, v in fill.items():
+        text = text.replace(k, v)
+    r = httpx.post(f"{served['url']}/v2/models/{name}{suffix}", content=text,
+                   headers={"content-type": "application/json"})
+    assert r.status_code == status and words in r.json()["error"], r.text
+    assert httpx.post(f"{served['url']}/v2/models/other/infer", content=text).status_code == 404
+
+
+def test_v2_routes_are_in_the_openapi_schema_and_counted_by_template(served):
+    doc = httpx.get(f"{served['url']}/openapi.json").json()
+    assert {"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
+            "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"} <= set(doc["paths"])
+    infer = doc["paths"]["/v2/models/{name}/infer"]["post"]
+    assert infer["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/V2InferRequest")
+    assert "V2InferRequest" in doc["components"]["schemas"]
+    httpx.get(f"{served['url']}/v2/models/a-scanner-invents-names/ready")
+    text = httpx.get(f"{served['url']}/metrics").text
+    assert 'route="/v2/models/{name}/ready"' in text and "a-scanner-invents-names" not in text
+
+
+def test_the_batcher_gathers_concurrent_requests_and_gives_each_its_own_rows(served):
+    """Real onnxruntime: 20 concurrent requests of 1-3 inputs (39) take a few calls of up to 8 inputs (the
+    first runs at once, the others gather while a call runs), each answer equals its own inputs run alone;
+    a request of max_batch runs alone; a failed call fails each request of its batch."""
+    import asyncio
+
+    from cgankd.serve.batcher import Batcher
+    from cgankd.serve.runtime import load_model
+
+    model = load_model(str(served["path"]), "cpu")
+    x = served["images"].astype(np.float32) / np.float32(255.0)
+    calls: list[int] = []
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        calls.append(len(batch))
+        if (batch == 0).all():
+            raise RuntimeError("the model failed")
+        return model.run(batch)
+
+    parts = [x[i % 20:i % 20 + 1 + i % 3] for i in range(20)]
+
+    async def main() -> list:
+        b = Batcher(run, max_batch=8, max_wait_s=0.05)
+        out = await asyncio.gather(*(b(p) for p in parts))
+        alone = await b(x[:8])
+        bad = await asyncio.gather(b(x[:1]), b(np.zeros_like(x[:1])), b(np.zeros_like(x[:2])), return_exceptions=True)
+        return [out, alone, bad]
+
+    out, alone, bad = asyncio.run(main())
+    for p, o in zip(parts, out, strict=True):
+        np.testing.assert_allclose(o, model.run(p), atol=1e-6, rtol=0)
+    gathered = calls[:-3]  # before the lone request's call and the last two
+    assert sum(gathered) == 39 and len(gathered) <= 7 and max(gathered) <= 8  # 20 requests, 39 inputs: <= 7 calls
+    assert gathered[0] == 1  # the first request found the model idle and waited for nothing
+    np.testing.assert_allclose(alone, model.run(x[:8]), atol=1e-6, rtol=0)
+    assert calls[-2:] == [1, 3] and isinstance(bad[0], np.ndarray)  # the two failing requests shared a call ...
+    assert all(isinstance(e, RuntimeError) for e in bad[1:])  # ... and both got its error

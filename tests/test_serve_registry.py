@@ -42,6 +42,7 @@ def test_registry_serving_follows_the_champion(tmp_path):
     from cgankd.cli import main
     from cgankd.ops.model_registry import register_student
     from cgankd.ops.tracking import stage_run
+    from cgankd.serve.pyfunc import StudentModel
     from cgankd.stages.prepare import build
 
     cfg = shrunk(tmp_path / "artifacts")
@@ -53,20 +54,19 @@ def test_registry_serving_follows_the_champion(tmp_path):
     def register(metric: float) -> dict:
         with stage_run(cfg, "register") as tracker:
             return register_student(cfg, onnx_path, model, sample, metric,
-                                    {"metric_name": "test_acc", "method": "nokd"}, tracker)
+                                    {"metric_name": "test_acc", "method": "nokd", "pyfunc": StudentModel()}, tracker)
 
     assert register(60.0)["alias"] == "champion"
     second = register(60.3)  # +0.3 does not exceed the default margin 0.5
     assert second["alias"] == "challenger" and "does not exceed margin 0.5" in second["reason"]
     client = MlflowClient()
     assert client.get_model_version(NAME, "2").tags["promotion"] == second["reason"]
-    # MLmodel records only providers this machine can use (no CUDA error lines without a GPU)
-    from cgankd.compute.providers import choose_providers
-
-    flavor = mlflow.models.get_model_info(f"models:/{NAME}/2").flavors["onnx"]
-    assert flavor["providers"] == choose_providers("auto")
+    # the ONNX file is the pyfunc's one artifact: cgankd serve and MLflow read the same file
+    flavor = mlflow.models.get_model_info(f"models:/{NAME}/2").flavors["python_function"]
+    assert flavor["python_model"] and set(flavor["artifacts"]) == {"student_onnx"}
     # the requirements are given, pinned to this environment, not inferred (a child process per model)
-    for registered, needs in ((NAME, {"onnx", "onnxruntime"}), (f"{NAME}-pytorch", {"torch", "cloudpickle"})):
+    for registered, needs in ((NAME, {"onnx", "onnxruntime", "cloudpickle"}),
+                              (f"{NAME}-pytorch", {"torch", "cloudpickle"})):
         listed = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{registered}/2")).read_text().split()
         assert {r.split("==")[0] for r in listed} == {"mlflow", "numpy", *needs}, listed
         assert f"numpy=={np.__version__}" in listed and f"mlflow=={mlflow.__version__}" in listed
@@ -110,8 +110,20 @@ def test_registry_serving_follows_the_champion(tmp_path):
 
     # MLflow's own ways: pyfunc, and `mlflow models serve`
     x = images.astype(np.float32) / 255
-    pyfunc_out = mlflow.pyfunc.load_model(f"models:/{NAME}@champion").predict(x)
-    np.testing.assert_allclose(next(iter(pyfunc_out.values())), torch_outputs(model, images), atol=1e-4)
+    proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu")
+    try:  # what cgankd serve answers for the same inputs
+        served = httpx.post(f"{url}/predict", json={"inputs": x.tolist()}).json()["predictions"]
+    finally:
+        stop_server(proc)
+    z = torch_outputs(model, images).astype(np.float64)
+    probs = np.exp(z - z.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    for n in (1, len(x)):  # any batch size: classes and probabilities, as cgankd serve gives them
+        rows = pyfunc.predict(x[:n])
+        assert [r["class"] for r in rows] == [data.meta.classes[i] for i in probs[:n].argmax(1)]
+        np.testing.assert_allclose([list(r["probabilities"].values()) for r in rows], probs[:n], atol=2e-5)
+        assert rows == served[:n]
     weights = mlflow.pytorch.load_model(f"models:/{NAME}-pytorch@champion")  # the champion, as PyTorch
     np.testing.assert_allclose(torch_outputs(weights, images[:2]), torch_outputs(model, images[:2]), atol=1e-5)
     port = free_port()
@@ -134,9 +146,7 @@ def test_registry_serving_follows_the_champion(tmp_path):
                 time.sleep(0.5)
         r = httpx.post(f"http://127.0.0.1:{port}/invocations", json={"inputs": x.tolist()}, timeout=60)
         assert r.status_code == 200, r.text
-        preds = r.json()["predictions"]
-        got = np.array(preds["outputs"] if isinstance(preds, dict) else preds)
-        np.testing.assert_allclose(got, torch_outputs(model, images), atol=1e-4)
+        assert r.json()["predictions"] == served  # mlflow models serve answers what cgankd serve answers
     finally:
         mlf.terminate()
         mlf.wait(timeout=30)

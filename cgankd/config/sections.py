@@ -218,6 +218,10 @@ class ExportCfg:
     opset: Annotated[int, Range(ge=7)] = 18
     atol: Rate = 1e-4
     dynamo: bool = False
+    int8: bool = False
+    int8_calibration: Positive = 512
+    int8_max_drop: Weight = 0.5
+    int8_max_mae_increase: Weight = 0.02
 
 
 @dataclass
@@ -236,6 +240,9 @@ class ServeCfg:
     providers: Annotated[str, OneOf("auto", "cpu", "cuda")] = "auto"
     threads: Annotated[int | None, Range(ge=1, note="onnxruntime's default")] = None
     max_in_flight: Positive = 64
+    batching: bool = True
+    batch_max: Positive = 32
+    batch_wait_ms: Rate = 2.0
     body_timeout_s: Rate = 10.0
     token_file: str | None = None
     allowed_hosts: list[str] | None = None

@@ -23,7 +23,9 @@ from cgankd.ops.tracking import git_commit, mlflow_or_none, require_mlflow, trac
 def register_student(cfg: Config, onnx_path: Path, torch_model: Any, sample: Any, metric: float,
                      info: dict[str, Any], tracker: NullTracker) -> dict[str, Any]:
     """Log the student as ONNX and PyTorch models, register both, and move the aliases
-    (``promote``: champion only when the test metric improves by more than the margin)."""
+    (``promote``: champion only when the test metric improves by more than the margin).
+    ``info["pyfunc"]``: the pyfunc model the ONNX file is served through by MLflow (the serve wing's
+    ``cgankd.serve.pyfunc.StudentModel``: classes and probabilities, or values, like ``cgankd serve``)."""
     if mlflow_or_none() is None or not isinstance(tracker, GuardedTracker):
         return {"registered": False, "reason": "tracking is off"}
     try:
@@ -56,8 +58,8 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
                      info: dict[str, Any]) -> dict[str, Any]:
     """The versions, their pairing tags, then ``test_metric`` (complete), then the aliases."""
     import mlflow.onnx
+    import mlflow.pyfunc
     import mlflow.pytorch
-    import onnx
     from mlflow.models import infer_signature
 
     from cgankd.base import faults
@@ -67,14 +69,12 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
     signature = infer_signature(sample.numpy(), out)
     tags = {"metric_name": info["metric_name"], "task": cfg.task, "method": info["method"],
             "git_commit": git_commit()}
-    from cgankd.compute.providers import choose_providers
-
-    # providers recorded in MLmodel: CUDA only where this machine can use it (no CUDA error lines)
-    onnx_info = mlflow.onnx.log_model(onnx.load(str(onnx_path)), name="student_onnx",
-                                      signature=signature, registered_model_name=name,
-                                      input_example=sample.numpy()[:1],
-                                      onnx_execution_providers=choose_providers("auto"),
-                                      pip_requirements=requirements(mlflow.onnx))
+    pyfunc = info["pyfunc"]
+    # the ONNX file as the pyfunc's one artifact: answers like cgankd serve at any batch size
+    onnx_info = mlflow.pyfunc.log_model(name="student_onnx", python_model=pyfunc, artifacts=pyfunc.artifacts(onnx_path),
+                                        signature=infer_signature(sample.numpy()), registered_model_name=name,
+                                        input_example=sample.numpy()[:1],
+                                        pip_requirements=[*requirements(mlflow.onnx), pinned("cloudpickle")])
     version = str(onnx_info.registered_model_version)
     tags["onnx_sha256"] = stored_digest(onnx_info.model_uri)  # checked before serving (fetch_registered)
     faults.point("register-onnx")  # the ONNX version exists, nothing else
@@ -83,6 +83,13 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
                                           pip_requirements=requirements(mlflow.pytorch))
     twin = str(torch_info.registered_model_version)
     faults.point("register-pytorch")  # both versions exist, unpaired, untagged
+    if info.get("int8"):  # the int8 twin that passed evaluate's check: beside the version, in its run
+        import mlflow
+
+        mlflow.log_artifact(str(info["int8"]), "student_int8")
+        tags["int8_sha256"] = hashlib.sha256(Path(info["int8"]).read_bytes()).hexdigest()
+    if info.get("int8_why"):
+        tags["int8"] = info["int8_why"]
     client.set_model_version_tag(f"{name}-pytorch", twin, "onnx_version", version)
     for k, v in {**tags, "pytorch_version": twin}.items():
         client.set_model_version_tag(name, version, k, v)
@@ -100,9 +107,13 @@ def requirements(flavor: Any) -> list[str]:
     """What a logged model needs, pinned to this environment: the flavor's own packages and numpy
     (its input). Given, MLflow does not infer them, which loads the model in a child process that
     imports the flavor (~12 s per register, most of its time) and lists whatever else that imported."""
+    return [*flavor.get_default_pip_requirements(), pinned("numpy")]
+
+
+def pinned(package: str) -> str:
     from importlib.metadata import version
 
-    return [*flavor.get_default_pip_requirements(), f"numpy=={version('numpy')}"]
+    return f"{package}=={version(package)}"
 
 
 def _champion(client: Any, name: str) -> Any:

@@ -91,6 +91,13 @@ def student_deps(cfg: Config, method: str | None) -> tuple[str, ...]:
     return tuple(deps)
 
 
+def int8_calibration(cfg: Config) -> tuple[str, ...]:
+    """export.int8 calibrates on the training split and the kept fakes."""
+    if not cfg.export.int8:
+        return ()
+    return ("prepared", "fakes") if cfg.uses_fakes and cfg.student.fakes is None else ("prepared",)
+
+
 def verdict(cfg: Config) -> tuple[str, ...]:
     return ("fakes_metrics",) if cfg.uses_fakes else ()
 
@@ -116,14 +123,15 @@ TABLE: tuple[Stage, ...] = (
           done="vkd_metrics", when=uses_vkd, upstream=True),
     Stage("train-student", (*RUNTIME, "task", "student", "kd"), student_deps, outs=("student_dir",),
           records=("student_metrics",), done="student_metrics", per_method=True, ddp=True),
-    Stage("export", ("profile", "task", "export", "student.methods", "student.tag"),
-          ("student_dir", "student_metrics"), outs=("export_dir",)),
-    Stage("evaluate", (*RUNTIME, "task", "student", "teacher.arch"),
+    Stage("export", ("profile", "seed", "task", "export", "student.methods", "student.tag"),
+          lambda cfg, _: ("student_dir", "student_metrics", *int8_calibration(cfg)), outs=("export_dir",)),
+    Stage("evaluate", (*RUNTIME, "task", "student", "teacher.arch", "export"),
           lambda cfg, _: ("prepared", "teacher_metrics", "student_metrics", *verdict(cfg), "parity", "teacher",
-                          "student_dir"),
+                          "student_dir", *(("onnx", "onnx_int8") if cfg.export.int8 else ())),
           records=("report", "metrics"), plots=("evaluation_plot", "per_label"), metrics=("headline",)),
-    Stage("register", ("profile", "task", "data.source", "tracking"),
-          lambda cfg, _: ("onnx", "metrics", "parity", *verdict(cfg)),  # the model card's numbers
+    Stage("register", ("profile", "task", "data.source", "tracking", "export.int8"),
+          lambda cfg, _: ("onnx", "metrics", "parity", *verdict(cfg),  # the model card's numbers
+                          *(("onnx_int8",) if cfg.export.int8 else ())),
           records=("registry",), tracks=True),
 )
 STAGE_ORDER = tuple(s.name for s in TABLE)

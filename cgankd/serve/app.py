@@ -1,10 +1,12 @@
 """The HTTP app: ``POST /predict``, ``GET /healthz`` ``/ready`` ``/metadata`` ``/metrics``,
-``POST /reload`` (the operator's, with a token: cgankd/serve/management.py). Its types are in
+``POST /reload`` (the operator's, with a token: cgankd/serve/management.py), and the Open Inference
+Protocol v2 under ``/v2`` (cgankd/serve/v2.py). Its types are in
 ``/openapi.json`` (cgankd/serve/schema.py); ``/metrics`` is Prometheus' (cgankd/serve/metrics.py).
 
 Requests take the current model at their start; ``/reload`` builds a new session beside it and
 swaps the reference, so requests in flight finish on the old one and none is dropped. Inference
-runs in the thread pool without a lock (onnxruntime sessions are thread-safe).
+runs in the thread pool without a lock (onnxruntime sessions are thread-safe); with ``batching``,
+concurrent requests share one call (cgankd/serve/batcher.py).
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from cgankd.base.errors import CgankdError
+from cgankd.serve.batcher import Runner
 from cgankd.serve.decode import BadInput, from_json, one_part
 from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, Refused
 from cgankd.serve.management import Throttle, public_message, reload_target
 from cgankd.serve.metrics import Metrics
 from cgankd.serve.runtime import ServedModel
 from cgankd.serve.schema import PREDICT_BODY, Health, PredictResponse, Ready, Reloaded, errors, request_schemas
+from cgankd.serve.v2_routes import InferRequest, add_routes
 
 JSON_TYPES = ("application/json", "text/json")
 METRICS_PATH = {"get": {"summary": "Metrics", "description": "Prometheus text format: requests by route and "
@@ -88,14 +92,17 @@ async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray
 
 def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flight: int = 64,
                body_timeout: float = 10.0, token: str | None = None,
-               hosts: list[str] | None = None) -> Metrics:
+               hosts: list[str] | None = None, runner: Runner | None = None) -> Metrics:
     """``token``: the operator's management token (None: /reload answers 403); ``hosts``: the Host
-    headers answered (None: any)."""
+    headers answered (None: any); ``runner``: how a batch reaches the model (default: one
+    onnxruntime call per request, no batching)."""
     from cgankd import __version__
 
     app = FastAPI(title="cgankd student", description=__doc__, version=__version__)
     metrics = Metrics(lambda: holder.model.info)
     throttle = Throttle()
+    run = runner or Runner(batching=False)
+    run.observe = metrics.call_inputs.observe
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["*"])
 
     @app.exception_handler(BadInput)
@@ -140,7 +147,7 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
         file). Inputs must have the model's shape (``/metadata``); nothing is resized."""
         model = holder.model  # this request's model, whatever a reload does meanwhile
         batch, files = await parse(request, model.card, max_batch)
-        rows = await run_in_threadpool(model.predict, batch)
+        rows = model.card.postprocess(await run(model, batch))
         metrics.count_inputs(len(rows))
         if files is not None:
             rows = [{"file": f, **r} for f, r in zip(files, rows, strict=True)]
@@ -165,10 +172,14 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
             request_schema = request_schemas()
             schemas.update(request_schema.pop("$defs", {}))
             schemas["PredictRequest"] = request_schema
+            v2_request = InferRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(v2_request.pop("$defs", {}))
+            schemas["V2InferRequest"] = v2_request
             doc["paths"]["/metrics"] = METRICS_PATH
             app.openapi_schema = doc
         return app.openapi_schema
 
+    add_routes(app, holder, run, max_batch, metrics.count_inputs)
     app.openapi = openapi  # type: ignore[method-assign]
     limited = InFlightLimit(BodyDeadline(BodyLimit(app, max_body), body_timeout), max_in_flight)
     return metrics.wrap(limited, lambda: limited.n)
@@ -176,7 +187,7 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
 
 def serve(source: str, host: str, port: int, max_body: int, max_batch: int, providers: str,
           threads: int | None, max_in_flight: int = 64, body_timeout: float = 10.0,
-          token_file: str | None = None, hosts: list[str] | None = None) -> None:
+          token_file: str | None = None, hosts: list[str] | None = None, runner: Runner | None = None) -> None:
     """Load the model (errors here stop start-up with one line), then run uvicorn."""
     import sys
 
@@ -202,6 +213,7 @@ def serve(source: str, host: str, port: int, max_body: int, max_batch: int, prov
                       "task": model.card.task, "input": list(model.card.shape),
                       "providers": model.session.get_providers(), "url": f"http://{host}:{port}",
                       "management": "on" if token else "off"}), flush=True)
-    app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout, token, answered)
+    app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout, token, answered,
+                     runner)
     asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                               access_log=False)).serve())

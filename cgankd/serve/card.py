@@ -58,6 +58,7 @@ class ModelCard:
     def public(self) -> dict[str, Any]:
         out = {"task": self.task, "input_shape": ["N", *self.shape], "input_color": self.color,
                "preprocess": self.props["preprocess"], "method": self.props.get("method"),
+               "precision": self.props.get("precision", "fp32"),
                "source": self.props.get("source")}
         if task_of(self.task).categorical:
             out["classes"] = self.post["classes"]

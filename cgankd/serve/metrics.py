@@ -9,6 +9,7 @@ not inputs or predictions.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,12 +17,26 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 ROUTES = ("/predict", "/healthz", "/ready", "/metadata", "/reload", "/metrics", "/docs", "/openapi.json")
+# the v2 routes by template (a model name or version in the path never becomes a label value)
+V2 = re.compile(r"^/v2(?:/models/[^/]+(?:/versions/[^/]+)?(/ready|/infer)?|/health/(live|ready))?$")
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 # the request methods labelled by name; any other token (uvicorn accepts all) is counted as "other", so
 # a scanner cannot grow the label set
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+def route_of(path: str) -> str:
+    """The label of ``path``: a fixed route, a v2 route's template, or "other"."""
+    if path in ROUTES:
+        return path
+    m = V2.match(path)
+    if m is None:
+        return "other"
+    if m.group(2):
+        return f"/v2/health/{m.group(2)}"
+    return "/v2" if path == "/v2" else f"/v2/models/{{name}}{m.group(1) or ''}"
+
 
 class Metrics:
     """ASGI middleware around ``app`` (set by ``wrap``); ``model`` returns the served model's info
@@ -37,6 +52,9 @@ class Metrics:
                                  ["route"], buckets=BUCKETS, registry=r)
         self.inputs = Counter("cgankd_predicted_inputs", "inputs predicted (a batch counts each)", registry=r)
         self.loaded = Gauge("cgankd_model_info", "the served model (value 1)", ["name", "version"], registry=r)
+        self.call_inputs = Histogram("cgankd_model_call_inputs", "inputs per onnxruntime call (dynamic batching "
+                                     "gathers several requests into one)", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256,
+                                                                                     512, 1024), registry=r)
         self.busy = Gauge("cgankd_requests_in_flight", "requests being answered", registry=r)
 
     def wrap(self, app: Any, in_flight: Callable[[], int]) -> Metrics:
@@ -48,7 +66,7 @@ class Metrics:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = scope["path"] if scope["path"] in ROUTES else "other"
+        route = route_of(scope["path"])
         status = 500  # if the app raises before answering
 
         async def seen(msg: dict) -> None:

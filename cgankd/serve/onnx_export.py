@@ -34,7 +34,7 @@ def serving_metadata(meta: Any, method: str) -> dict[str, Any]:
             "preprocess": {"layout": "NCHW", "channels": c, "height": r, "width": r,
                            "color": "L" if c == 1 else "RGB", "dtype": "uint8", "divide_by": 255.0,
                            "range": [0.0, 1.0], "resize": "none"},
-            "postprocess": post, "method": method}
+            "postprocess": post, "method": method, "precision": "fp32"}
 
 
 def export_onnx(model: torch.nn.Module, path: Path, channels: int, resolution: int,

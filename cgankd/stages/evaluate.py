@@ -110,6 +110,14 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         out.update({"fakes_relative_label_score": fakes["raw_relative_label_score"],
                     "fakes_weak": fakes["weak_fakes"], "fakes_verdict": fakes["verdict"]})
     out.update({f"{safe(m)}_skipped": 1.0 for m in skipped})
+    int8 = None
+    if cfg.export.int8:  # the int8 twin beside the fp32 ONNX model, on the test split (cgankd/serve/quantize.py)
+        from cgankd.serve.quantize import int8_report
+
+        int8 = int8_report(at(cfg, "onnx"), at(cfg, "onnx_int8"), data["test"].images, data["test"].labels,
+                           data.meta, cfg.export.int8_max_drop, cfg.export.int8_max_mae_increase)
+        out.update({f"onnx_fp32_test_{k}": int8[f"fp32_test_{k}"], f"onnx_int8_test_{k}": int8[f"int8_test_{k}"],
+                    "int8_registrable": float(int8["registrable"]), "int8_why": int8["why"]})
     write_json(at(cfg, "metrics"), out)
     write_json(at(cfg, "headline"), headline(rows, k, fakes))
     unit = task_of(task).unit(data.meta.label_unit)
@@ -135,7 +143,10 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     lines += ["", *([fakes["verdict"] + "."] if "verdict" in fakes else []),
               verdict(task, rows["nokd"][f"test_{k}"], cg, "cgankd" in skipped), *caveat,
               f"Exported: the {parity['method']} student (best validation {k}); the register stage puts it in "
-              "the MLflow registry when tracking is on.", ""]
+              "the MLflow registry when tracking is on.",
+              *([f"int8 twin: test {k} {int8[f'int8_test_{k}']:.2f}{unit} against the fp32 ONNX model's "
+                 f"{int8[f'fp32_test_{k}']:.2f}{unit}: {int8['why']}; "
+                 f"{'registered with it' if int8['registrable'] else 'not registered'}."] if int8 else []), ""]
     write_text(at(cfg, "report"), "\n".join(lines))
     dev = cfg.runtime.device
     paths = {"teacher": at(cfg, "teacher"),

@@ -28,6 +28,21 @@ def select_student(cfg: Config, task: str) -> tuple[str, dict[str, Any]]:
     return best, best_m
 
 
+def int8_twin(cfg: Config, data: Any, fp32: Any) -> dict[str, int]:
+    """export/student.int8.onnx, calibrated on training reals and the kept fakes (cgankd/serve/quantize.py)."""
+    import numpy as np
+
+    from cgankd.serve.quantize import calibration_set, quantize_int8
+
+    fakes, fake_images = at(cfg, "fakes"), None
+    if cfg.uses_fakes and cfg.student.fakes is None and fakes.is_file():  # the pipeline's own kept fakes
+        with np.load(fakes) as z:
+            fake_images = z["fake_images"]
+    images, counts = calibration_set(data["train"].images, fake_images, cfg.export.int8_calibration, cfg.seed)
+    quantize_int8(fp32, at(cfg, "onnx_int8"), images)
+    return counts
+
+
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     from cgankd.serve.onnx_export import export_onnx, parity, serving_metadata
 
@@ -42,6 +57,10 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     report = parity(model, out / "student.onnx", c, r, cfg.export.atol)
     report.update({"method": method, "selected_by": f"val_{task_of(data.meta.task).metric}",
                    "opset": cfg.export.opset, "dynamo": cfg.export.dynamo})
+    if cfg.export.int8:
+        report["int8"] = int8_twin(cfg, data, out / "student.onnx")
+    else:
+        at(cfg, "onnx_int8").unlink(missing_ok=True)  # an earlier run's twin is not this student's
     write_json(out / "parity.json", report)
     tracker.log_metrics({k: v for k, v in report.items() if k.startswith("max_abs")})
     tracker.set_tags({"cgankd.selected": method})

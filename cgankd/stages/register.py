@@ -15,6 +15,7 @@ from cgankd.base.tracker import NullTracker
 from cgankd.config import Config
 from cgankd.ops.model_registry import register_student
 from cgankd.ops.version_card import model_card
+from cgankd.serve.pyfunc import StudentModel
 from cgankd.stages.common import at, prepared
 from cgankd.task import task_of
 
@@ -34,8 +35,14 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     fakes = at(cfg, "fakes_metrics")
     card = model_card(cfg, data.meta, read_json(at(cfg, "metrics")), parity,
                       read_json(fakes) if fakes.is_file() else None, tracker.run_id)
-    info = register_student(cfg, at(cfg, "onnx"), model, sample, metric,
-                            {"metric_name": f"test_{k}", "method": method, "card": card}, tracker)
+    what = {"metric_name": f"test_{k}", "method": method, "card": card, "pyfunc": StudentModel()}
+    if cfg.export.int8:  # the int8 twin goes along only within export.int8_max_drop / int8_max_mae_increase
+        m = read_json(at(cfg, "metrics"))
+        ok = bool(m.get("int8_registrable"))
+        what.update({"int8": at(cfg, "onnx_int8") if ok else None,
+                     "int8_why": f"{'logged' if ok else 'refused'}: {m.get('int8_why', 'not evaluated')}"})
+        print(f"register: int8 twin {what['int8_why']}")
+    info = register_student(cfg, at(cfg, "onnx"), model, sample, metric, what, tracker)
     write_json(at(cfg, "registry"), info)
     print("register:", json.dumps(info))
     return info
