@@ -89,7 +89,8 @@ def markdown(res: dict) -> str:
     lines = ["# GAN iterations/s on the CPU: today's step and the faster paths", "",
              f"Machine: {res['machine']}; torch {res['torch']}; native bf16: {res['native_bf16']}. GAN batch "
              f"{a['batch']}, width {a['width']}, {a['d_steps']} D steps; median of {a['rounds']} rounds of "
-             f"{a['steps']} iterations after a warm-up of {a['warmup']} (compiled paths: +{a['compile_warmup']}).",
+             f"{a['steps']} iterations after a warm-up of {a['warmup']} (compiled paths: +{a['compile_warmup']}, "
+             f"measured in the first round only: {a['once'] or 'none'}).",
              f"Command: `python bench/gan_cpu.py {' '.join(res['argv'])}`", "",
              "| shape | path | it/s (median) | rounds | vs today |", "|---|---|---:|---|---:|"]
     for shape, rows in res["shapes"].items():
@@ -115,6 +116,8 @@ def main() -> None:
     p.add_argument("--compile-warmup", type=int, default=6, help="extra warm-up iterations of a compiled path")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--once", default="compile,compile-cl", help="paths measured in the first round only "
+                   "(compiling costs a minute or more per process)")
     p.add_argument("--out", default=str(ROOT / "bench/results/gan_cpu"))
     args = p.parse_args()
     paths = [x.strip() for x in args.paths.split(",") if x.strip()]
@@ -133,8 +136,9 @@ def main() -> None:
     for r in (int(s) for s in args.shapes.split(",")):
         shape = f"{r}x{r}"
         rows = res["shapes"].setdefault(shape, {q: {"runs": [], "errors": []} for q in paths})
+        once = {x.strip() for x in args.once.split(",") if x.strip()}
         for i in range(args.rounds):
-            for q in paths:
+            for q in (q for q in paths if i == 0 or q not in once):
                 m = measure(q, r, args)
                 if "error" in m:
                     rows[q]["errors"].append(m["error"])

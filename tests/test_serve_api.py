@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import jsonschema
 import numpy as np
@@ -174,3 +175,31 @@ def test_metadata_names_no_path_run_or_tags(api):
     meta = api["client"].get("/metadata").json()
     assert meta["uri"] == "student.onnx" and meta["name"] == "student"
     assert str(api["path"].parent) not in str(meta) and not {"run_id", "tags"} & set(meta)
+
+
+def test_json_bodies_have_their_own_limit_and_binary_bodies_do_not(api):
+    """A JSON array takes ~20x its size while decoded: over serve.max_json_mb it is a 413 that says what
+    to send instead; the same batch as .npy, or as a v2 binary tensor, is served."""
+    from cgankd.serve.app import Holder, create_app
+    from cgankd.serve.runtime import load_model
+
+    path = api["path"]
+    app = create_app(Holder(load_model(str(path), "cpu"), lambda s: load_model(s, "cpu"), str(path)), 1 << 20,
+                     max_batch=16, max_json=4096)
+    x = api["images"][:2]
+    with TestClient(app) as client:
+        r = client.post("/predict", json={"inputs": (x / 255.0).tolist()})
+        assert r.status_code == 413 and "over the JSON limit of 4,096" in r.json()["error"], r.text
+        buf = io.BytesIO()
+        np.save(buf, x)
+        assert client.post("/predict", content=buf.getvalue()).status_code == 200
+        name = client.get("/metadata").json()["name"]
+        meta = client.get(f"/v2/models/{name}").json()
+        head = json.dumps({"inputs": [{"name": meta["inputs"][0]["name"], "shape": list(x.shape), "datatype": "UINT8",
+                                       "parameters": {"binary_data_size": x.nbytes}}]}).encode()
+        r = client.post(f"/v2/models/{name}/infer", content=head + x.tobytes(),
+                        headers={"inference-header-content-length": str(len(head))})
+        assert r.status_code == 200 and len(r.json()["outputs"]) == 2, r.text
+        r = client.post(f"/v2/models/{name}/infer", json={"inputs": [{"name": meta["inputs"][0]["name"],
+                        "shape": list(x.shape), "datatype": "UINT8", "data": x.reshape(-1).tolist()}]})
+        assert r.status_code == 413, r.text

@@ -236,6 +236,7 @@ class ServeCfg:
     host: str = "127.0.0.1"
     port: Annotated[int, Range(ge=1, le=65535)] = 8000
     max_body_mb: Rate = 16.0
+    max_json_mb: Rate = 4.0
     max_batch: Positive = 1024
     providers: Annotated[str, OneOf("auto", "cpu", "cuda")] = "auto"
     threads: Annotated[int | None, Range(ge=1, note="onnxruntime's default")] = None

@@ -27,7 +27,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from cgankd.base.errors import CgankdError
 from cgankd.serve.batcher import Runner
 from cgankd.serve.decode import BadInput, from_json, one_part
-from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, Refused
+from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, JsonGate, Refused
 from cgankd.serve.management import Throttle, public_message, reload_target
 from cgankd.serve.metrics import Metrics
 from cgankd.serve.runtime import ServedModel
@@ -64,7 +64,7 @@ class Holder:
             return new
 
 
-async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray, list[str] | None]:
+async def parse(request: Request, card: Any, max_batch: int, gate: JsonGate) -> tuple[np.ndarray, list[str] | None]:
     """The body -> (batch, file names or None); multipart parts are decoded one by one."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "multipart/form-data":
@@ -86,13 +86,14 @@ async def parse(request: Request, card: Any, max_batch: int) -> tuple[np.ndarray
     if not body:
         raise BadInput(422, "body: empty (send PNG/JPEG, .npy, JSON or multipart files)")
     if ctype in JSON_TYPES:  # decoding runs off the event loop: probes stay answered meanwhile
-        return await run_in_threadpool(from_json, body, card, max_batch), None
+        return await gate.decode(len(body), from_json, body, card, max_batch), None
     return await run_in_threadpool(one_part, body, card, "body", max_batch), None
 
 
 def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flight: int = 64,
                body_timeout: float = 10.0, token: str | None = None,
-               hosts: list[str] | None = None, runner: Runner | None = None) -> Metrics:
+               hosts: list[str] | None = None, runner: Runner | None = None,
+               max_json: int = 4 << 20) -> Metrics:
     """``token``: the operator's management token (None: /reload answers 403); ``hosts``: the Host
     headers answered (None: any); ``runner``: how a batch reaches the model (default: one
     onnxruntime call per request, no batching)."""
@@ -103,6 +104,7 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
     throttle = Throttle()
     run = runner or Runner(batching=False)
     run.observe = metrics.call_inputs.observe
+    gate = JsonGate(min(max_json, max_body))
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["*"])
 
     @app.exception_handler(BadInput)
@@ -146,7 +148,7 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
         or .npy file as the raw body, or multipart files (PNG/JPEG/.npy, each answer names its
         file). Inputs must have the model's shape (``/metadata``); nothing is resized."""
         model = holder.model  # this request's model, whatever a reload does meanwhile
-        batch, files = await parse(request, model.card, max_batch)
+        batch, files = await parse(request, model.card, max_batch, gate)
         rows = model.card.postprocess(await run(model, batch))
         metrics.count_inputs(len(rows))
         if files is not None:
@@ -179,7 +181,7 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
             app.openapi_schema = doc
         return app.openapi_schema
 
-    add_routes(app, holder, run, max_batch, metrics.count_inputs)
+    add_routes(app, holder, run, max_batch, metrics.count_inputs, gate)
     app.openapi = openapi  # type: ignore[method-assign]
     limited = InFlightLimit(BodyDeadline(BodyLimit(app, max_body), body_timeout), max_in_flight)
     return metrics.wrap(limited, lambda: limited.n)
@@ -187,7 +189,8 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
 
 def serve(source: str, host: str, port: int, max_body: int, max_batch: int, providers: str,
           threads: int | None, max_in_flight: int = 64, body_timeout: float = 10.0,
-          token_file: str | None = None, hosts: list[str] | None = None, runner: Runner | None = None) -> None:
+          token_file: str | None = None, hosts: list[str] | None = None, runner: Runner | None = None,
+          max_json: int = 4 << 20) -> None:
     """Load the model (errors here stop start-up with one line), then run uvicorn."""
     import sys
 
@@ -214,6 +217,6 @@ def serve(source: str, host: str, port: int, max_body: int, max_batch: int, prov
                       "providers": model.session.get_providers(), "url": f"http://{host}:{port}",
                       "management": "on" if token else "off"}), flush=True)
     app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout, token, answered,
-                     runner)
+                     runner, max_json)
     asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
                                               access_log=False)).serve())

@@ -7,6 +7,8 @@ for a body.
   that trickles it byte by byte gets 408 and its slot back. Each connection is its own task on the
   event loop, so a slow client never blocks the others meanwhile.
 - A body over ``max_bytes`` gets 413, by Content-Length or while streaming.
+- A JSON body (``JsonGate``) has its own, smaller limit, and only a few are decoded at once: an
+  array of numbers takes about 20 times its size as Python objects while it is read.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-PROBES = ("/healthz", "/ready")
+PROBES = ("/healthz", "/ready", "/v2/health/live", "/v2/health/ready")
 
 
 class InFlightLimit:
@@ -43,6 +45,26 @@ class InFlightLimit:
             await self.app(scope, receive, send)
         finally:
             self.n -= 1
+
+
+class JsonGate:
+    """JSON bodies: at most ``max_bytes`` (413 beyond), at most ``slots`` decoded at once (the others
+    wait their turn), so the memory JSON decoding holds stays near ``slots x 20 x max_bytes``."""
+
+    def __init__(self, max_bytes: int, slots: int = 2) -> None:
+        self.max_bytes = max_bytes
+        self.slots = asyncio.Semaphore(slots)
+
+    async def decode(self, size: int, fn: Callable[..., Any], *args: Any) -> Any:
+        from starlette.concurrency import run_in_threadpool
+
+        from cgankd.serve.decode import BadInput
+
+        if size > self.max_bytes:
+            raise BadInput(413, f"body: {size:,} bytes of JSON, over the JSON limit of {self.max_bytes:,} "
+                           "(serve.max_json_mb); send a .npy body or binary tensors for large batches")
+        async with self.slots:
+            return await run_in_threadpool(fn, *args)
 
 
 class Refused(Exception):

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
 from cgankd.serve import v2
 from cgankd.serve.schema import errors
@@ -81,7 +80,7 @@ INFER_BODY = {"requestBody": {"required": True, "content": {
                                             "(Inference-Header-Content-Length bytes), then the tensors"}}}}}
 
 
-def add_routes(app: FastAPI, holder: Any, run: v2.Run, max_batch: int, count_inputs: Any) -> None:
+def add_routes(app: FastAPI, holder: Any, run: v2.Run, max_batch: int, count_inputs: Any, gate: Any) -> None:
     """``holder.model``: the served model; ``run(model, x)``: its raw outputs (batched or not)."""
     from cgankd import __version__
 
@@ -121,7 +120,9 @@ def add_routes(app: FastAPI, holder: Any, run: v2.Run, max_batch: int, count_inp
         model = holder.model  # this request's model, whatever a reload does meanwhile
         v2.check_model(model, name, version)
         body = await request.body()
-        req = await run_in_threadpool(v2.parse_infer, body, request.headers.get(v2.HEADER), model, max_batch)
+        header = request.headers.get(v2.HEADER)
+        json_size = int(header) if header is not None and header.isdigit() else len(body)  # the JSON part
+        req = await gate.decode(json_size, v2.parse_infer, body, header, model, max_batch)
         raw = await run(model, req.x)
         count_inputs(len(req.x))
         content, headers = v2.infer_response(model, req, raw)
