@@ -1,4 +1,5 @@
-"""Inference speed of each registered student and its teacher: PyTorch eager vs onnxruntime.
+"""Inference speed of each registered student and its teacher: PyTorch eager vs onnxruntime (and the
+student's int8 twin, export/student.int8.onnx, when ``export.int8`` wrote one).
 
 For every pipeline output folder (default: the demo's two), the student that was exported and
 registered (export/student.onnx + its PyTorch checkpoint) and the teacher (exported to ONNX here):
@@ -63,8 +64,11 @@ def engines(model: torch.nn.Module, onnx_path: Path, threads: int) -> dict[str, 
     providers = [("onnxruntime-cpu", ["CPUExecutionProvider"])]
     if cuda_usable():
         providers.append(("onnxruntime-cuda", ["CUDAExecutionProvider", "CPUExecutionProvider"]))
+    int8 = onnx_path.with_name("student.int8.onnx")
+    if int8.is_file():  # export.int8's twin, on the CPU provider (cgankd/serve/quantize.py)
+        providers.append(("onnxruntime-cpu-int8", ["CPUExecutionProvider"]))
     for name, prov in providers:
-        sess = make_session(onnx_path, prov, threads)
+        sess = make_session(int8 if name.endswith("int8") else onnx_path, prov, threads)
         inp, outp = sess.get_inputs()[0].name, sess.get_outputs()[0].name
         out[name] = lambda x, s=sess, i=inp, o=outp: s.run([o], {i: x})[0]
     return out

@@ -11,9 +11,10 @@ the device of the model it is given.
   hardware computes it natively (a CUDA GPU with bf16; a CPU with AVX512-BF16 or AMX, detected by
   torch at run time), else fp32. bf16 on a CPU without it is emulated and slower (docs/gpu.md).
 - ``memory_format``: ``auto`` | ``channels_last`` | ``contiguous``: the layout of the trained
-  convolution nets and their input batches. ``auto`` is channels_last on the CPU (oneDNN's
-  convolutions, pooling and batch norm are faster on it: bench/gan_cpu.py) and on CUDA with bf16 or
-  fp16 (tensor cores), contiguous otherwise.
+  convolution nets and their input batches. ``auto`` is channels_last on the CPU in eager mode
+  (oneDNN's convolutions, pooling and batch norm are faster on it: bench/gan_cpu.py) and on CUDA
+  with bf16 or fp16 (tensor cores), contiguous otherwise: compiled on the CPU, inductor picks the
+  convolutions' layout itself, and forcing channels_last was slower there.
 - ``compile``: ``torch.compile`` (inductor) of the training steps; a graph is compiled once per
   shape, so it pays on long runs, not on a handful of steps. ``compile_mode``: torch.compile's
   mode: ``default`` | ``reduce-overhead`` (CUDA graphs: each compiled graph of a GAN step replayed
@@ -117,9 +118,9 @@ def _precision(name: str, dev: torch.device) -> str:
     return name
 
 
-def _channels_last(name: str, dev: torch.device, precision: str) -> bool:
-    if name == "auto":
-        return dev.type == "cpu" or precision != "fp32"
+def _channels_last(name: str, dev: torch.device, precision: str, compile: bool) -> bool:
+    if name == "auto":  # compiled, inductor lays the convolutions out itself (and faster: bench/gan_cpu.py)
+        return (dev.type == "cpu" and not compile) or (dev.type == "cuda" and precision != "fp32")
     return name == "channels_last"
 
 
@@ -153,7 +154,7 @@ class Runtime:
             if problem:
                 raise CgankdError("param compile", f"{problem}; or set compile=false")
         precision = _precision(precision, dev)
-        return cls(dev, precision, compile, mode, _channels_last(memory_format, dev, precision))
+        return cls(dev, precision, compile, mode, _channels_last(memory_format, dev, precision, compile))
 
     @property
     def dtype(self) -> torch.dtype | None:
