@@ -8,7 +8,7 @@ them). Each request is one uint8 image as a .npy body to ``/predict``; the clien
 keep-alive connections on this machine (they share its CPUs with the server: said in the table).
 The server's effective batch is read from its ``cgankd_model_call_inputs`` histogram.
 
-    python bench/serve_batching.py [--concurrency 1 8 64] [--seconds 8] [--threads 1]
+    python bench/serve_batching.py [--concurrency 1 8 64] [--seconds 8] [--threads 1] [--arch resnet20]
 
 Writes bench/results/serve_batching.json and .md.
 """
@@ -131,6 +131,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (server and raw)")
     p.add_argument("--batch-max", type=int, default=32)
     p.add_argument("--batch-wait-ms", type=float, default=2.0)
+    p.add_argument("--arch", default=None, help="the student's architecture (default: student.arch of params.yaml)")
     p.add_argument("--out", default=str(ROOT / "bench/results/serve_batching"))
     args = p.parse_args()
     import onnxruntime
@@ -139,7 +140,7 @@ def main() -> None:
     from cgankd.serve.process import start_server, stop_server
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    arch, res_px = params["student"]["arch"], params["data"]["render"]["resolution"]
+    arch, res_px = args.arch or params["student"]["arch"], params["data"]["render"]["resolution"]
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (64, 3, res_px, res_px), dtype=np.uint8)
     bodies = []
