@@ -1,5 +1,6 @@
 """No dangling link in README.md and docs/: every relative link names a file of the repository,
-and every #anchor a heading of its target (GitHub's anchor rules)."""
+and every #anchor a heading of its target (GitHub's anchor rules); and no stale pointer: every
+repository path that code, docs or params name exists."""
 
 from __future__ import annotations
 
@@ -42,3 +43,23 @@ def test_the_pipeline_page_draws_the_stage_table():
     from cgankd.pipeline.spec import pipeline_line
 
     assert f"\n{pipeline_line()}\n" in (ROOT / "docs" / "pipeline.md").read_text()
+
+
+# a repository path as code, docs and params name it: cgankd/gan/step.py, docs/gpu.md, profiles/gpu.yaml ...
+PATH = re.compile(r"(?<![\w/.-])((?:cgankd|tests|bench|docs|profiles|flows|\.ci)/[\w./-]*\w\."
+                  r"(?:py|md|yaml|yml|sh|json|csv|png|txt))")
+OUTPUTS = ("bench/work/",)  # written by a command, not kept in the repository
+NAMED_IN = ["cgankd/**/*.py", "tests/*.py", "bench/*.py", "flows/*.py", "docs/*.md", "profiles/*.yaml",
+            "README.md", "params.yaml", "Makefile", "pyproject.toml"]
+
+
+def test_every_path_named_in_code_docs_and_params_exists():
+    """A docstring, comment, doc or param that names a file of the repository names one that exists
+    (a renamed module leaves no stale pointer behind); patterns (<name>, {x}, *) are skipped."""
+    bad = []
+    for pattern in NAMED_IN:
+        for f in sorted(ROOT.glob(pattern)):
+            for p in PATH.findall(f.read_text()):
+                if not any(c in p for c in "<>{}*") and not p.startswith(OUTPUTS) and not (ROOT / p).exists():
+                    bad.append(f"{f.relative_to(ROOT)}: {p}")
+    assert not bad, "\n".join(bad)

@@ -1,4 +1,4 @@
-"""dvc.yaml is generated (cgankd/dvc_yaml.py): the committed file is current, and every stage lists
+"""dvc.yaml is generated (cgankd/pipeline/dvc_yaml.py): the committed file is current, and every stage lists
 the params it reads, found by running each stage with a Config that records every field read."""
 
 from __future__ import annotations

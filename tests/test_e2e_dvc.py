@@ -38,8 +38,8 @@ def check_registry_champion(repo: Path, db: Path) -> None:
     x = torch.rand(5, 3, 16, 16)
     got = sess.run(None, {sess.get_inputs()[0].name: x.numpy()})[0]
     np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-4)
-    out = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(x.numpy())
-    assert out["outputs"].shape == (5, 10)
+    out = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(x.numpy())  # answers like cgankd serve
+    assert [r["index"] for r in out] == got.argmax(1).tolist() and len(out[0]["probabilities"]) == 10
     # the version's description is its model card (cgankd/ops/version_card.py), the PyTorch twin's too
     method, metrics = champ.tags["method"], json.loads((repo / "artifacts" / "metrics.json").read_text())
     assert champ.description.startswith(f"## {name}: the `{method}` student")

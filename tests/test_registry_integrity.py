@@ -37,6 +37,7 @@ from cgankd.models import build_model
 from cgankd.stages.prepare import build
 from cgankd.ops.model_registry import register_student
 from cgankd.ops.tracking import stage_run
+from cgankd.serve.pyfunc import StudentModel
 out, metric = Path(sys.argv[1]), float(sys.argv[2])
 cfg = shrunk(out)
 data = build(cfg)
@@ -46,8 +47,8 @@ model = build_model("convnet_s", m.channels, len(m.classes), m.resolution).eval(
 onnx_path = export(model, data, out / "student.onnx")
 sample = torch.rand(2, m.channels, m.resolution, m.resolution)
 with stage_run(cfg, "register") as tracker:
-    print(register_student(cfg, onnx_path, model, sample, metric, {"metric_name": "test_acc", "method": "nokd"},
-                           tracker))
+    print(register_student(cfg, onnx_path, model, sample, metric, {"metric_name": "test_acc", "method": "nokd",
+                                                                     "pyfunc": StudentModel()}, tracker))
 """
 
 PROMOTE = r"""

@@ -108,10 +108,13 @@ def test_precision_auto_is_bf16_only_where_the_hardware_computes_it(monkeypatch,
 
     for native, want in ((True, "bf16"), (False, "fp32")):
         monkeypatch.setattr(device, "native_bf16", lambda dev, native=native: native)
+        monkeypatch.setattr(device, "_SAID", {})
         assert Runtime.from_config("cpu", "auto", False).precision == want
         capsys.readouterr()
         assert Runtime.from_config("cpu", "bf16", False).precision == "bf16"
         assert ("bf16 is emulated here" in capsys.readouterr().err) is not native
+        Runtime.from_config("cpu", "bf16", False)
+        assert "bf16 is emulated here" not in capsys.readouterr().err  # once per process
     monkeypatch.undo()
     assert device.native_bf16(torch.device("cpu")) == bool(torch.cpu._is_avx512_bf16_supported()
                                                           or torch.cpu._is_amx_tile_supported())

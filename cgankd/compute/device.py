@@ -109,10 +109,14 @@ def native_bf16(device: torch.device) -> bool:
     return any(bool(getattr(cpu, f, lambda: False)()) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
 
 
+_SAID: dict[str, bool] = {}
+
+
 def _precision(name: str, dev: torch.device) -> str:
     if name == "auto":
         return "bf16" if native_bf16(dev) else "fp32"
-    if name == "bf16" and dev.type == "cpu" and not native_bf16(dev):
+    if name == "bf16" and dev.type == "cpu" and not native_bf16(dev) and not _SAID.get("bf16"):
+        _SAID["bf16"] = True  # once per process: the config is checked, then each stage builds its runtime
         print("cgankd: precision=bf16 on a CPU without AVX512-BF16 or AMX: bf16 is emulated here and slower "
               "than fp32 (docs/gpu.md); precision=auto picks what this machine computes fast", file=sys.stderr)
     return name

@@ -97,7 +97,7 @@ class Config:
     @property
     def subsample_fakes(self) -> bool:
         """``subsample.enabled``, or the default chosen by validation metric in the ablation on the
-        embedded data (README): on for classification, off for regression."""
+        embedded data (docs/results.md, the cDR-RS ablation): on for classification, off for regression."""
         if self.subsample.enabled is not None:
             return self.subsample.enabled
         return task_of(self.task).subsample

@@ -7,9 +7,9 @@ forward, spectral norm's power iteration (cgankd/gan/spectral.py) and the hinge 
 - The G loss runs D with its parameters frozen (and outside DistributedDataParallel under
   torchrun): D's gradients are not computed, nor synchronised, in a step that does not update D.
 
-What this moves compared with two D calls per D step (the code before 2026-11): DiffAugment
-draws its random numbers for the real and fake halves in one call, and D's ``u`` / ``v`` take one
-power-iteration step per D step instead of two. Both keep the method (the same augmentations and
+Against two D calls per D step, one call moves two things: DiffAugment draws its random numbers
+for the real and fake halves in one call, and D's ``u`` / ``v`` take one power-iteration step per D
+step instead of two. Both keep the method (the same augmentations and
 the same sigma estimate, converged a little slower), and the fp32 CPU path stays bit-reproducible.
 """
 

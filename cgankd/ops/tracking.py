@@ -193,7 +193,7 @@ def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[s
     server does not answer, a tracker that logs into the backlog."""
     uri, backlog = tracking_uri(), cfg.path(BACKLOG).resolve()
     # tracking-replay touches only runs that carry their backlog's path; a run whose process is
-    # gone is found by its pid and host (cgankd/reconcile.py)
+    # gone is found by its pid and host (cgankd/ops/reconcile.py)
     tags = {**tags, OWNER_TAG: str(backlog), **process_tags()}
     ref = Ref(name, cfg.tracking.experiment, parent)
     if not offline(uri) and not (parent or "").startswith("backlog:"):

@@ -60,9 +60,9 @@ def check_model(model: ServedModel, name: str, version: str | None) -> None:
     """404 unless ``name`` (and ``version``, when given) is the served model."""
     served, served_v = model.info.get("name"), model.info.get("version")
     if name != served:
-        raise BadInput(404, f"model {name!r} is not served here; this server serves {served!r}")
+        raise BadInput(404, f"model {name[:100]!r} is not served here; this server serves {served!r}")
     if version is not None and version != str(served_v):
-        raise BadInput(404, f"model {name!r} version {version!r} is not served here; the served version is "
+        raise BadInput(404, f"model {name[:100]!r} version {version[:40]!r} is not served here; the served version is "
                        f"{served_v if served_v is not None else '(a file, no version)'}")
 
 
