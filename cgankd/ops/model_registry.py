@@ -84,10 +84,8 @@ def _register_locked(cfg: Config, client: Any, onnx_path: Path, torch_model: Any
     twin = str(torch_info.registered_model_version)
     faults.point("register-pytorch")  # both versions exist, unpaired, untagged
     if info.get("int8"):  # the int8 twin that passed evaluate's check: beside the version, in its run
-        import mlflow
-
         mlflow.log_artifact(str(info["int8"]), "student_int8")
-        tags["int8_sha256"] = hashlib.sha256(Path(info["int8"]).read_bytes()).hexdigest()
+        tags["int8_sha256"] = sha256(Path(info["int8"]))
     if info.get("int8_why"):
         tags["int8"] = info["int8_why"]
     client.set_model_version_tag(f"{name}-pytorch", twin, "onnx_version", version)
@@ -230,6 +228,10 @@ def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:
     raise CgankdError(uri, "expected models:/<name>@<alias> or models:/<name>/<version>")
 
 
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def stored_digest(model_uri: str) -> str:
     """The sha256 of the .onnx file as the artifact store holds it (MLflow re-serialises the model)."""
     import tempfile
@@ -238,7 +240,7 @@ def stored_digest(model_uri: str) -> str:
 
     with tempfile.TemporaryDirectory(prefix="cgankd-digest-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp))
-        return hashlib.sha256(sorted(local.rglob("*.onnx"))[0].read_bytes()).hexdigest()
+        return sha256(sorted(local.rglob("*.onnx"))[0])
 
 
 def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
@@ -273,7 +275,7 @@ def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
     found = sorted(local.rglob("*.onnx"))
     if not found:
         raise CgankdError(uri, f"version {mv.version} holds no .onnx file (is it the PyTorch flavour?)")
-    digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    digest = sha256(found[0])
     if mv.tags.get("onnx_sha256") != digest:  # changed in the artifact store since register, or never recorded
         raise CgankdError(uri, f"version {mv.version}'s ONNX file is not the one registered (sha256 {digest[:12]}, "
                           f"tag {str(mv.tags.get('onnx_sha256'))[:12]}): not served; register the student again")

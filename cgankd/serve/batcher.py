@@ -34,7 +34,6 @@ class Batcher:
         self.rows = 0
         self.timer: asyncio.TimerHandle | None = None
         self.tasks: set[asyncio.Task] = set()  # the batches running (a reference keeps each alive)
-        self.batches = 0  # batched calls made (tests, metrics)
 
     async def __call__(self, x: np.ndarray) -> np.ndarray:
         if len(x) >= self.max_batch:
@@ -62,7 +61,6 @@ class Batcher:
             task.add_done_callback(self.tasks.discard)
 
     async def _run(self, items: list[tuple[np.ndarray, asyncio.Future]]) -> None:
-        self.batches += 1
         try:
             out = await run_in_threadpool(self.run, np.concatenate([x for x, _ in items]))
         except Exception as exc:  # the model's error goes to every request of the batch

@@ -68,10 +68,20 @@ class ModelCard:
         return out
 
 
-def _softmax(outputs: np.ndarray, post: dict[str, Any]) -> list[dict[str, Any]]:
+def probabilities(outputs: np.ndarray) -> np.ndarray:
+    """A classifier's logits (N x K) -> probabilities, float64."""
     z = outputs.astype(np.float64)
     z = np.exp(z - z.max(axis=1, keepdims=True))
-    p = z / z.sum(axis=1, keepdims=True)
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def values(outputs: np.ndarray, post: dict[str, Any]) -> np.ndarray:
+    """A regressor's outputs (N x 1, the label scaled to [0, 1]) -> values in the label's unit, float64."""
+    return outputs.reshape(len(outputs), -1)[:, 0].astype(np.float64) * post["scale"] + post["offset"]
+
+
+def _softmax(outputs: np.ndarray, post: dict[str, Any]) -> list[dict[str, Any]]:
+    p = probabilities(outputs)
     classes = post["classes"]
     rows = []
     for row in p:
@@ -82,8 +92,7 @@ def _softmax(outputs: np.ndarray, post: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _affine(outputs: np.ndarray, post: dict[str, Any]) -> list[dict[str, Any]]:
-    values = outputs.reshape(len(outputs), -1)[:, 0].astype(np.float64) * post["scale"] + post["offset"]
-    return [{"value": float(v), "unit": post.get("unit", "")} for v in values]
+    return [{"value": float(v), "unit": post.get("unit", "")} for v in values(outputs, post)]
 
 
 POSTPROCESS = {"softmax": _softmax, "affine": _affine}

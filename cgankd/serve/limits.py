@@ -19,6 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from cgankd.serve.decode import BadInput
 
 PROBES = ("/healthz", "/ready", "/v2/health/live", "/v2/health/ready")
 
@@ -56,10 +59,6 @@ class JsonGate:
         self.slots = asyncio.Semaphore(slots)
 
     async def decode(self, size: int, fn: Callable[..., Any], *args: Any) -> Any:
-        from starlette.concurrency import run_in_threadpool
-
-        from cgankd.serve.decode import BadInput
-
         if size > self.max_bytes:
             raise BadInput(413, f"body: {size:,} bytes of JSON, over the JSON limit of {self.max_bytes:,} "
                            "(serve.max_json_mb); send a .npy body or binary tensors for large batches")

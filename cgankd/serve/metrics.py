@@ -26,6 +26,7 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 # a scanner cannot grow the label set
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
+
 def route_of(path: str) -> str:
     """The label of ``path``: a fixed route, a v2 route's template, or "other"."""
     if path in ROUTES:

@@ -78,24 +78,15 @@ def onnx_outputs(path: Path, images: np.ndarray, divide_by: float = 255.0, batch
     return np.concatenate(out)
 
 
-def int8_report(fp32: Path, int8: Path, images: np.ndarray, labels: np.ndarray, meta: Any,
-                max_drop: float, max_mae_increase: float) -> dict[str, Any]:
-    """Both ONNX models' test metric, the loss, and whether the int8 one may be registered."""
-    task = task_of(meta.task)
-    scores = {}
-    for name, path in (("fp32", fp32), ("int8", int8)):
-        z = onnx_outputs(path, images)
-        if task.categorical:
-            scores[name] = float((z.argmax(1) == labels).mean() * 100.0)
-        else:
-            scores[name] = float(np.abs(meta.unscale(z.reshape(-1)) - labels).mean())
-    k = task.metric
-    if task.categorical:
-        loss, limit = scores["fp32"] - scores["int8"], max_drop
+def int8_report(task: str, fp32: float, int8: float, max_drop: float, max_mae_increase: float) -> dict[str, Any]:
+    """Both ONNX models' test metric (scored by the caller), the loss, and whether the int8 one may be
+    registered."""
+    t = task_of(task)
+    if t.categorical:
+        loss, limit = fp32 - int8, max_drop
         words = f"{loss:+.2f} accuracy points lost (limit {max_drop:g})"
     else:
-        loss, limit = scores["int8"] / max(scores["fp32"], 1e-12) - 1.0, max_mae_increase
+        loss, limit = int8 / max(fp32, 1e-12) - 1.0, max_mae_increase
         words = f"MAE {loss * 100:+.2f}% (limit {max_mae_increase * 100:g}%)"
-    return {f"fp32_test_{k}": scores["fp32"], f"int8_test_{k}": scores["int8"], "loss": loss,
-            "registrable": bool(loss <= limit), "why": words,
-            "bytes": {"fp32": fp32.stat().st_size, "int8": int8.stat().st_size}}
+    return {f"fp32_test_{t.metric}": fp32, f"int8_test_{t.metric}": int8, "loss": loss,
+            "registrable": bool(loss <= limit), "why": words}

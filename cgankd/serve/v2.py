@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from cgankd.serve.card import probabilities, values
 from cgankd.serve.decode import BadInput, array
 from cgankd.serve.runtime import ServedModel
 from cgankd.task import task_of
@@ -35,15 +36,9 @@ PLATFORM = "onnxruntime_onnx"
 def outputs_of(model: ServedModel) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Output name -> raw model outputs (N x K) to that output's FP32 tensor."""
     if task_of(model.card.task).categorical:
-        return {"logits": lambda z: z.astype(np.float32), "probabilities": _softmax}
-    post = model.card.post
-    return {"value": lambda z: (z.reshape(len(z), -1)[:, 0].astype(np.float64) * post["scale"]
-                                + post["offset"]).astype(np.float32)}
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z.astype(np.float64) - z.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return {"logits": lambda z: z.astype(np.float32),
+                "probabilities": lambda z: probabilities(z).astype(np.float32)}
+    return {"value": lambda z: values(z, model.card.post).astype(np.float32)}
 
 
 def model_metadata(model: ServedModel) -> dict[str, Any]:

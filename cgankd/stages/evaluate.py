@@ -16,7 +16,7 @@ from cgankd.config import Config
 from cgankd.data.prepared import Prepared
 from cgankd.stages.common import at, prepared
 from cgankd.task import task_of
-from cgankd.train.evaluate import predict
+from cgankd.train.evaluate import metrics, predict
 
 
 def confusion(pred: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -112,10 +112,13 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     out.update({f"{safe(m)}_skipped": 1.0 for m in skipped})
     int8 = None
     if cfg.export.int8:  # the int8 twin beside the fp32 ONNX model, on the test split (cgankd/serve/quantize.py)
-        from cgankd.serve.quantize import int8_report
+        from cgankd.serve.quantize import int8_report, onnx_outputs
 
-        int8 = int8_report(at(cfg, "onnx"), at(cfg, "onnx_int8"), data["test"].images, data["test"].labels,
-                           data.meta, cfg.export.int8_max_drop, cfg.export.int8_max_mae_increase)
+        test = data["test"]
+        score = {p: metrics(onnx_outputs(at(cfg, key), test.images), test.labels, data.meta, "test")[f"test_{k}"]
+                 for p, key in (("fp32", "onnx"), ("int8", "onnx_int8"))}
+        int8 = int8_report(task, score["fp32"], score["int8"], cfg.export.int8_max_drop,
+                           cfg.export.int8_max_mae_increase)
         out.update({f"onnx_fp32_test_{k}": int8[f"fp32_test_{k}"], f"onnx_int8_test_{k}": int8[f"int8_test_{k}"],
                     "int8_registrable": float(int8["registrable"]), "int8_why": int8["why"]})
     write_json(at(cfg, "metrics"), out)
