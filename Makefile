@@ -36,7 +36,12 @@ $(STAMP): pyproject.toml constraints.txt
 	  $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"; }
 	touch $(STAMP)
 
-setup: $(STAMP)
+# DVC's remote for dvc push / pull: the team's (CGANKD_DVC_REMOTE_URL, from team-stack's client.env) or this
+# user's folder outside every checkout; .dvc/config.local, written once (`cgankd dvc-remote` rewrites it)
+.dvc/config.local: | $(STAMP)
+	$(VENV)/bin/cgankd dvc-remote
+
+setup: $(STAMP) .dvc/config.local
 
 # Both embedded tasks, tracked in mlflow.db: classification (rendered `objects`, the defaults) through
 # `dvc repro` into artifacts/, then regression (rendered `rc`, CcGAN) with `cgankd run` into

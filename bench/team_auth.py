@@ -25,7 +25,8 @@ from mlflow_server import group, machine, usage  # noqa: E402  (bench/'s own hel
 
 from cgankd.base.errors import CgankdError  # noqa: E402
 from cgankd.base.io import write_json, write_text  # noqa: E402
-from cgankd.ops.team_stack import AUTH_CACHE_S, Postgres, client_env, mlflow_server, stop  # noqa: E402
+from cgankd.ops.servers import stop  # noqa: E402
+from cgankd.ops.team_stack import AUTH_CACHE_S, Postgres, client_env, mlflow_server  # noqa: E402
 from cgankd.serve.process import free_port  # noqa: E402
 
 

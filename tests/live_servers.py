@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from cgankd.ops.mlflow_ui import no_mlflow_jobs
-from cgankd.ops.team_stack import stop  # noqa: F401  (the tests' way to stop a server, too)
+from cgankd.ops.servers import stop  # noqa: F401  (the tests' way to stop a server, too)
 
 
 def wait_for(url: str, proc: subprocess.Popen, timeout: float) -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -12,6 +13,11 @@ import pytest
 import yaml
 from conftest import shrunk
 from kit import RNG, dvc_repo, make_mnist, ran, sh, write_idx
+
+from cgankd.ops import dvc_remote
+from cgankd.ops.datasets import dvc_md5
+from cgankd.ops.servers import stop
+from cgankd.serve.process import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -103,7 +109,9 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     assert {"make-fakes", "train-student-cgankd"} <= ran(third) <= downstream
     # the headline against the committed run, and the experiments table kept to what changed
     mdiff = json.loads(sh("dvc", "metrics", "diff", "HEAD", "--all", "--json", cwd=repo).stdout)
-    assert {"test_acc.cgankd", "test_acc.nokd", "used_fakes.score"} <= set(mdiff["artifacts/headline.json"])
+    head_diff = mdiff["artifacts/headline.json"]
+    assert {"test_acc.cgankd", "test_acc.nokd", "used_fakes.score"} <= set(head_diff)
+    assert head_diff["test_acc.nokd"]["old"] == metrics["nokd_test_acc"]  # the committed side, from DVC's cache
     header = sh("dvc", "exp", "show", "--only-changed", "--csv", cwd=repo).stdout.splitlines()[0].split(",")
     assert "filter.rho" in header and len(header) <= 25, header
     # the figures are DVC plots: `dvc plots diff` shows the committed run's beside this one's
@@ -115,9 +123,11 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     page = (repo / "plots_diff" / "index.html").read_text()
     assert "val_acc while training" in page and "relative_score" in page
     # `dvc exp run` with a student list the generated dvc.yaml was not made for: one line, no run
+    params = (repo / "params.yaml").read_text()
     exp = sh("dvc", "exp", "run", "-S", "student.methods=[nokd,cgankd,blkd]", cwd=repo, check=False)
     assert exp.returncode != 0 and "no stage train-student-blkd" in exp.stdout + exp.stderr
     assert not (repo / "artifacts" / "students" / "blkd").exists()
+    (repo / "params.yaml").write_text(params)  # DVC leaves the failed experiment's -S in the workspace
 
     # MLflow: a parent run per repro with a child per stage; the student is registered
     import mlflow
@@ -130,7 +140,7 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     parents = sorted((r for r in runs if r.data.tags.get("cgankd.kind") == "pipeline"),
                      key=lambda r: r.info.start_time)
     assert len(parents) == 2
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    children = children_of(client, runs, parents[0])
     assert {r.data.tags["cgankd.stage"] for r in children} == {
         "prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student[nokd]",
         "train-student[cgankd]", "export", "evaluate", "register"}
@@ -140,16 +150,69 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     assert "gan.d_steps" in gan.data.params and "seed" in gan.data.params
     assert not [k for k in gan.data.params if k.startswith(("student.", "filter.", "teacher.", "data."))]
     assert len(parents[0].data.params) > 2 * len(gan.data.params) and "filter.rho" in parents[0].data.params
+    metrics_now = json.loads((repo / "artifacts" / "metrics.json").read_text())
     info = json.loads((repo / "artifacts" / "registry.json").read_text())
     assert info["version"] == (2 if "register" in ran(third) else 1)
     assert info["alias"] in ("champion", "challenger")
 
-    # dvc push / pull against the default local remote
-    sh("dvc", "push", "-q", cwd=repo)
-    shutil.rmtree(repo / ".dvc" / "cache")
-    shutil.rmtree(repo / "artifacts" / "teacher")
-    sh("dvc", "pull", "-q", cwd=repo)
-    assert (repo / "artifacts" / "teacher" / "model.pt").is_file()
+    # each run names the data versions it read by dvc.lock's md5 (mlflow's dataset inputs)
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+
+    def locked(stage: str, where: str, path: str) -> str:
+        return next(e["md5"] for e in lock[stage][where] if e["path"] == path)
+
+    latest = {r.data.tags["cgankd.stage"]: r for r in children_of(client, runs, parents[-1])}
+    inputs = {(i.dataset.name, next(t.value for t in i.tags if t.key == "mlflow.data.context")): i.dataset.digest
+              for i in client.get_run(latest["train-student[cgankd]"].info.run_id).inputs.dataset_inputs}
+    assert inputs == {("prepared", "training"): locked("prepare", "outs", "artifacts/prepared"),
+                      ("fakes", "training"): locked("train-student-cgankd", "deps", "artifacts/fakes/fakes.npz")}
+    made = {i.dataset.name: i.dataset.digest
+            for i in client.get_run(latest["make-fakes"].info.run_id).inputs.dataset_inputs}
+    assert made["fakes"] == locked("make-fakes", "outs", "artifacts/fakes")
+
+    # a teammate: clone A pushes to the team's remote (a real WebDAV server, as team-stack starts it);
+    # clone B pulls and has every output, so nothing re-runs
+    store, password = repo.parent / "team-remote", "a-generated-password-of-the-stack"
+    port = free_port()
+    dav = dvc_remote.webdav_server(store, password, port, repo.parent / "wsgidav.yaml", repo.parent / "webdav.log")
+    try:
+        env = dvc_remote.client_env(password, port)
+        dvc_remote.configure(repo, env)
+        sh("git", "add", "-A", cwd=repo)
+        sh("git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "rho 0.7", cwd=repo)
+        sh("dvc", "push", "-q", cwd=repo)
+        clone = repo.parent / "clone-b"
+        sh("git", "clone", "-q", str(repo), str(clone), cwd=repo.parent)
+        assert sh("dvc", "pull", "-q", cwd=clone, check=False).returncode != 0  # no remote configured yet
+        dvc_remote.configure(clone, env)
+        sh("dvc", "pull", "-q", cwd=clone)
+    finally:
+        stop(dav)
+    assert sh("dvc", "status", "--json", cwd=clone).stdout.strip() in ("{}", "")
+    assert ran(sh("dvc", "repro", cwd=clone)) == set()
+    assert dvc_md5(clone / "artifacts" / "fakes") == dvc_md5(repo / "artifacts" / "fakes") == \
+        locked("make-fakes", "outs", "artifacts/fakes")
+    assert json.loads((clone / "artifacts" / "metrics.json").read_text()) == metrics_now
+    assert "password" not in (clone / ".dvc" / "config").read_text()  # credentials stay in config.local (0600)
+    assert oct((clone / ".dvc" / "config.local").stat().st_mode & 0o777) == "0o600"
+
+    # two experiments: the stage runs of each nest under its own MLflow parent, as `dvc exp show` lists them
+    for name, margin in (("exp-a", 0.3), ("exp-b", 0.4)):
+        exp_run = sh("dvc", "exp", "run", "-n", name, "-S", f"tracking.promotion_margin={margin}", cwd=repo)
+        assert ran(exp_run) == {"register"}
+    rows = list(csv.DictReader(io.StringIO(sh("dvc", "exp", "show", "--csv", cwd=repo).stdout)))
+    shown = {r["Experiment"]: float(r["tracking.promotion_margin"]) for r in rows if r["Experiment"]}
+    by_exp = {r.data.tags["cgankd.dvc_exp"]: r for r in client.search_runs([exp.experiment_id], max_results=500)
+              if "cgankd.dvc_exp" in r.data.tags}
+    assert {k: float(r.data.params["tracking.promotion_margin"]) for k, r in by_exp.items()} == shown == \
+        {"exp-a": 0.3, "exp-b": 0.4}
+    for name, parent in by_exp.items():
+        assert [r.data.tags["cgankd.stage"] for r in children_of(client, client.search_runs(
+            [exp.experiment_id], max_results=500), parent)] == ["register"], name
+
+
+def children_of(client, runs, parent) -> list:
+    return [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
 
 
 def test_repro_on_an_mnist_folder_without_network_reruns_all_when_the_data_changes(tmp_path, monkeypatch):

@@ -13,18 +13,26 @@ from conftest import ROOT, shrunk
 
 
 @pytest.mark.slow
-def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(tmp_path):
+def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(tmp_path, monkeypatch, capfd):
     """Wiring, not numbers (the stage, compare and ablation tests check those): the pipeline flow runs
-    every stage as a task under one parent run; the ablation flow reuses that run's upstream outputs;
-    the compare flow returns run_compare's rows and writes its table."""
+    every stage as a task under one parent run, retries a failure of the machine (the GAN resumes from
+    its checkpoint), publishes the report and headline, and a second run with nothing changed runs no
+    stage; the ablation flow reuses that run's upstream outputs; the compare flow returns
+    run_compare's rows and writes its table."""
     from prefect.testing.utilities import prefect_test_harness
 
     from flows.pipeline import pipeline
 
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
+    methods = ["student.methods=[nokd, cgankd]"]
+    for key, value in (("FAILPOINT", "half"), ("FAILPOINT_STAGE", "train-gan"), ("FAILPOINT_MODE", "raise"),
+                       ("FAILPOINT_ONCE", str(tmp_path / "failed-once"))):  # an OSError half-way through the GAN
+        monkeypatch.setenv(f"CGANKD_{key}", value)
     with prefect_test_harness(server_startup_timeout=120):
-        run_id = pipeline(params=str(params), overrides=["student.methods=[nokd, cgankd]"])
+        run_id = pipeline(params=str(params), overrides=methods, retry_delay_s=0)
+        assert (tmp_path / "failed-once").exists() and "gan: resumed from its checkpoint" in capfd.readouterr().err
+        again = pipeline(params=str(params), overrides=methods, retry_delay_s=0)  # nothing changed
         from flows.ablation import ablation
 
         seed_dir = tmp_path / "abl" / "classification" / "seed0"  # the pipeline's run is seed 0's upstream
@@ -36,13 +44,23 @@ def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(
                       methods=["nokd", "blkd", "fitnet"], seeds=[0], work=str(tmp_path / "cmp"))
         from prefect import get_client
 
-        async def task_names() -> list[str]:
+        async def read() -> tuple[dict, list, list, list]:
             async with get_client() as client:
-                return [t.name for t in await client.read_task_runs()]
+                return ({f.id: f.name for f in await client.read_flows()}, await client.read_flow_runs(),
+                        await client.read_task_runs(), await client.read_artifacts())
 
         import asyncio
 
-        tasks = asyncio.run(task_names())
+        flows, flow_runs, task_runs, artifacts = asyncio.run(read())
+    first, second = (f.id for f in sorted((f for f in flow_runs if flows[f.flow_id] == "cgankd-pipeline"),
+                                          key=lambda f: f.start_time))
+    tasks = [t.name for t in task_runs if t.flow_run_id == first]
+    assert [t.state.name for t in task_runs if t.flow_run_id == second] == ["Cached"] * len(tasks)
+    assert [t.run_count for t in task_runs if t.flow_run_id == first and t.name.startswith("train-gan")] == [2]
+    published = {a.key: a for a in artifacts}
+    assert published["cgankd-report"].type == "markdown" and published["cgankd-report"].data.startswith("#")
+    assert published["cgankd-headline"].type == "table" and "test_acc.cgankd" in str(published["cgankd-headline"].data)
+    assert again is not None and again != run_id
     metrics = json.loads((tmp_path / "artifacts" / "metrics.json").read_text())
     assert {"nokd_test_acc", "cgankd_test_acc"} <= set(metrics)
     stages = ["prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student",
@@ -53,7 +71,7 @@ def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(
     client = MlflowClient()
     exp = client.get_experiment_by_name("cgankd")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'")
-    assert len(children) == 10
+    assert sorted(r.info.status for r in children) == ["FAILED"] + ["FINISHED"] * 10  # the GAN's first try
     # the ablation reused the upstream stages and NOKD: only the variant's fakes and student are new
     assert [r["variant"] for r in abl["rows"]] == ["none"] and abl["rows"][0]["fakes"]["acceptance_rate"] == 1.0
     assert abl["baselines"][0]["nokd"] == json.loads((tmp_path / "artifacts" / "metrics" / "student_nokd.json")

@@ -124,7 +124,7 @@ def test_layout_names_every_output(tmp_path):
         lay.path("student")
     # every key of the stage table is a key of the layout
     for s in TABLE:
-        keys = (*s.deps_for(cfg, "cgankd+blkd"), *s.outs, *s.records, *s.plots, *s.metrics, s.done or "prepared")
+        keys = (*s.deps_for(cfg, "cgankd+blkd"), *s.outs, *s.plots, *s.metrics, s.done or "prepared")
         for key in keys:
             assert lay.path(key, "nokd").is_relative_to(tmp_path), (s.name, key)
 

@@ -116,7 +116,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_team_stack(args: argparse.Namespace) -> int:
     from cgankd.ops.team_stack import serve_forever
 
-    serve_forever(Path(args.root), args.pg_port, args.mlflow_port, args.prefect_port)
+    serve_forever(Path(args.root), args.pg_port, args.mlflow_port, args.prefect_port, args.dav_port)
+    return 0
+
+
+def cmd_dvc_remote(args: argparse.Namespace) -> int:
+    from cgankd.ops.dvc_remote import configure
+
+    print(f"dvc remote: {configure(Path(args.repo))} (in {Path(args.repo) / '.dvc' / 'config.local'})")
     return 0
 
 

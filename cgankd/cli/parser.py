@@ -123,7 +123,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pg-port", type=int, default=5433)
     p.add_argument("--mlflow-port", type=int, default=5000)
     p.add_argument("--prefect-port", type=int, default=4200)
+    p.add_argument("--dav-port", type=int, default=8190, help="the WebDAV server that is the team's DVC remote")
     p.set_defaults(func=commands.cmd_team_stack)
+    p = sub.add_parser("dvc-remote", help="point this checkout's DVC at the team's remote (CGANKD_DVC_REMOTE_URL, "
+                       "_USER, _PASSWORD: team-stack's client.env) or, without them, at this user's folder outside "
+                       "every checkout; written to .dvc/config.local (mode 0600)")
+    p.add_argument("--repo", default=".", help="the checkout's root (default: here)")
+    p.set_defaults(func=commands.cmd_dvc_remote)
     p = sub.add_parser("serve", help="HTTP server (FastAPI + onnxruntime) for the champion, an alias, "
                        "a version or a .onnx file: POST /predict, GET /healthz /ready /metadata, POST /reload")
     _common(p)

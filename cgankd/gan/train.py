@@ -139,6 +139,8 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
             torch.cuda.set_rng_state(state["cuda_rng"], dev)
         start, history = meta["step"], meta["history"]
         stop.resume(float(meta.get("seconds", 0.0)))
+        if distributed.is_main():
+            print(f"gan: resumed from its checkpoint at iteration {start}", file=sys.stderr, flush=True)
         if watch is not None:
             watch.load(meta, state.get("best"))
     x_all = torch.as_tensor(images).to(dev)  # uint8 on the device, to [-1, 1] per batch

@@ -32,6 +32,7 @@ from cgankd.base.errors import CgankdError
 from cgankd.base.io import open_private
 from cgankd.base.redact import redact
 from cgankd.ops.conflicts import experiment
+from cgankd.ops.datasets import dataset_input, describe
 
 NAME = "tracking-backlog.jsonl"
 OWNER_TAG = "cgankd.backlog"  # on every run cgankd starts: the backlog that may replay into it
@@ -120,6 +121,11 @@ class GuardedTracker:
     def set_tags(self, tags: dict[str, str]) -> None:
         self._do("setting tags", {"op": "tags", "tags": tags})
 
+    def log_input(self, name: str, path: Path, context: str) -> None:
+        """A data set the run read, by its DVC md5 (hashed now: the version read, not a later one)."""
+        if Path(path).exists():
+            self._do(f"logging input {name}", {"op": "input", **describe(name, Path(path), context)})
+
     def end(self, mlflow: Any, status: str) -> None:
         """End the run through MLflow's active-run stack (replayed: set_terminated)."""
         self._do("ending its run", {"op": "end", "status": status}, lambda: mlflow.end_run(status))
@@ -138,6 +144,8 @@ def apply(client: Any, run_id: str, op: dict[str, Any]) -> None:
         client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in op["tags"].items()])
     elif kind == "artifact" and Path(op["path"]).exists():
         client.log_artifact(run_id, op["path"], op["folder"])
+    elif kind == "input":
+        client.log_inputs(run_id, datasets=[dataset_input(op)])
     elif kind == "end":
         client.set_terminated(run_id, op["status"])
 

@@ -1,11 +1,13 @@
 """``cgankd team-stack`` (``make team-stack``): a team's tracking stack on this machine for a try-out:
 a PostgreSQL server, an MLflow tracking server on it (backend store) with proxied artifact storage,
-and a Prefect server on it; then the pipeline, ``cgankd serve``, ``cgankd promote`` and the Prefect
-deployments use it through the usual variables, written to ``<root>/client.env`` (mode 0600):
+a Prefect server on it, and a WebDAV server as the team's DVC remote (cgankd/ops/dvc_remote.py); then
+the pipeline, ``cgankd serve``, ``cgankd promote``, the Prefect deployments and ``dvc push/pull`` use it
+through the usual variables, written to ``<root>/client.env`` (mode 0600):
 
     MLFLOW_TRACKING_URI=http://127.0.0.1:5000
     MLFLOW_TRACKING_USERNAME=cgankd-admin  MLFLOW_TRACKING_PASSWORD=...
     PREFECT_API_URL=http://127.0.0.1:4200/api  PREFECT_API_AUTH_STRING=cgankd:...
+    CGANKD_DVC_REMOTE_URL=webdav://127.0.0.1:8190/dvc  CGANKD_DVC_REMOTE_USER=cgankd  ..._PASSWORD=...
 
 Nobody gets in without credentials, and everything listens on 127.0.0.1 only:
 - PostgreSQL authenticates every connection, TCP and socket, with ``scram-sha-256``; its
@@ -30,9 +32,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,8 +39,10 @@ from pathlib import Path
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import open_private
+from cgankd.ops import dvc_remote
 from cgankd.ops.mlflow_ui import no_mlflow_jobs
 from cgankd.ops.scram import password_sql
+from cgankd.ops.servers import bin_path, stop, wait_http
 
 USER = "cgankd"  # the application role the servers connect as: owns the databases, not a superuser
 ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only
@@ -182,25 +183,6 @@ class Postgres:
                            capture_output=True)
 
 
-def _bin(name: str) -> str:
-    return os.path.join(os.path.dirname(sys.executable), name)
-
-
-def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise CgankdError(what, f"exited with code {proc.returncode} while starting (see its log)")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise CgankdError(what, f"did not answer at {url} within {timeout:.0f} s (see its log)")
-
-
 def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: int = 1,
                   auth_cache_s: int = AUTH_CACHE_S) -> subprocess.Popen:
     """``mlflow server`` with PostgreSQL as the backend store, artifacts proxied to ``artifacts``,
@@ -217,7 +199,7 @@ def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: 
            "MLFLOW_BACKEND_STORE_URI": pg.url("mlflow"),
            "MLFLOW_AUTH_CONFIG_PATH": str(ini), "MLFLOW_AUTH_ADMIN_PASSWORD": pg.secrets.get("mlflow-admin"),
            "MLFLOW_FLASK_SERVER_SECRET_KEY": pg.secrets.get("mlflow-flask-key")}
-    proc = subprocess.Popen([_bin("mlflow"), "server", "--app-name", "basic-auth",
+    proc = subprocess.Popen([bin_path("mlflow"), "server", "--app-name", "basic-auth",
                              "--artifacts-destination", str(artifacts), "--serve-artifacts",
                              "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                             stdout=open_private(log, True), stderr=subprocess.STDOUT, start_new_session=True, env=env)
@@ -234,7 +216,7 @@ def prefect_server(pg: Postgres, home: Path, port: int, log: Path) -> subprocess
            "PREFECT_SERVER_API_AUTH_STRING": prefect_auth(pg.secrets),
            "PREFECT_SERVER_API_CORS_ALLOWED_ORIGINS": f"http://127.0.0.1:{port}"}
     env.pop("PREFECT_API_URL", None)
-    proc = subprocess.Popen([_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+    proc = subprocess.Popen([bin_path("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                             stdout=open_private(log, True), stderr=subprocess.STDOUT, start_new_session=True, env=env)
     wait_http(f"http://127.0.0.1:{port}/api/health", proc, 180, "prefect server")
     return proc
@@ -254,20 +236,9 @@ def client_env(store: Secrets, mlflow_port: int, prefect_port: int | None) -> di
     return env
 
 
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the PID (its process group: the server's own children go too), then SIGKILL."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @contextmanager
-def team_stack(root: Path, pg_port: int = 5433, mlflow_port: int = 5000, prefect_port: int | None = 4200
-               ) -> Iterator[dict[str, str]]:
+def team_stack(root: Path, pg_port: int = 5433, mlflow_port: int = 5000, prefect_port: int | None = 4200,
+               dav_port: int | None = 8190) -> Iterator[dict[str, str]]:
     """The stack under ``root`` (data kept between runs); yields the variables that point at it."""
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o700)  # its logs and artifacts are the team's: no other local user reads them past MLflow's auth
@@ -277,23 +248,30 @@ def team_stack(root: Path, pg_port: int = 5433, mlflow_port: int = 5000, prefect
         procs.append(mlflow_server(pg, root / "mlartifacts", mlflow_port, root / "mlflow.log", workers=2))
         if prefect_port:
             procs.append(prefect_server(pg, root / "prefect", prefect_port, root / "prefect.log"))
-        yield client_env(pg.secrets, mlflow_port, prefect_port)
+        env = client_env(pg.secrets, mlflow_port, prefect_port)
+        if dav_port:  # the DVC remote: data, models and fakes shared through dvc push / pull
+            dav_pw = pg.secrets.get("dvc-webdav")
+            procs.append(dvc_remote.webdav_server(root / "dvc-store", dav_pw, dav_port,
+                                                  pg.secrets.folder / "wsgidav.yaml", root / "webdav.log"))
+            env.update(dvc_remote.client_env(dav_pw, dav_port))
+        yield env
     finally:
         for p in reversed(procs):
             stop(p)
         pg.stop()
 
 
-def serve_forever(root: Path, pg_port: int, mlflow_port: int, prefect_port: int) -> None:
-    with team_stack(root, pg_port, mlflow_port, prefect_port) as env:
+def serve_forever(root: Path, pg_port: int, mlflow_port: int, prefect_port: int, dav_port: int = 8190) -> None:
+    with team_stack(root, pg_port, mlflow_port, prefect_port, dav_port) as env:
         client = root / "client.env"
         with open_private(client) as f:
             f.write("".join(f"{k}={v}\n" for k, v in env.items()))
         print(f"team stack up on 127.0.0.1 (data in {root}; Ctrl-C stops it). Every server asks for "
               f"credentials; they are in {client} (mode 0600). In another shell:")
         print(f"  set -a; . {client}; set +a")
-        print("then: cgankd run / cgankd compare --workers 2 / cgankd serve / cgankd promote / "
-              "prefect deploy --all (then prefect worker start --pool cgankd)")
+        print("then, in each checkout: cgankd dvc-remote (DVC's remote: this stack's WebDAV server); and "
+              "cgankd run / cgankd repro && dvc push / dvc pull / cgankd compare --workers 2 / cgankd serve / "
+              "cgankd promote / prefect deploy --all (then prefect worker start --pool cgankd)")
         try:
             signal.pause()
         except KeyboardInterrupt:

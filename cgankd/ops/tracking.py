@@ -28,6 +28,7 @@ from cgankd.config import Config
 from cgankd.ops.backlog import NAME as BACKLOG
 from cgankd.ops.backlog import OWNER_TAG, GuardedTracker, Ref, errors, http_defaults, offline, went_offline
 from cgankd.ops.conflicts import experiment, retry_conflict
+from cgankd.ops.dvc_exp import exp_parent
 from cgankd.ops.reconcile import process_tags, reconcile
 
 PARENT_ENV = "CGANKD_PARENT_RUN_ID"
@@ -286,7 +287,8 @@ def stage_run(cfg: Config, stage: str, params: list[str] | None = None) -> Itera
     if mlflow_or_none() is None:
         yield NullTracker()
         return
-    with _run(cfg, stage, os.environ.get(PARENT_ENV), {"cgankd.stage": stage, **run_tags(cfg)}) as tracker:
+    parent = os.environ.get(PARENT_ENV) or exp_parent(cfg, run_tags(cfg), errors())  # dvc exp run's own
+    with _run(cfg, stage, parent, {"cgankd.stage": stage, **run_tags(cfg)}) as tracker:
         tracker.log_params({k: v for k, v in cfg.flat().items()
                             if params is None or any(k == p or k.startswith(f"{p}.") for p in params)})
         yield tracker

@@ -150,10 +150,6 @@ def code_deps(module: str, tracks: bool = False) -> list[str]:
     return sorted(d for d in deps if d)
 
 
-def _cached(path: str) -> dict[str, Any]:
-    return {path: {"cache": False}}
-
-
 def stage_name(name: str, method: str | None = None) -> str:
     """``train-student-cgankd-blkd`` for method ``cgankd+blkd`` (DVC stage names have no '+')."""
     return name if method is None else f"{name}-{method.replace('+', '-')}"
@@ -178,11 +174,11 @@ def stage_specs(cfg: Config) -> dict[str, dict[str, Any]]:
             "cmd": f"cgankd {name}" + (f" --method {method}" if method else "") + f" -S out_dir={ARTIFACTS}",
             "module": s.module.rsplit(".", 1)[1], "deps": [*data, *paths(s.deps_for(cfg, method), method)],
             "params": list(s.params),
-            "outs": [*paths(s.outs, method), *(_cached(p) for p in paths(s.records, method))]}
+            "outs": paths(s.outs, method)}  # all cached: `dvc pull` gives a teammate every output
         if s.plots:
             spec["plots"] = paths(s.plots, method)
         if s.metrics:
-            spec["metrics"] = [_cached(p) for p in paths(s.metrics, method)]  # the one DVC metric: fits a terminal
+            spec["metrics"] = paths(s.metrics, method)  # the one DVC metric: fits a terminal
         if s.tracks:
             spec["tracks"] = True
         specs[stage_name(name, method)] = spec

@@ -17,6 +17,8 @@ from cgankd.ops.tracking import pipeline_run, stage_run
 from cgankd.pipeline.spec import DDP_STAGES, stage, stage_calls, stage_label
 from cgankd.store.layout import Layout
 
+DATA_KEYS = {"prepared", "fakes", "fakes_dir"}  # the data sets a run names with mlflow's log_input
+
 
 def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
     """One stage, the only writer of ``out_dir`` while it runs (cgankd/base/lock.py). Under torchrun the
@@ -29,9 +31,16 @@ def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
         if not distributed.is_main():
             return s.run(cfg, NullTracker(), **kwargs)
     params = list(s.params) if s.when(cfg) else None  # the child run logs what its stage reads
-    with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs), params) as tracker:
+    with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs), params) as tracker, \
+            faults.stage(name):
         faults.point("start")
-        return s.run(cfg, tracker, **kwargs)
+        lay, method = Layout(cfg), kwargs.get("method")
+        for key in sorted(DATA_KEYS.intersection(s.deps_for(cfg, method))):  # the versions it reads
+            tracker.log_input(key, lay.path(key, method), "training")
+        result = s.run(cfg, tracker, **kwargs)
+        for key in sorted(DATA_KEYS.intersection(s.outs)):  # the version it made (make-fakes' fake set)
+            tracker.log_input(key.removesuffix("_dir"), lay.path(key, method), "generated")
+        return result
 
 
 def run_pipeline(cfg: Config) -> dict[str, Any]:

@@ -50,8 +50,7 @@ class Stage:
     name: str
     params: tuple[str, ...]  # the params.yaml keys it reads (DVC params, the MLflow run's params)
     deps: Deps = ()  # what it reads; a function of (cfg, method) when that depends on them
-    outs: tuple[str, ...] = ()  # what it writes, cached by DVC
-    records: tuple[str, ...] = ()  # what it writes, not cached: metrics files, reports
+    outs: tuple[str, ...] = ()  # what it writes, cached by DVC (pushed to the remote, pulled by a teammate)
     plots: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()  # the DVC metrics file (evaluate's headline)
     done: str | None = None  # the file that says it ran in a folder; one under metrics/ is read back
@@ -105,34 +104,33 @@ def verdict(cfg: Config) -> tuple[str, ...]:
 TABLE: tuple[Stage, ...] = (
     Stage("prepare", ("profile", "task", "data"), outs=("prepared",), plots=("data_grid",),
           done="prepared_meta", reads_data_root=True, upstream=True),
-    Stage("train-teacher", (*RUNTIME, "teacher"), ("prepared",), outs=("teacher_dir",), records=("teacher_metrics",),
+    Stage("train-teacher", (*RUNTIME, "teacher"), ("prepared",), outs=("teacher_dir", "teacher_metrics"),
           done="teacher_metrics", ddp=True, upstream=True),
     Stage("train-extractor", (*RUNTIME, "task", "data.source", "extractor", "subsample.enabled", "subsample.holdout",
                               "quality.n_windows", "quality.window"),
-          ("prepared",), outs=("extractor_dir",), records=("extractor_metrics",), done="extractor_metrics",
+          ("prepared",), outs=("extractor_dir", "extractor_metrics"), done="extractor_metrics",
           when=uses_fakes, ddp=True, upstream=True),
     Stage("train-gan", (*RUNTIME, "gan"), ("prepared", "teacher", "teacher_metrics"), outs=("gan_dir",),
           done="gan", when=uses_fakes, ddp=True, upstream=True),
     Stage("make-fakes", (*RUNTIME, "task", "data.source", "gan.z_dim", "fakes", "subsample", "filter", "adjust",
                          "quality"),
-          ("prepared", "gan_dir", "teacher", "teacher_metrics", "extractor_dir"), outs=("fakes_dir",),
-          records=("fakes_metrics",), plots=("fakes_quality_plot", "fakes_score_plot", "fakes_score_csv",
-                                             "fakes_intra_fid_csv"),
+          ("prepared", "gan_dir", "teacher", "teacher_metrics", "extractor_dir"), outs=("fakes_dir", "fakes_metrics"),
+          plots=("fakes_quality_plot", "fakes_score_plot", "fakes_score_csv", "fakes_intra_fid_csv"),
           done="fakes_metrics", when=uses_fakes, upstream=True),
-    Stage("train-vkd", (*RUNTIME, "kd", "vkd"), ("prepared", "teacher"), outs=("vkd_dir",), records=("vkd_metrics",),
+    Stage("train-vkd", (*RUNTIME, "kd", "vkd"), ("prepared", "teacher"), outs=("vkd_dir", "vkd_metrics"),
           done="vkd_metrics", when=uses_vkd, upstream=True),
-    Stage("train-student", (*RUNTIME, "task", "student", "kd"), student_deps, outs=("student_dir",),
-          records=("student_metrics",), done="student_metrics", per_method=True, ddp=True),
+    Stage("train-student", (*RUNTIME, "task", "student", "kd"), student_deps, outs=("student_dir", "student_metrics"),
+          done="student_metrics", per_method=True, ddp=True),
     Stage("export", ("profile", "seed", "task", "export", "student.methods", "student.tag"),
           lambda cfg, _: ("student_dir", "student_metrics", *int8_calibration(cfg)), outs=("export_dir",)),
     Stage("evaluate", (*RUNTIME, "task", "student", "teacher.arch", "export"),
           lambda cfg, _: ("prepared", "teacher_metrics", "student_metrics", *verdict(cfg), "parity", "teacher",
                           "student_dir", *(("onnx", "onnx_int8") if cfg.export.int8 else ())),
-          records=("report", "metrics"), plots=("evaluation_plot", "per_label"), metrics=("headline",)),
+          outs=("report", "metrics"), plots=("evaluation_plot", "per_label"), metrics=("headline",)),
     Stage("register", ("profile", "task", "data.source", "tracking", "export.int8"),
           lambda cfg, _: ("onnx", "metrics", "parity", *verdict(cfg),  # the model card's numbers
                           *(("onnx_int8",) if cfg.export.int8 else ())),
-          records=("registry",), tracks=True),
+          outs=("registry",), tracks=True),
 )
 STAGE_ORDER = tuple(s.name for s in TABLE)
 DDP_STAGES = tuple(s.name for s in TABLE if s.ddp)
