@@ -179,13 +179,11 @@ def _gan_data():
 
 
 def test_fast_paths_train_the_gan_on_cpu(tmp_path):
-    """bf16 and compile give finite losses and a full history; compile is skipped without g++."""
+    """bf16 gives finite losses, a full history and fp32 master weights (compiled too: the whole
+    pipeline compiled in bf16, tests/test_runtime_e2e.py)."""
     cfg = GanCfg(iterations=4, batch_size=8, z_dim=8, g_ch=4, d_ch=4, embed_dim=8, checkpoint_every=2, ema_start=1)
     x, y = _gan_data()
-    runs = [Runtime.from_config("cpu", "bf16", False)]
-    if compiler_problem(torch.device("cpu")) is None:
-        runs.append(Runtime.from_config("cpu", "bf16", True))
-    for i, rt in enumerate(runs):
+    for i, rt in enumerate([Runtime.from_config("cpu", "bf16", False)]):
         g, hist = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / f"{i}.pt", runtime=rt)
         assert [h["step"] for h in hist] == [1, 2, 3, 4]
         assert all(np.isfinite(h["loss_d"]) and np.isfinite(h["loss_g"]) for h in hist)

@@ -40,8 +40,12 @@ def trickle(url: str, gap: float, out: dict) -> None:
             if select.select([s], [], [], gap)[0]:
                 break
             s.sendall(b" ")
-        out["answer"] = s.recv(65536).decode(errors="replace")
         out["at"] = time.monotonic()
+        s.settimeout(10)
+        answer = b""
+        while chunk := s.recv(65536):  # to the close: the head and the body may come in separate reads
+            answer += chunk
+        out["answer"] = answer.decode(errors="replace")
 
 
 def wait_until(cond, what: str, limit: float = 30) -> None:

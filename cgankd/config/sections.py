@@ -229,6 +229,7 @@ class TrackingCfg:
     experiment: str = "cgankd"
     model_name: str | None = None
     promotion_margin: Weight = 0.5
+    system_metrics: bool = True  # CPU/GPU/memory use on the training stages' runs (MLflow system metrics)
 
 
 @dataclass

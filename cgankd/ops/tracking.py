@@ -189,7 +189,8 @@ def log_headline(tracker: GuardedTracker, metrics: dict[str, Any]) -> None:
             went_offline(tracker.uri, "saving the runs-table view", exc, tracker.backlog)
 
 
-def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[str, str]) -> GuardedTracker:
+def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[str, str],
+           system: bool = False) -> GuardedTracker:
     """Start a run (nested under the active parent, or a child of ``parent`` by id); when the
     server does not answer, a tracker that logs into the backlog."""
     uri, backlog = tracking_uri(), cfg.path(BACKLOG).resolve()
@@ -202,9 +203,11 @@ def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[s
             exp_id = _experiment(mlflow, cfg)
             active = mlflow.active_run()
             if active is not None and active.info.run_id == parent:
-                run = mlflow.start_run(experiment_id=exp_id, run_name=name, nested=True, tags=tags)
+                run = mlflow.start_run(experiment_id=exp_id, run_name=name, nested=True, tags=tags,
+                                       log_system_metrics=system)
             else:
-                run = mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent, tags=tags)
+                run = mlflow.start_run(experiment_id=exp_id, run_name=name, parent_run_id=parent, tags=tags,
+                                       log_system_metrics=system)
             ref.run_id = run.info.run_id
             return GuardedTracker(uri, ref, backlog)
         except errors() as exc:
@@ -215,9 +218,10 @@ def _start(mlflow: Any, cfg: Config, name: str, parent: str | None, tags: dict[s
 
 
 @contextlib.contextmanager
-def _run(cfg: Config, name: str, parent: str | None, tags: dict[str, str]) -> Iterator[GuardedTracker]:
+def _run(cfg: Config, name: str, parent: str | None, tags: dict[str, str],
+         system: bool = False) -> Iterator[GuardedTracker]:
     mlflow = mlflow_or_none()
-    tracker = _start(mlflow, cfg, name, parent, tags)
+    tracker = _start(mlflow, cfg, name, parent, tags, system)
     status = "FAILED"
     try:
         yield tracker
@@ -280,7 +284,8 @@ def pipeline_run(cfg: Config, entry: str = "pipeline", seeds: list[int] | None =
 
 
 @contextlib.contextmanager
-def stage_run(cfg: Config, stage: str, params: list[str] | None = None) -> Iterator[NullTracker]:
+def stage_run(cfg: Config, stage: str, params: list[str] | None = None, trains: bool = False
+              ) -> Iterator[NullTracker]:
     """A run for one stage, a child of the pipeline run when there is one. ``params``: the param
     keys or sections the stage reads (its dvc.yaml ``params``); only those are logged (all when None;
     the parent run logs them all)."""
@@ -288,7 +293,8 @@ def stage_run(cfg: Config, stage: str, params: list[str] | None = None) -> Itera
         yield NullTracker()
         return
     parent = os.environ.get(PARENT_ENV) or exp_parent(cfg, run_tags(cfg), errors())  # dvc exp run's own
-    with _run(cfg, stage, parent, {"cgankd.stage": stage, **run_tags(cfg)}) as tracker:
+    system = trains and cfg.tracking.system_metrics  # CPU/GPU use while a network trains
+    with _run(cfg, stage, parent, {"cgankd.stage": stage, **run_tags(cfg)}, system) as tracker:
         tracker.log_params({k: v for k, v in cfg.flat().items()
                             if params is None or any(k == p or k.startswith(f"{p}.") for p in params)})
         yield tracker

@@ -31,7 +31,7 @@ def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
         if not distributed.is_main():
             return s.run(cfg, NullTracker(), **kwargs)
     params = list(s.params) if s.when(cfg) else None  # the child run logs what its stage reads
-    with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs), params) as tracker, \
+    with out_dir_lock(cfg.out_dir), stage_run(cfg, stage_label(name, kwargs), params, s.ddp) as tracker, \
             faults.stage(name):
         faults.point("start")
         lay, method = Layout(cfg), kwargs.get("method")
