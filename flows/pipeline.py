@@ -9,6 +9,9 @@ dvc.yaml, and pass only paths, overrides and run ids - never tensors.
   GAN resumes from its checkpoint.
 - Published: the report as a markdown artifact, the headline as a table artifact, and the MLflow
   parent run as a link artifact (an http(s) tracking server) or in the report's description.
+- Pushed (``push=True``, the nightly deployment): run in a DVC checkout on its own params.yaml, the
+  flow records its outputs in dvc.lock (``dvc commit``) and pushes them to the DVC remote, where a
+  teammate's ``dvc pull`` gets them.
 
     python flows/pipeline.py                      # runs locally, no server needed
     python flows/pipeline.py -S filter.rho=0.7    # any params.yaml override
@@ -18,6 +21,7 @@ dvc.yaml, and pass only paths, overrides and run ids - never tensors.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -26,8 +30,10 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import read_json
 from cgankd.config import Config, load_config
+from cgankd.ops.dvc_remote import commit_and_push
 from cgankd.ops.mlflow_ui import run_url
 from cgankd.ops.tracking import pipeline_run
+from cgankd.pipeline.dvc_yaml import ARTIFACTS, stale_graph
 from cgankd.pipeline.runner import run_stage
 from cgankd.pipeline.spec import stage_calls
 from cgankd.pipeline.stage_key import input_key, outputs_present
@@ -68,12 +74,27 @@ def publish(cfg: Config, run_id: str | None) -> None:
         create_link_artifact(url, link_text=f"MLflow run {run_id}", key="cgankd-mlflow-run")
 
 
+def pushable(cfg: Config, params: str, overrides: list[str]) -> None:
+    """dvc.lock can only describe a run of the checkout's own params.yaml into its artifacts/."""
+    here = Path.cwd()
+    why = ("it has -S overrides (put them in params.yaml)" if overrides else
+           f"{params} is not this checkout's params.yaml" if Path(params).resolve() != here / "params.yaml" else
+           "there is no dvc.yaml here (run it in the DVC checkout)" if not (here / "dvc.yaml").is_file() else
+           f"out_dir is {cfg.out_dir}, not {ARTIFACTS}" if Path(cfg.out_dir) != Path(ARTIFACTS) else
+           f"dvc.yaml is not for these params ({stale})" if (stale := stale_graph(cfg, here / "dvc.yaml")) else None)
+    if why:
+        raise CgankdError("push", f"this run cannot be pushed as the checkout's dvc.lock: {why}")
+
+
 @flow(name="cgankd-pipeline", log_prints=True)
 def pipeline(params: str = "params.yaml", overrides: list[str] | None = None,
-             retry_delay_s: float = 30.0) -> str | None:
-    """Every stage in order under one MLflow parent run; returns its run id."""
+             retry_delay_s: float = 30.0, push: bool = False) -> str | None:
+    """Every stage in order under one MLflow parent run; returns its run id. ``push``: then record
+    the outputs in dvc.lock and push them to the DVC remote."""
     overrides = list(overrides or [])
     cfg = load_config(params, overrides)
+    if push:
+        pushable(cfg, params, overrides)  # before hours of training, not after
     with pipeline_run(cfg, "prefect-pipeline") as run_id:
         for name, kwargs in stage_calls(cfg):
             method = kwargs.get("method")
@@ -84,6 +105,9 @@ def pipeline(params: str = "params.yaml", overrides: list[str] | None = None,
             get_run_logger().info("%s done: %s", name, {k: v for k, v in result.items()
                                                         if isinstance(v, (int, float, str))})
     publish(cfg, run_id)
+    if push:
+        commit_and_push(Path.cwd())
+        get_run_logger().info("outputs recorded in dvc.lock and pushed to the DVC remote")
     return run_id
 
 
@@ -92,5 +116,6 @@ if __name__ == "__main__":
     ap.add_argument("-p", "--params", default="params.yaml")
     ap.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override a param (repeatable), as with cgankd -S")
+    ap.add_argument("--push", action="store_true", help="then dvc commit and dvc push (in the DVC checkout)")
     a = ap.parse_args()  # --help and bad arguments exit here, before any run starts
-    print("mlflow parent run:", pipeline(a.params, a.overrides))
+    print("mlflow parent run:", pipeline(a.params, a.overrides, push=a.push))

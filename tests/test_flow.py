@@ -6,10 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
-import yaml
 from conftest import ROOT, shrunk
+from kit import dvc_repo, sh
+
+from cgankd.base.errors import CgankdError
+from cgankd.ops import dvc_remote
 
 
 @pytest.mark.slow
@@ -23,20 +27,27 @@ def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(
 
     from flows.pipeline import pipeline
 
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
-    methods = ["student.methods=[nokd, cgankd]"]
+    repo = dvc_repo(tmp_path / "repo", shrunk(Path("artifacts")).to_dict())  # a DVC checkout: the run is pushed
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))  # the user's DVC remote folder
+    dvc_remote.configure(repo)
+    params, art = repo / "params.yaml", repo / "artifacts"
     for key, value in (("FAILPOINT", "half"), ("FAILPOINT_STAGE", "train-gan"), ("FAILPOINT_MODE", "raise"),
                        ("FAILPOINT_ONCE", str(tmp_path / "failed-once"))):  # an OSError half-way through the GAN
         monkeypatch.setenv(f"CGANKD_{key}", value)
     with prefect_test_harness(server_startup_timeout=120):
-        run_id = pipeline(params=str(params), overrides=methods, retry_delay_s=0)
+        with pytest.raises(CgankdError, match="cannot be pushed as the checkout's dvc.lock: it has -S overrides"):
+            pipeline(params=str(params), overrides=["filter.rho=0.5"], push=True)  # refused before any stage
+        assert not art.exists()
+        run_id = pipeline(params=str(params), retry_delay_s=0)
         assert (tmp_path / "failed-once").exists() and "gan: resumed from its checkpoint" in capfd.readouterr().err
-        again = pipeline(params=str(params), overrides=methods, retry_delay_s=0)  # nothing changed
+        again = pipeline(params=str(params), retry_delay_s=0, push=True)  # nothing changed: cached, then pushed
+        assert sh("dvc", "status", "--json", cwd=repo).stdout.strip() in ("{}", "")  # dvc.lock: these outputs
+        assert sh("dvc", "status", "--cloud", "--json", cwd=repo).stdout.strip() in ("{}", "")  # all pushed
         from flows.ablation import ablation
 
         seed_dir = tmp_path / "abl" / "classification" / "seed0"  # the pipeline's run is seed 0's upstream
-        shutil.copytree(tmp_path / "artifacts", seed_dir)
+        shutil.copytree(art, seed_dir)
         abl = ablation(params=str(params), seeds=[0], variants=["none"], work=str(tmp_path / "abl"), reuse=True)
         from flows.compare import compare
 
@@ -52,8 +63,9 @@ def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(
         import asyncio
 
         flows, flow_runs, task_runs, artifacts = asyncio.run(read())
-    first, second = (f.id for f in sorted((f for f in flow_runs if flows[f.flow_id] == "cgankd-pipeline"),
-                                          key=lambda f: f.start_time))
+    refused, first, second = (f.id for f in sorted((f for f in flow_runs if flows[f.flow_id] == "cgankd-pipeline"),
+                                                   key=lambda f: f.start_time))
+    assert not [t for t in task_runs if t.flow_run_id == refused]
     tasks = [t.name for t in task_runs if t.flow_run_id == first]
     assert [t.state.name for t in task_runs if t.flow_run_id == second] == ["Cached"] * len(tasks)
     assert [t.run_count for t in task_runs if t.flow_run_id == first and t.name.startswith("train-gan")] == [2]
@@ -61,7 +73,7 @@ def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(
     assert published["cgankd-report"].type == "markdown" and published["cgankd-report"].data.startswith("#")
     assert published["cgankd-headline"].type == "table" and "test_acc.cgankd" in str(published["cgankd-headline"].data)
     assert again is not None and again != run_id
-    metrics = json.loads((tmp_path / "artifacts" / "metrics.json").read_text())
+    metrics = json.loads((art / "metrics.json").read_text())
     assert {"nokd_test_acc", "cgankd_test_acc"} <= set(metrics)
     stages = ["prepare", "train-teacher", "train-extractor", "train-gan", "make-fakes", "train-student",
               "train-student", "export", "evaluate", "register"]
@@ -74,8 +86,7 @@ def test_the_flows_call_the_stage_and_sweep_functions_and_pass_their_results_on(
     assert sorted(r.info.status for r in children) == ["FAILED"] + ["FINISHED"] * 10  # the GAN's first try
     # the ablation reused the upstream stages and NOKD: only the variant's fakes and student are new
     assert [r["variant"] for r in abl["rows"]] == ["none"] and abl["rows"][0]["fakes"]["acceptance_rate"] == 1.0
-    assert abl["baselines"][0]["nokd"] == json.loads((tmp_path / "artifacts" / "metrics" / "student_nokd.json")
-                                                     .read_text())
+    assert abl["baselines"][0]["nokd"] == json.loads((art / "metrics" / "student_nokd.json").read_text())
     assert (tmp_path / "abl" / "ablation_objects.md").is_file()
     assert [r["method"] for r in cmp["rows"]] == ["nokd", "blkd", "fitnet"]  # the regression analogues
     assert all(r["metrics"]["test_mae"] > 0 for r in cmp["rows"])

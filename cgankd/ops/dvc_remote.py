@@ -89,3 +89,13 @@ def configure(repo: Path, env: dict[str, str] | None = None) -> str:
         cp.write(f)
     os.replace(tmp, path)
     return url
+
+
+def commit_and_push(repo: Path) -> None:
+    """Record the outputs in ``repo`` as ``dvc.lock`` (``dvc commit -f``: what a pipeline that ran
+    outside ``dvc repro`` made, for the params in ``params.yaml``), then push them to its remote."""
+    for args in (("commit", "-f", "-q"), ("push", "-q")):
+        res = subprocess.run([bin_path("dvc"), *args], cwd=repo, capture_output=True, text=True)
+        if res.returncode != 0:
+            last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
+            raise CgankdError(f"dvc {args[0]}", f"failed in {repo}: {last}")
