@@ -7,7 +7,8 @@ read the same prefect.yaml, so the names, schedules and parameters are the same 
     prefect deployment run cgankd-pipeline/cgankd-nightly --watch     # a run now
 
 ``serve`` registers the deployments with the Prefect API (PREFECT_API_URL, e.g. a local
-``prefect server start``) and runs their flow runs in subprocesses until stopped.
+``prefect server start``) and runs their flow runs in subprocesses until stopped. A deployment with
+its own ``pull:`` steps (cgankd-team-nightly: clone, dvc pull) needs a worker, so it is not served here.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def build_deployments(prefect_file: str | Path = "prefect.yaml", cron: str | Non
 
     built = []
     for d in declared(prefect_file):
+        if d.get("pull"):  # its pull steps run on a worker, not in this process
+            continue
         parameters = dict(d.get("parameters") or {})
         if params is not None:
             parameters["params"] = params

@@ -1,7 +1,8 @@
 """Prefect as its users run it, against a real local server (`prefect server start` on 127.0.0.1,
 stopped by its PID): a process work pool, `prefect deploy --all` from a project folder with the
-repository's prefect.yaml and a params.yaml, a `prefect worker` that picks the triggered retraining up
-and completes it (its register stage made the champion decision), then the promotion deployment."""
+repository's prefect.yaml and a params.yaml, a `prefect worker` that picks the triggered team retraining
+up (its pull steps clone the team's repository and dvc pull; the flow runs, registers the champion
+and pushes to the DVC remote), then the promotion deployment."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 from conftest import ROOT, shrunk
+from kit import dvc_repo, sh
 from live_servers import stop, wait_for
 
 from cgankd.serve.process import free_port
@@ -43,6 +46,12 @@ def test_a_worker_runs_the_deployments_that_prefect_deploy_made_from_prefect_yam
     project.mkdir()
     (project / "prefect.yaml").write_text((ROOT / "prefect.yaml").read_text())
     (project / "params.yaml").write_text(yaml.safe_dump(shrunk(tmp_path / "artifacts").to_dict(), sort_keys=False))
+    # the team's repository, which the team deployment's worker clones (into its own folder, tmp_path)
+    origin = dvc_repo(tmp_path / "origin" / "team", shrunk(Path("artifacts"), "student.methods=[nokd]").to_dict())
+    sh("cgankd", "dvc-yaml", cwd=origin)
+    sh("git", "add", "-A", cwd=origin)
+    sh("git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "team", cwd=origin)
+    env.update({"CGANKD_GIT_REPOSITORY": str(origin), "XDG_DATA_HOME": str(tmp_path / "xdg")})
     server = subprocess.Popen([os.path.join(bindir, "prefect"), "server", "start", "--host", "127.0.0.1",
                                "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
@@ -52,7 +61,7 @@ def test_a_worker_runs_the_deployments_that_prefect_deploy_made_from_prefect_yam
         prefect_cli(env, project, "work-pool", "create", "cgankd", "--type", "process")
         prefect_cli(env, project, "--no-prompt", "deploy", "--all")
         deployments = {d["name"]: d for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=10).json()}
-        assert sorted(deployments) == ["cgankd-compare", "cgankd-nightly", "cgankd-promote"]
+        assert sorted(deployments) == ["cgankd-compare", "cgankd-nightly", "cgankd-promote", "cgankd-team-nightly"]
         nightly = deployments["cgankd-nightly"]
         assert nightly["schedules"][0]["schedule"]["cron"] == "0 3 * * *"
         assert nightly["work_pool_name"] == "cgankd" and nightly["parameters"]["params"] == "params.yaml"
@@ -61,10 +70,16 @@ def test_a_worker_runs_the_deployments_that_prefect_deploy_made_from_prefect_yam
         worker = subprocess.Popen([os.path.join(bindir, "prefect"), "worker", "start", "--pool", "cgankd"],
                                   env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, start_new_session=True)
-        prefect_cli(env, project, "deployment", "run", "cgankd-pipeline/cgankd-nightly",
-                    "-p", 'overrides=["student.methods=[nokd]"]', "--watch", "--watch-timeout", "600", timeout=660)
+        where = tmp_path / "worker"  # the process worker's folder for this run (else a temporary one)
+        where.mkdir()
+        prefect_cli(env, project, "deployment", "run", "cgankd-pipeline/cgankd-team-nightly",
+                    "--job-variable", f"working_dir={json.dumps(str(where))}",
+                    "--watch", "--watch-timeout", "600", timeout=660)
         assert worker.poll() is None, worker.stdout.read()
-        info = json.loads((tmp_path / "artifacts" / "registry.json").read_text())
+        clone = where / "team"  # the pull steps' clone, where the flow ran and from which it pushed
+        assert sh("dvc", "status", "--cloud", "--json", cwd=clone).stdout.strip() in ("{}", "")
+        assert (tmp_path / "xdg" / "cgankd" / "dvc-store" / "files").is_dir()
+        info = json.loads((clone / "artifacts" / "registry.json").read_text())
         assert info["registered"] and info["alias"] == "champion" and info["version"] == 1
         prefect_cli(env, project, "deployment", "run", "cgankd-promote/cgankd-promote", "-p", "margin=0.0",
                     "--watch", "--watch-timeout", "300", timeout=360)
