@@ -111,17 +111,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: -seconds(item.module.__name__))
 
 
-# seconds per module in `make test` on a new machine (no kernel cache of torch.compile), 2026-12-04;
+# seconds per module in `make test` on a new machine (no kernel cache of torch.compile), 2026-12-06;
 # the modules under 10 s keep file order after these
 MODULE_SECONDS = {
-    "test_e2e_dvc": 260, "test_runtime_e2e": 195, "test_team_tracking": 147, "test_e2e_regression": 125,
-    "test_runtime": 101, "test_sweep": 100, "test_prefect_server": 81, "test_ddp": 76, "test_tracking_outage": 64,
-    "test_faults": 51, "test_flow": 49, "test_registry_integrity": 44, "test_concurrency": 43, "test_sources": 40,
-    "test_ablation": 33, "test_own_data": 32, "test_compare": 31, "test_dvc_yaml": 25, "test_serve_security": 18,
-    "test_install": 17, "test_serve_registry": 17, "test_mlflow_ui": 15, "test_serve_limits": 12,
-    "test_host_syncs": 45, "test_gpu_check": 35, "test_biggan_pytorch": 20, "test_published_students": 12,
-    "test_plan": 10, "test_paper_recipes": 90,
-    "test_cdrrs": 25, "test_label_embed": 15}
+    "test_e2e_dvc": 330, "test_e2e_regression": 150, "test_team_tracking": 140, "test_sweep": 120,
+    "test_ddp": 95, "test_runtime_e2e": 85, "test_prefect_server": 85, "test_tracking_outage": 76,
+    "test_flow": 65, "test_runtime": 60, "test_faults": 70, "test_registry_integrity": 44, "test_concurrency": 35,
+    "test_sources": 40, "test_ablation": 45, "test_own_data": 30, "test_compare": 25, "test_dvc_yaml": 25,
+    "test_serve_security": 18, "test_install": 20, "test_serve_registry": 32, "test_mlflow_ui": 15,
+    "test_serve_limits": 14, "test_host_syncs": 45, "test_gpu_check": 35, "test_biggan_pytorch": 20,
+    "test_published_students": 12, "test_plan": 10, "test_paper_recipes": 90, "test_cdrrs": 25,
+    "test_label_embed": 15, "test_dvc_remote": 12}
 
 
 @pytest.fixture(scope="session")

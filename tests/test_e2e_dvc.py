@@ -100,10 +100,7 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
             f.write("\n# an edit that changes no output\n")
         assert set(json.loads(sh("dvc", "status", "--json", cwd=repo).stdout or "{}")) == changed
 
-    p = yaml.safe_load((repo / "params.yaml").read_text())
-    p["filter"]["rho"] = 0.7
-    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    third = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo)
+    third = sh("dvc", "exp", "run", "-n", "exp-a", "-S", "filter.rho=0.7", cwd=repo)  # an experiment, in the workspace
     # make-fakes and the cgankd student re-run; later stages only where their inputs changed
     # (an identical metrics.json, e.g. two chance-level students, leaves register cached)
     downstream = {"make-fakes", "train-student-cgankd", "export", "evaluate", "register"}
@@ -188,7 +185,8 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
         clone = repo.parent / "clone-b"
         sh("git", "clone", "-q", str(repo), str(clone), cwd=repo.parent)
         assert sh("dvc", "pull", "-q", cwd=clone, check=False).returncode != 0  # no remote configured yet
-        dvc_remote.configure(clone, env)
+        said = sh("cgankd", "dvc-remote", cwd=clone, env=env).stdout  # as a teammate types it, client.env sourced
+        assert said.startswith(f"dvc remote: {env['CGANKD_DVC_REMOTE_URL']} ") and password not in said
         sh("dvc", "pull", "-q", cwd=clone)
     finally:
         stop(dav)
@@ -200,19 +198,18 @@ def test_repro_runs_every_stage_then_nothing_then_only_downstream_of_rho(repo, m
     assert "password" not in (clone / ".dvc" / "config").read_text()  # credentials stay in config.local (0600)
     assert oct((clone / ".dvc" / "config.local").stat().st_mode & 0o777) == "0o600"
 
-    # two experiments: the stage runs of each nest under its own MLflow parent, as `dvc exp show` lists them
-    for name, margin in (("exp-a", 0.3), ("exp-b", 0.4)):
-        exp_run = sh("dvc", "exp", "run", "-n", name, "-S", f"tracking.promotion_margin={margin}", cwd=repo)
-        assert ran(exp_run) == {"register"}
-    rows = list(csv.DictReader(io.StringIO(sh("dvc", "exp", "show", "--csv", cwd=repo).stdout)))
-    shown = {r["Experiment"]: float(r["tracking.promotion_margin"]) for r in rows if r["Experiment"]}
-    by_exp = {r.data.tags["cgankd.dvc_exp"]: r for r in client.search_runs([exp.experiment_id], max_results=500)
-              if "cgankd.dvc_exp" in r.data.tags}
-    assert {k: float(r.data.params["tracking.promotion_margin"]) for k, r in by_exp.items()} == shown == \
-        {"exp-a": 0.3, "exp-b": 0.4}
-    for name, parent in by_exp.items():
-        assert [r.data.tags["cgankd.stage"] for r in children_of(client, client.search_runs(
-            [exp.experiment_id], max_results=500), parent)] == ["register"], name
+    # a second experiment: the stage runs of each nest under its own MLflow parent, as `dvc exp show` lists them
+    assert ran(sh("dvc", "exp", "run", "-n", "exp-b", "-S", "tracking.promotion_margin=0.4", cwd=repo)) == {"register"}
+    rows = list(csv.DictReader(io.StringIO(sh("dvc", "exp", "show", "--all-commits", "--csv", cwd=repo).stdout)))
+    keys = ("filter.rho", "tracking.promotion_margin")
+    shown = {r["Experiment"]: tuple(float(r[k]) for k in keys) for r in rows if r["Experiment"]}
+    runs = client.search_runs([exp.experiment_id], max_results=500)
+    by_exp = {r.data.tags["cgankd.dvc_exp"]: r for r in runs if "cgankd.dvc_exp" in r.data.tags}
+    assert {k: tuple(float(r.data.params[p]) for p in keys) for k, r in by_exp.items()} == shown == \
+        {"exp-a": (0.7, 0.5), "exp-b": (0.7, 0.4)}
+    assert {r.data.tags["cgankd.stage"] for r in children_of(client, runs, by_exp["exp-a"])} == {
+        label.replace("train-student-cgankd", "train-student[cgankd]") for label in ran(third)}
+    assert [r.data.tags["cgankd.stage"] for r in children_of(client, runs, by_exp["exp-b"])] == ["register"]
 
 
 def children_of(client, runs, parent) -> list:

@@ -36,13 +36,8 @@ PARENT_ENV = "CGANKD_PARENT_RUN_ID"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 ENTRY_POINTS = ("pipeline", "dvc-repro", "prefect-pipeline")  # parents of one pipeline, named alike
 _NOTICE_SHOWN = False
-TELEMETRY_OFF = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "1",
-    "DVC_NO_ANALYTICS": "1",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "ORT_DISABLE_TELEMETRY": "1",
-}
+TELEMETRY_OFF = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "DVC_NO_ANALYTICS": "1",
+                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "ORT_DISABLE_TELEMETRY": "1"}
 
 
 def quiet_telemetry() -> None:
@@ -103,8 +98,9 @@ def mlflow_or_none(notice: bool = True):
         return None
     quiet_telemetry()
     http_defaults()
-    for name in ("mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, level in (("mlflow", logging.WARNING), ("alembic", logging.WARNING),
+                        ("mlflow.system_metrics", logging.ERROR)):  # an outage is said once, by the backlog
+        logging.getLogger(name).setLevel(level)
     mlflow.set_tracking_uri(tracking_uri())
     _init_sqlite(tracking_uri())
     return mlflow
@@ -293,8 +289,8 @@ def stage_run(cfg: Config, stage: str, params: list[str] | None = None, trains: 
         yield NullTracker()
         return
     parent = os.environ.get(PARENT_ENV) or exp_parent(cfg, run_tags(cfg), errors())  # dvc exp run's own
-    system = trains and cfg.tracking.system_metrics  # CPU/GPU use while a network trains
-    with _run(cfg, stage, parent, {"cgankd.stage": stage, **run_tags(cfg)}, system) as tracker:
+    with _run(cfg, stage, parent, {"cgankd.stage": stage, **run_tags(cfg)},
+              trains and cfg.tracking.system_metrics) as tracker:  # CPU/GPU use while a network trains
         tracker.log_params({k: v for k, v in cfg.flat().items()
                             if params is None or any(k == p or k.startswith(f"{p}.") for p in params)})
         yield tracker
