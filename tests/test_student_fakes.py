@@ -51,3 +51,23 @@ def test_missing_and_malformed_files(tmp_path):
         load_fakes(shrunk(tmp_path, f"student.fakes={tmp_path / 'g.npz'}"), META)
     with pytest.raises(CgankdError, match="run `cgankd make-fakes` first"):
         load_fakes(shrunk(tmp_path), META)
+
+
+def test_student_n_fakes_draws_a_seeded_class_balanced_subset():
+    """student.n_fakes as the authors' --nfake: n // C from each class (the remainder from the last),
+    at random without replacement, the same draw for the same seed; all of them when n is not smaller."""
+    from cgankd.data.prepared import Split
+    from cgankd.train.fake_subset import take
+
+    labels = np.repeat(np.arange(4), [30, 30, 30, 5])  # class 3 has fewer than its share
+    images = np.arange(len(labels))[:, None, None, None].astype(np.uint8) * np.ones((1, 3, 2, 2), np.uint8)
+    fakes = Split(images, labels)
+    got = take(fakes, 42, 4, seed=7)
+    assert np.bincount(got.labels, minlength=4).tolist() == [10, 10, 10, 5]  # 42 // 4, and class 3's 5 (of 12)
+    assert np.array_equal(got.images[:, 0, 0, 0], np.sort(got.images[:, 0, 0, 0]))  # in the set's order
+    assert len(set(got.images[:, 0, 0, 0].tolist())) == len(got)  # no image twice
+    assert np.array_equal(take(fakes, 42, 4, seed=7).images, got.images)
+    assert not np.array_equal(take(fakes, 42, 4, seed=8).images, got.images)
+    assert take(fakes, 95, 4, seed=7) is fakes and take(fakes, 1000, None, seed=7) is fakes
+    values = Split(images, np.linspace(0, 1, len(labels)).astype(np.float32))  # regression: a plain draw
+    assert len(take(values, 20, None, seed=7)) == 20

@@ -83,6 +83,7 @@ class StudentCfg(TrainCfg):
     arch: str = "convnet_s"
     steps: Positive = 1200
     fake_ratio: Weight = 2.0
+    n_fakes: Annotated[int | None, Range(ge=1, note="every fake")] = None
     mode: Annotated[str, OneOf("scratch", "finetune")] = "finetune"
     finetune_lr: Rate = 0.01
     finetune_steps: Positive = 1000

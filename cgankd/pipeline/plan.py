@@ -153,10 +153,11 @@ def _gan(cfg: Config, d: Data, _method: str | None) -> Row:
     return Row("train-gan", work, d.n_train, 0, memory, _gan_seconds(cfg))
 
 
-def n_fakes(cfg: Config, d: Data) -> int:
-    if task_of(d.meta.task).categorical:
-        return cfg.fakes.n_per_class * d.meta.num_classes
-    return cfg.fakes.n_labels * cfg.fakes.n_per_label
+def n_fakes(cfg: Config, d: Data, used: bool = False) -> int:
+    """The fakes make-fakes keeps; ``used``: those a student trains on (at most ``student.n_fakes``)."""
+    made = (cfg.fakes.n_per_class * d.meta.num_classes if task_of(d.meta.task).categorical
+            else cfg.fakes.n_labels * cfg.fakes.n_per_label)
+    return min(made, cfg.student.n_fakes) if used and cfg.student.n_fakes is not None else made
 
 
 def _fakes(cfg: Config, d: Data, _method: str | None) -> Row:
@@ -177,7 +178,7 @@ def _vkd(cfg: Config, d: Data, _method: str | None) -> Row:
 def _student(cfg: Config, d: Data, method: str | None) -> Row:
     from cgankd.kd.methods import method_uses_fakes
 
-    fakes = n_fakes(cfg, d) if method and method_uses_fakes(method) and cfg.student.fake_ratio > 0 else 0
+    fakes = n_fakes(cfg, d, used=True) if method and method_uses_fakes(method) and cfg.student.fake_ratio > 0 else 0
     sc = cfg.student
     return _classifier_row(f"train-student[{method}]", cfg, d, sc, d.n_train, fakes,
                            sc.finetune_steps if fakes and sc.mode == "finetune" else None)

@@ -28,6 +28,7 @@ from cgankd.kd.base import KDContext
 from cgankd.models import ImageModel, count_params
 from cgankd.stages.common import at, fit_metrics, new_model, prepared, setup, write_history
 from cgankd.task import task_of
+from cgankd.train.fake_subset import take
 from cgankd.train.loop import fit
 
 
@@ -119,6 +120,9 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     data = prepared(cfg)
     sc = cfg.student
     fakes = load_fakes(cfg, data.meta) if m.fakes else None
+    if fakes is not None and sc.n_fakes is not None:  # the authors' --nfake: a seeded, class-balanced subset
+        categorical = task_of(data.meta.task).categorical
+        fakes = take(fakes, sc.n_fakes, data.meta.num_classes if categorical else None, cfg.seed + 4)
     steps, lr = sc.steps, sc.lr
     if m.fakes and sc.mode == "finetune":  # from X's best student, or the last NOKD one (the published recipe)
         start, by = (("student", m.distiller) if sc.finetune_from == "own" else ("student_last", "nokd"))
