@@ -88,7 +88,8 @@ PAPER_SHRINK = ["device=cpu", "precision=fp32", "compile=false", "data.resolutio
                 "data.n_val_per_class=1", "teacher.epochs=1", "student.epochs=1", "extractor.steps=20",
                 "gan.batch_size=16", "gan.iterations=4", "gan.ccgan.embed_steps=5", "gan.ccgan.y2h_steps=5",
                 "gan.score_every=4", "gan.ema_start=2",
-                "subsample.dre_steps=20", "subsample.dre_epochs=2", "subsample.n_fake_train=200", "quality.n_fakes=100"]
+                "subsample.dre_steps=20", "subsample.dre_epochs=2", "subsample.n_fake_train=200",
+                "subsample.m_burn_in=2", "quality.n_fakes=100"]
 
 
 @pytest.mark.slow

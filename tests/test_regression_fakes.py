@@ -133,3 +133,22 @@ def test_one_m_per_label_raised_as_larger_ratios_appear(tmp_path):
                      META, seed=0, ratio=ratio)
     assert shared.ratio_max == pytest.approx(5.0)
     assert per.acceptance_rate > shared.acceptance_rate + 0.2  # low labels are not held to label 1's M
+
+
+def test_m_comes_from_its_own_burn_in_when_asked(tmp_path):
+    """subsample.m_burn_in (the authors' 100 / 500 per label): M's first value comes from that many fresh
+    fakes at every grid label, scored in chunks; by default from the filter's burn-in (200 at random labels)."""
+    calls: list[np.ndarray] = []
+
+    def ratio(images, labels):
+        calls.append(np.asarray(labels))
+        return np.ones(len(images))
+
+    sets = ("task=regression", "fakes.n_labels=5", "fakes.n_per_label=4", "filter.enabled=false",
+            "adjust.enabled=false", "quality.n_fakes=20", "filter.burn_in=200", "subsample.m_per_label=true")
+    make_fakes(shrunk(tmp_path / "a", *sets), PaintLabel(), ReadBrightness(), META, seed=0, ratio=ratio)
+    assert len(calls[0]) == 200
+    calls.clear()
+    make_fakes(shrunk(tmp_path / "b", *sets, "subsample.m_burn_in=7"), PaintLabel(), ReadBrightness(), META,
+               seed=0, ratio=ratio)
+    np.testing.assert_allclose(calls[0], np.repeat(label_grid(5), 7))  # 7 at each of the 5 grid labels

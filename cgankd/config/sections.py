@@ -143,6 +143,7 @@ class SubsampleCfg:
     dre_decay_at: Annotated[list[float], Range(gt=0, lt=1)] = field(default_factory=list)
     m_quantile: Annotated[float, Range(gt=0, le=1)] = 0.95
     m_per_label: bool = False
+    m_burn_in: Annotated[int | None, Range(ge=1, note="the filter's burn-in")] = None
 
 
 @dataclass

@@ -175,10 +175,10 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
     burn_score = score_fn(burn_x, burn_groups)
     sampler, accept = None, None
     offered, accepted = np.zeros(spec.n_groups, np.int64), np.zeros(spec.n_groups, np.int64)
-    if ratio is not None:  # the same burn-in gives rejection sampling its first M
+    if ratio is not None:  # the same burn-in (or subsample.m_burn_in's) gives rejection sampling its first M
         n_rs = int(spec.rs_group(np.arange(spec.n_groups)).max()) + 1
-        r = ratio(burn_x, spec.g_labels(burn_groups))
-        sampler = RejectionSampler(r, spec.rs_group(burn_groups), n_rs, np.random.default_rng(seed + 1),
+        m_groups, r = m_burn_in(cfg, spec, sample_fn, ratio, burn_x, burn_groups)
+        sampler = RejectionSampler(r, spec.rs_group(m_groups), n_rs, np.random.default_rng(seed + 1),
                                    cfg.subsample.m_quantile)
 
         def accept(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -187,7 +187,7 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
             np.add.at(accepted, groups, ok)
             return ok
 
-        sampler.accept(r, spec.rs_group(burn_groups))  # a first acceptance-rate estimate
+        sampler.accept(r, spec.rs_group(m_groups))  # a first acceptance-rate estimate
     if sampler is not None and fl.burn_in_from == "subsampled":  # the authors': cut-offs of fakes cDR-RS kept
         burn_score, burn_groups = subsampled_burn_in(cfg, spec, sample_fn, score_fn, ratio, sampler,
                                                      burn_score, burn_groups)
@@ -210,6 +210,20 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
         fs.offered, fs.accepted = offered, accepted
     fs.pool = quality_pool(cfg, spec, sample_fn, teacher, cutoffs, rho, ratio, sampler, rng)
     return fs
+
+
+def m_burn_in(cfg: Config, spec: TaskSpec, sample_fn: Sample, ratio: Ratio, burn_x: np.ndarray,
+              burn_groups: np.ndarray, chunk: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """The groups and density ratios that set rejection sampling's first M: the filter's raw burn-in,
+    or with ``subsample.m_burn_in`` that many fresh fakes per group (the authors': 5,000 per class for
+    CIFAR-100, 100 per label for UTKFace), drawn and scored a chunk at a time (only ratios are kept)."""
+    n = cfg.subsample.m_burn_in
+    if n is None:
+        return burn_groups, ratio(burn_x, spec.g_labels(burn_groups))
+    groups = np.repeat(np.arange(spec.n_groups), n)
+    r = [ratio(sample_fn(groups[i:i + chunk]), spec.g_labels(groups[i:i + chunk]))
+         for i in range(0, len(groups), chunk)]
+    return groups, np.concatenate(r)
 
 
 def subsampled_burn_in(cfg: Config, spec: TaskSpec, sample_fn: Sample, score_fn: Score, ratio: Ratio,
