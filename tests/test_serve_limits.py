@@ -101,3 +101,45 @@ def test_a_slow_client_does_not_block_the_others(student):
         assert max(answered) < slow["at"]  # every other request was answered while the slow one trickled
     finally:
         stop_server(proc)
+
+
+def test_a_request_head_trickled_byte_by_byte_is_cut_off_and_keep_alive_still_works(student):
+    """serve.header_timeout_s: a client that trickles its request head (each byte re-arms uvicorn's idle
+    timer) gets 408 and loses its socket; a client that sends its heads in time keeps its connection
+    for several requests, and serve.max_connections bounds the sockets (503 beyond)."""
+    path, images = student
+    proc, url = start_server(str(path), "-S", "serve.header_timeout_s=1.5", "-S", "serve.max_connections=8")
+    try:
+        port = urlparse(url).port
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            t0 = time.monotonic()
+            s.settimeout(10)
+            answer = b""
+            for byte in b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 200:
+                try:
+                    s.sendall(bytes([byte]))
+                except OSError:  # closed under us: the deadline passed
+                    break
+                if select.select([s], [], [], 0.1)[0]:
+                    break
+            while chunk := s.recv(65536):
+                answer += chunk
+            waited = time.monotonic() - t0
+        assert answer.startswith(b"HTTP/1.1 408") and b"serve.header_timeout_s" in answer, answer[:300]
+        assert 1.4 < waited < 6, waited
+        with httpx.Client(timeout=30) as client:  # two requests on one kept-alive connection
+            first = client.post(f"{url}/predict", json=images)
+            time.sleep(0.5)
+            second = client.post(f"{url}/predict", json=images)
+        assert first.status_code == second.status_code == 200
+        socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(8)]  # the limit, held open
+        try:
+            over = httpx.get(f"{url}/metadata", timeout=10)
+            assert over.status_code == 503, over.text
+        finally:
+            for s in socks:
+                s.close()
+        time.sleep(0.5)
+        assert httpx.get(f"{url}/metadata", timeout=10).status_code == 200  # sockets freed, answered again
+    finally:
+        stop_server(proc)

@@ -248,5 +248,7 @@ class ServeCfg:
     batch_max: Positive = 32
     batch_wait_ms: Rate = 2.0
     body_timeout_s: Rate = 10.0
+    header_timeout_s: Rate = 10.0
+    max_connections: Positive = 512
     token_file: str | None = None
     allowed_hosts: list[str] | None = None

@@ -190,8 +190,9 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
 def serve(source: str, host: str, port: int, max_body: int, max_batch: int, providers: str,
           threads: int | None, max_in_flight: int = 64, body_timeout: float = 10.0,
           token_file: str | None = None, hosts: list[str] | None = None, runner: Runner | None = None,
-          max_json: int = 4 << 20) -> None:
-    """Load the model (errors here stop start-up with one line), then run uvicorn."""
+          max_json: int = 4 << 20, connections: dict[str, Any] | None = None) -> None:
+    """Load the model (errors here stop start-up with one line), then run uvicorn. ``connections``:
+    uvicorn's keywords for the header deadline and the connection limit (cgankd/serve/connections.py)."""
     import sys
 
     import uvicorn
@@ -219,4 +220,4 @@ def serve(source: str, host: str, port: int, max_body: int, max_batch: int, prov
     app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout, token, answered,
                      runner, max_json)
     asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                              access_log=False)).serve())
+                                              access_log=False, **(connections or {}))).serve())
