@@ -64,8 +64,9 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary file path next to ``path``; rename it onto ``path`` on success."""
+def atomic_path(path: str | os.PathLike[str], mode: int | None = None) -> Iterator[Path]:
+    """Yield a temporary file path next to ``path``; rename it onto ``path`` on success. ``mode``: the
+    file's mode (default an output's usual one; 0o600 for a file that holds a secret)."""
     path = Path(path)
     with _reported(path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +78,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         with _reported(path):
             yield tmp_path
             faults.point("write")
-            os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
+            os.chmod(tmp_path, 0o666 & ~_umask() if mode is None else mode)  # mkstemp makes 0600
             _fsync(tmp_path)  # the data on disk before the name points at it (power loss, not only a kill)
             os.replace(tmp_path, path)
             _fsync(path.parent)

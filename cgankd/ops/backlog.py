@@ -74,6 +74,11 @@ class Ref:
                 "run_id": self.run_id}
 
 
+def clean_params(params: dict[str, Any]) -> dict[str, str]:
+    """Param values as MLflow keeps them: strings of at most 500 characters, None as "null"."""
+    return {k: ("null" if v is None else str(v))[:500] for k, v in params.items()}
+
+
 class GuardedTracker:
     """The stage's tracker (the interface of cgankd.base.tracker.NullTracker): logs through the MLflow client
     while the server answers, into the backlog once it does not."""
@@ -104,8 +109,7 @@ class GuardedTracker:
         return MlflowClient(self.uri)
 
     def log_params(self, params: dict[str, Any]) -> None:
-        clean = {k: ("null" if v is None else str(v))[:500] for k, v in params.items()}
-        self._do("logging params", {"op": "params", "params": clean})
+        self._do("logging params", {"op": "params", "params": clean_params(params)})
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         vals = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and k != "step"}

@@ -10,6 +10,7 @@ DVC 3's ``md5`` of a file is the md5 of its bytes; of a folder, the md5 of the J
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -21,6 +22,14 @@ IGNORED = ("__pycache__",)  # with *.pyc: what the repository's .dvcignore leave
 
 
 def file_md5(path: Path) -> str:
+    """A file's md5, read once per version in a process (as DVC's state: keyed by inode, size and
+    mtime): the Prefect flow's cache keys and each stage's dataset inputs hash the same files."""
+    st = path.stat()
+    return _md5_of(str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _md5_of(path: str, _ino: int, _size: int, _mtime_ns: int) -> str:
     h = hashlib.md5(usedforsecurity=False)
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):

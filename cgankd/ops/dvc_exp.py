@@ -12,6 +12,7 @@ import os
 from typing import Any
 
 from cgankd.config import Config
+from cgankd.ops.backlog import clean_params
 from cgankd.ops.conflicts import experiment
 
 NAME_ENV, BASELINE_ENV = "DVC_EXP_NAME", "DVC_EXP_BASELINE_REV"
@@ -44,8 +45,6 @@ def _create(client: Any, exp_id: str, cfg: Config, name: str, tags: dict[str, st
     run = client.create_run(exp_id, run_name=f"dvc-exp {name}", tags={
         **tags, "cgankd.kind": "pipeline", "cgankd.entry": "dvc-exp", TAG: name,
         "cgankd.dvc_baseline": os.environ.get(BASELINE_ENV, "")})
-    params = [Param(k, ("null" if v is None else str(v))[:500]) for k, v in cfg.flat().items()]
-    for i in range(0, len(params), 100):
-        client.log_batch(run.info.run_id, params=params[i:i + 100])
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in clean_params(cfg.flat()).items()])
     client.set_terminated(run.info.run_id, "FINISHED")
     return str(run.info.run_id)

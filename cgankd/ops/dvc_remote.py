@@ -23,8 +23,8 @@ from pathlib import Path
 import yaml
 
 from cgankd.base.errors import CgankdError
-from cgankd.base.io import open_private
-from cgankd.ops.servers import bin_path, wait_http
+from cgankd.base.io import atomic_path, open_private
+from cgankd.ops.servers import bin_path, last_line, wait_http
 
 URL_ENV, USER_ENV, PASSWORD_ENV = "CGANKD_DVC_REMOTE_URL", "CGANKD_DVC_REMOTE_USER", "CGANKD_DVC_REMOTE_PASSWORD"
 DAV_USER = "cgankd"
@@ -84,10 +84,8 @@ def configure(repo: Path, env: dict[str, str] | None = None) -> str:
     if not cp.has_section("core"):
         cp.add_section("core")
     cp["core"]["remote"] = NAME
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open_private(tmp) as f:
+    with atomic_path(path, mode=0o600) as tmp, open_private(tmp) as f:  # it holds the password
         cp.write(f)
-    os.replace(tmp, path)
     return url
 
 
@@ -97,5 +95,4 @@ def commit_and_push(repo: Path) -> None:
     for args in (("commit", "-f", "-q"), ("push", "-q")):
         res = subprocess.run([bin_path("dvc"), *args], cwd=repo, capture_output=True, text=True)
         if res.returncode != 0:
-            last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
-            raise CgankdError(f"dvc {args[0]}", f"failed in {repo}: {last}")
+            raise CgankdError(f"dvc {args[0]}", f"failed in {repo}: {last_line(res)}")

@@ -1,6 +1,6 @@
 """Starting and stopping the servers cgankd runs as child processes (the team stack's MLflow, Prefect
 and WebDAV servers, the tests' live servers): each in its own process group, logged to a file,
-waited for until it answers."""
+waited for until it answers; and the one line that says why a command it ran failed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ from cgankd.base.errors import CgankdError
 
 def bin_path(name: str) -> str:
     return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def last_line(res: subprocess.CompletedProcess) -> str:
+    """A failed command's last line of output (stderr first): the error, for a one-line message."""
+    return ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
 
 
 def wait_http(url: str, proc: subprocess.Popen, timeout: float, what: str, any_status: bool = False) -> None:

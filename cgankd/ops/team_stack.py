@@ -42,7 +42,7 @@ from cgankd.base.io import open_private
 from cgankd.ops import dvc_remote
 from cgankd.ops.mlflow_ui import no_mlflow_jobs
 from cgankd.ops.scram import password_sql
-from cgankd.ops.servers import bin_path, stop, wait_http
+from cgankd.ops.servers import bin_path, last_line, stop, wait_http
 
 USER = "cgankd"  # the application role the servers connect as: owns the databases, not a superuser
 ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only
@@ -134,8 +134,7 @@ class Postgres:
         res = subprocess.run(_as_owner(list(cmd)), capture_output=True, text=True, input=feed,
                              env={**os.environ, **(env or {})})
         if res.returncode != 0:
-            last = ((res.stderr or res.stdout).strip().splitlines() or ["no output"])[-1]
-            raise CgankdError("postgresql", f"{Path(cmd[0]).name} failed: {last}")
+            raise CgankdError("postgresql", f"{Path(cmd[0]).name} failed: {last_line(res)}")
         return res
 
     def _admin_sql(self, sql: str, db: str = "postgres") -> str:
