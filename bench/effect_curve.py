@@ -29,6 +29,7 @@ import numpy as np
 
 from cgankd.base.io import read_json, write_json, write_text
 from cgankd.config import load_config
+from cgankd.config.layout import Layout
 from cgankd.pipeline.runner import recorded
 from cgankd.pipeline.spec import stage as stage_spec
 from cgankd.task import task_of
@@ -140,8 +141,8 @@ def main() -> None:
                                    for s, n in zip(args.student_seeds, nokd, strict=True)]
         gains = []
         for s, n in zip(args.student_seeds, nokd, strict=True):
-            m = Path(load_config(ROOT / "params.yaml", [*base, f"seed={s}", f"student.tag=seed{s}"])
-                     .student_metrics("cgankd"))
+            m = Layout(load_config(ROOT / "params.yaml", [*base, f"seed={s}", f"student.tag=seed{s}"])).path(
+                "student_metrics", "cgankd")
             m.unlink(missing_ok=True)  # a new fake set: train the cgankd student again
             gains.append(student(base, s, f"seed{s}", "cgankd")[f"test_{k}"] - n)
         res["rows"].append({"iterations": g["iterations"], "budget": budget, "gan_minutes": g["minutes"],

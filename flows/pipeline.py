@@ -30,14 +30,14 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import read_json
 from cgankd.config import Config, load_config
+from cgankd.config.layout import Layout
 from cgankd.ops.dvc_remote import commit_and_push
 from cgankd.ops.mlflow_ui import run_url
-from cgankd.ops.tracking import pipeline_run
+from cgankd.ops.tracking import pipeline_run, tracking_uri
 from cgankd.pipeline.dvc_yaml import ARTIFACTS, stale_graph
 from cgankd.pipeline.runner import run_stage
 from cgankd.pipeline.spec import stage_calls
 from cgankd.pipeline.stage_key import input_key, outputs_present
-from cgankd.store.layout import Layout
 
 RETRIES = 2
 
@@ -61,7 +61,7 @@ def stage_task(params: str, overrides: list[str], name: str, kwargs: dict[str, A
 def publish(cfg: Config, run_id: str | None) -> None:
     """The report, the headline and the MLflow run, readable in Prefect's UI and API."""
     lay = Layout(cfg)
-    url = run_url(run_id) if run_id else None
+    url = run_url(tracking_uri(), run_id) if run_id else None
     where = f"MLflow parent run {run_id}" + (f": {url}" if url else "")
     if lay.path("report").is_file():
         create_markdown_artifact(lay.path("report").read_text(), key="cgankd-report", description=where)

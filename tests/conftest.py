@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -98,30 +99,48 @@ class PicklePayload:
         return (os.mkdir, (str(self.path),))
 
 
+# seconds per module in the last complete run of the suite, written by it (pytest_sessionfinish below) and
+# committed: a fresh clone orders its modules by the times its last run measured
+MODULE_SECONDS = ROOT / "tests" / "module_seconds.json"
+_measured: dict[str, float] = {}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Modules longest first (``make test`` hands whole modules to its two pytest-xdist workers,
     ``--dist loadscope --no-loadscope-reorder``: a module's fixtures are built once). A long module
     started last keeps one worker busy after the other has finished; the short ones fill the ends.
     A module not timed yet counts as long when it has a slow test; file order otherwise."""
     slow = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    timed = json.loads(MODULE_SECONDS.read_text()) if MODULE_SECONDS.is_file() else {}
 
     def seconds(module: str) -> float:
-        return MODULE_SECONDS.get(module, 60.0 if module in slow else 0.0)
+        return timed.get(module, 60.0 if module in slow else 0.0)
 
     items.sort(key=lambda item: -seconds(item.module.__name__))
 
 
-# seconds per module in `make test` on a new machine (no kernel cache of torch.compile), 2026-12-06;
-# the modules under 10 s keep file order after these
-MODULE_SECONDS = {
-    "test_e2e_dvc": 330, "test_e2e_regression": 150, "test_team_tracking": 140, "test_sweep": 120,
-    "test_ddp": 95, "test_runtime_e2e": 85, "test_prefect_server": 85, "test_tracking_outage": 76,
-    "test_flow": 65, "test_runtime": 60, "test_faults": 70, "test_registry_integrity": 44, "test_concurrency": 35,
-    "test_sources": 40, "test_ablation": 45, "test_own_data": 30, "test_compare": 25, "test_dvc_yaml": 25,
-    "test_serve_security": 18, "test_install": 20, "test_serve_registry": 32, "test_mlflow_ui": 15,
-    "test_serve_limits": 14, "test_host_syncs": 45, "test_gpu_check": 35, "test_biggan_pytorch": 20,
-    "test_published_students": 12, "test_plan": 10, "test_paper_recipes": 90, "test_cdrrs": 25,
-    "test_label_embed": 15, "test_dvc_remote": 12}
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each module's seconds (set-up, call and tear-down of its tests: its module fixtures too); under
+    xdist the controller receives every worker's reports."""
+    module = Path(report.nodeid.split("::")[0]).stem
+    _measured[module] = _measured.get(module, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """After a complete, green run (every test module, no -k / -m selection), the measured module times
+    replace tests/module_seconds.json; a worker, a partial or a red run leaves it."""
+    opt = session.config.option
+    if os.environ.get("PYTEST_XDIST_WORKER") or exitstatus != 0 or opt.keyword or opt.markexpr:
+        return
+    modules = {p.stem for p in (ROOT / "tests").glob("test_*.py")}
+    if not modules <= _measured.keys():
+        return
+    text = json.dumps({m: round(_measured[m]) for m in sorted(modules, key=lambda m: -_measured[m])}, indent=0)
+    tmp = MODULE_SECONDS.with_suffix(".tmp")
+    tmp.write_text(text + "\n")
+    tmp.replace(MODULE_SECONDS)
+
+
 
 
 @pytest.fixture(scope="session")

@@ -46,8 +46,10 @@ def test_overrides_are_typed():
     ("student.methods=[nokd, blkd, blkd]", "student.methods"),
     ("student.fakes=fakes.csv", "student.fakes"),
     ("student.tag=a/b", "student.tag"),
-    ("kd.alpha=1.5", "kd.alpha"),
-    ("kd.temperature=0", "kd.temperature"),
+    ("kd.blkd.alpha=1.5", "param kd.blkd.alpha: must be in [0, 1]"),
+    ("kd.vkd.temperature=0", "param kd.vkd.temperature: must be > 0"),
+    ("kd.temperature=2", "now per distiller: kd.blkd.temperature, kd.fitnet.temperature, kd.vkd.temperature"),
+    ("kd.hinton.alpha=1", "param kd.hinton: not a distiller with settings; known: blkd, fitnet, vkd"),
     ("vkd.views=0", "vkd.views"),
 ])
 def test_bad_params_name_the_key(override, key):
@@ -156,7 +158,7 @@ def test_unknown_names_are_refused_when_the_config_is_read_with_the_closest_one(
     ("data.channels=2", "param data.channels: must be null (the source's own) or one of 1, 3, got 2"),
     ("precision=int8", "param precision: must be fp32, bf16, fp16 or auto, got 'int8'"),
     ("fakes.truncation=-1", "param fakes.truncation: must be > 0 or null (no truncation), got -1"),
-    ("kd.hint_layer=-1", "param kd.hint_layer: must be >= 0 or null (the middle one), got -1"),
+    ("kd.fitnet.hint_layer=-1", "param kd.fitnet.hint_layer: must be >= 0 or null (the middle one), got -1"),
 ])
 def test_every_declared_range_is_checked_when_the_config_is_read(override, words):
     with pytest.raises(CgankdError) as err:

@@ -55,7 +55,7 @@ def ok(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 @pytest.mark.slow
 def test_a_step_under_torchrun_equals_the_one_process_step(tmp_path):
     """No BatchNorm: two and three ranks reach the one-process weights up to float order."""
-    script = str(ROOT / "tests" / "ddp_fit.py")
+    script = str(ROOT / "tests" / "kit" / "ddp_fit.py")
     ok(subprocess.run([sys.executable, script, str(tmp_path / "one.pt")], capture_output=True, text=True))
     for n in (2, 3):
         ok(subprocess.run([*torchrun(n), script, str(tmp_path / f"{n}.pt")], capture_output=True, text=True,

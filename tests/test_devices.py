@@ -31,7 +31,7 @@ def test_every_distiller_lives_and_trains_on_the_students_device(name, task):
     student = build_model("convnet_s", 3, outputs, 16).to(META)
     teacher = build_model("resnet8", 3, outputs, 16).to(META) if cls.needs_teacher else None
     generator = VirtualKnowledgeGenerator(10).to(META) if cls.needs_generator else None
-    distiller = cls(student, KDContext(task, SHAPE, teacher, generator))
+    distiller = cls(student, KDContext(task=task, input_shape=SHAPE, teacher=teacher, generator=generator))
     assert on(distiller, META) == []
     x = torch.empty(4, *SHAPE, device=META)
     y = torch.zeros(4, dtype=torch.long, device=META) if task == "classification" else torch.empty(4, device=META)

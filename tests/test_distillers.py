@@ -43,8 +43,12 @@ class Fixed(nn.Module):
         return self.logits.expand(len(x), -1)
 
 
-def ctx(task: str = "classification", **kw: object) -> KDContext:
-    return KDContext(task, (3, 8, 8), **kw)
+def make(name: str, student: torch.nn.Module, task: str = "classification", shape: tuple[int, int, int] = (3, 8, 8),
+         teacher: object = None, generator: object = None, **settings: object):
+    """The distiller ``name`` with its own settings (``kd.<name>``): ``settings`` over their defaults."""
+    cls = DISTILLERS.get(name)
+    own = cls.Settings(**settings) if cls.Settings else None
+    return cls(student, KDContext(task=task, input_shape=shape, teacher=teacher, generator=generator), own)
 
 
 def test_kd_kl_golden_values_and_t_squared_scaling() -> None:
@@ -56,7 +60,7 @@ def test_kd_kl_golden_values_and_t_squared_scaling() -> None:
 
 
 def test_blkd_classification_golden() -> None:
-    d = DISTILLERS.get("blkd")(Fixed(S, True), ctx(teacher=Fixed(T), temperature=2.0, alpha=0.9))
+    d = make("blkd", Fixed(S, True), teacher=Fixed(T), temperature=2.0, alpha=0.9)
     _, terms = d.forward_train(torch.zeros(1, 3, 8, 8), torch.tensor([2]))
     assert set(terms) == {"loss_ce", "loss_kd"}
     assert terms["loss_ce"].item() == pytest.approx(0.1 * CE_Y2, abs=1e-5)
@@ -65,7 +69,7 @@ def test_blkd_classification_golden() -> None:
 
 def test_blkd_regression_uses_the_teacher_output_as_a_second_target() -> None:
     student, teacher = Fixed(torch.tensor([[0.2], [0.6]]), True), Fixed(torch.tensor([[0.4], [0.4]]))
-    d = DISTILLERS.get("blkd")(student, ctx("regression", teacher=teacher, alpha=0.5))
+    d = make("blkd", student, "regression", teacher=teacher, alpha=0.5)
     _, terms = d.forward_train(torch.zeros(2, 3, 8, 8), torch.tensor([0.0, 1.0]))
     # MSE(s, y) = (0.2^2 + 0.4^2) / 2 = 0.1; MSE(s, t) = (0.2^2 + 0.2^2) / 2 = 0.04
     assert terms["loss_mse"].item() == pytest.approx(0.5 * 0.1, abs=1e-6)
@@ -73,7 +77,7 @@ def test_blkd_regression_uses_the_teacher_output_as_a_second_target() -> None:
 
 
 def test_nokd_is_the_hard_loss() -> None:
-    d = DISTILLERS.get("nokd")(Fixed(S, True), ctx())
+    d = make("nokd", Fixed(S, True))
     _, terms = d.forward_train(torch.zeros(1, 3, 8, 8), torch.tensor([2]))
     assert terms["loss_ce"].item() == pytest.approx(CE_Y2, abs=1e-5)
 
@@ -87,7 +91,7 @@ def test_hint_loss_golden_and_pooling_to_the_smaller_map() -> None:
 def test_fitnet_on_zoo_models_keeps_the_teacher_frozen() -> None:
     torch.manual_seed(0)
     student, teacher = build_model("convnet_xs", 3, 10, 16), build_model("resnet8", 3, 10, 16)
-    d = DISTILLERS.get("fitnet")(student, KDContext("classification", (3, 16, 16), teacher, beta=2.0))
+    d = make("fitnet", student, shape=(3, 16, 16), teacher=teacher, beta=2.0)
     d.train()
     assert d.student.training and not d.teacher.training
     x, y = torch.rand(4, 3, 16, 16), torch.randint(0, 10, (4,))
@@ -100,7 +104,7 @@ def test_fitnet_on_zoo_models_keeps_the_teacher_frozen() -> None:
     assert all(id(p) not in trainable for p in d.teacher.parameters())
     assert all(id(p) in trainable for p in d.regressor.parameters())
     with pytest.raises(ValueError, match="needs a teacher"):
-        DISTILLERS.get("fitnet")(student, KDContext("classification", (3, 16, 16)))
+        make("fitnet", student, shape=(3, 16, 16))
 
 
 def test_fitnet_with_the_soft_term_as_the_authors_run_it() -> None:
@@ -108,15 +112,15 @@ def test_fitnet_with_the_soft_term_as_the_authors_run_it() -> None:
     torch.manual_seed(0)
     student, teacher = build_model("convnet_xs", 3, 10, 16), build_model("resnet8", 3, 10, 16)
     x, y = torch.rand(4, 3, 16, 16), torch.randint(0, 10, (4,))
-    d = DISTILLERS.get("fitnet")(student, KDContext("classification", (3, 16, 16), teacher, hint_kd=1.0))
+    d = make("fitnet", student, shape=(3, 16, 16), teacher=teacher, hint_kd=1.0)
     d.train()
     out, terms = d.forward_train(x, y)
     assert list(terms) == ["loss_ce", "loss_kd", "loss_hint"]
     with torch.no_grad():
         t_out = teacher(x)
     assert torch.allclose(terms["loss_kd"], kd_kl(out, t_out, 4.0))
-    reg = DISTILLERS.get("fitnet")(build_model("convnet_xs", 3, 1, 16),
-                                   KDContext("regression", (3, 16, 16), build_model("resnet8", 3, 1, 16), hint_kd=0.5))
+    reg = make("fitnet", build_model("convnet_xs", 3, 1, 16), "regression", (3, 16, 16),
+               teacher=build_model("resnet8", 3, 1, 16), hint_kd=0.5)
     out, terms = reg.forward_train(x, torch.rand(4))
     assert torch.allclose(terms["loss_kd"], 0.5 * torch.nn.functional.mse_loss(out, reg.teacher(x)))
 
@@ -124,12 +128,12 @@ def test_fitnet_with_the_soft_term_as_the_authors_run_it() -> None:
 def test_vkd_loss_golden_with_a_fixed_generator() -> None:
     gen = VirtualKnowledgeGenerator(3)
     gen.forward = lambda y, z=None: T.expand(len(y), -1)  # V's logits fixed to [3, 2, 1]
-    d = DISTILLERS.get("vkd")(Fixed(S, True), ctx(generator=gen, temperature=2.0, alpha=0.5))
+    d = make("vkd", Fixed(S, True), generator=gen, temperature=2.0, alpha=0.5)
     _, terms = d.forward_train(torch.zeros(1, 3, 8, 8), torch.tensor([2]))
     assert terms["loss_ce"].item() == pytest.approx(CE_Y2, abs=1e-5)  # the full CE (docs/method.md)
     assert terms["loss_vkd"].item() == pytest.approx(0.5 * 4 * KL_T2, abs=1e-5)
     with pytest.raises(ValueError, match="classification only"):
-        DISTILLERS.get("vkd")(Fixed(S, True), ctx("regression", generator=gen))
+        make("vkd", Fixed(S, True), "regression", generator=gen)
 
 
 @pytest.mark.parametrize("temperature", [1.0, 4.0])

@@ -65,7 +65,7 @@ def test_prepare_depends_on_the_data_it_reads():
 def test_code_deps_come_from_the_imports():
     deps = dvc_yaml.code_deps("cgankd.stages.train_gan")
     assert {"cgankd/gan", "cgankd/stages/train_gan.py", "cgankd/config/sections.py", "cgankd/quality",
-            "cgankd/task.py", "cgankd/store/layout.py"} <= set(deps)
+            "cgankd/task.py", "cgankd/config/layout.py"} <= set(deps)
     assert "cgankd/stages/make_fakes.py" not in deps  # no stage imports another
     assert not {"cgankd/pipeline/spec.py", "cgankd/base/tracker.py", "cgankd/config/json_schema.py"} & set(deps)
     assert "cgankd/fakes" in dvc_yaml.code_deps("cgankd.stages.make_fakes")
@@ -98,6 +98,10 @@ def test_code_deps_leave_out_logging_and_the_models_a_stage_does_not_load():
     assert "cgankd/ops/tracking.py" not in dvc_yaml.code_deps("cgankd.stages.register")
 
 
+def sections(value: object) -> bool:
+    return isinstance(value, dict) and bool(value) and all(dataclasses.is_dataclass(v) for v in value.values())
+
+
 @contextmanager
 def recording(cfg):
     """Yields a set that fills with the dotted keys of every config field read."""
@@ -110,6 +114,9 @@ def recording(cfg):
             v = getattr(obj, f.name)
             if dataclasses.is_dataclass(v):
                 walk(v, f"{prefix}{f.name}.")
+            elif sections(v):  # kd: a section per distiller
+                for name, section in v.items():
+                    walk(section, f"{prefix}{f.name}.{name}.")
 
     walk(cfg, "")
     seen: set[str] = set()
@@ -118,7 +125,8 @@ def recording(cfg):
     def getattribute(self, name):
         value = object.__getattribute__(self, name)
         prefix = paths.get(id(self))
-        if prefix is not None and name in fields.get(type(self), ()) and not dataclasses.is_dataclass(value):
+        if prefix is not None and name in fields.get(type(self), ()) and not dataclasses.is_dataclass(value) \
+                and not sections(value):
             seen.add(prefix + name)
         return value
 

@@ -9,10 +9,10 @@ from conftest import shrunk
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import read_json
+from cgankd.config.layout import Layout
 from cgankd.pipeline.spec import stage
 from cgankd.quality.relative import absolute_score, relative_score
 from cgankd.quality.verdict import judge, trend
-from cgankd.store import Layout
 
 
 def test_relative_score_both_directions():
@@ -87,7 +87,7 @@ def test_weak_fakes_are_named_and_can_be_skipped(tmp_path):
     stage("train-student").run(cfg, method="nokd")
     out = stage("train-student").run(cfg, method="cgankd")
     assert "skipped" in out and not Layout(cfg).path("student", "cgankd").exists()
-    assert (cfg.student_dir("cgankd") / "skipped.txt").is_file()
+    assert Layout(cfg).path("student_skipped", "cgankd").is_file()
     assert stage("export").run(cfg)["method"] == "nokd"
     metrics = stage("evaluate").run(cfg)
     assert metrics["cgankd_skipped"] == 1.0 and metrics["fakes_weak"] == 1.0
@@ -96,7 +96,7 @@ def test_weak_fakes_are_named_and_can_be_skipped(tmp_path):
     # the same fakes without the skip: the student trains, and the report still names the verdict
     cfg2 = shrunk(tmp_path, "fakes.min_relative_score=2.0")
     assert "test_acc" in stage("train-student").run(cfg2, method="cgankd")
-    assert not (cfg2.student_dir("cgankd") / "skipped.txt").exists()
+    assert not Layout(cfg2).path("student_skipped", "cgankd").exists()
     stage("export").run(cfg2)
     stage("evaluate").run(cfg2)
     assert fakes["verdict"] in cfg2.path("report.md").read_text()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import shrunk
-from live_servers import mlflow_server, stop
+from kit.live_servers import mlflow_server, stop
 
 from cgankd.cli import main
 from cgankd.ops import mlflow_ui

@@ -7,10 +7,11 @@ import yaml
 from conftest import shrunk
 
 from cgankd.cli import main
-from cgankd.store import Layout
+from cgankd.config.layout import Layout
 
 
-@pytest.mark.parametrize("override", ["teacher.lr=.nan", "teacher.lr=.inf", "kd.temperature=.nan", "kd.beta=.inf",
+@pytest.mark.parametrize("override", ["teacher.lr=.nan", "teacher.lr=.inf", "kd.blkd.temperature=.nan",
+                                      "kd.fitnet.beta=.inf",
                                       "student.fake_ratio=.nan", "tracking.promotion_margin=.inf",
                                       "serve.body_timeout_s=.nan", "data.n_test=-1", "threads=-1", "seed=-3",
                                       "data.render.yaw_range=[0, .inf]"])

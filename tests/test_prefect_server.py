@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import ROOT, shrunk
 from kit import dvc_repo, sh
-from live_servers import stop, wait_for
+from kit.live_servers import stop, wait_for
 
 from cgankd.serve.process import free_port
 

@@ -32,7 +32,7 @@ REGISTER = r"""
 import sys, torch
 from pathlib import Path
 from conftest import shrunk
-from onnx_student import export
+from kit.onnx_student import export
 from cgankd.models import build_model
 from cgankd.stages.prepare import build
 from cgankd.ops.model_registry import register_student

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import shrunk
-from onnx_student import export, torch_outputs, trained_student
+from kit.onnx_student import export, torch_outputs, trained_student
 from PIL import Image
 
 from cgankd.serve.process import bearer, start_server, stop_server
@@ -228,6 +228,7 @@ def test_regressor_answers_in_the_labels_unit(tmp_path):
     computes it from the PyTorch student."""
     from fastapi.testclient import TestClient
 
+    from cgankd.config.sections import ServeCfg
     from cgankd.serve.app import Holder, create_app
     from cgankd.serve.runtime import load_model
     from cgankd.stages.prepare import build
@@ -236,7 +237,8 @@ def test_regressor_answers_in_the_labels_unit(tmp_path):
     model = trained_student(data, "convnet_xs", steps=20)
     path = export(model, data, tmp_path / "reg.onnx", "cgankd")
     served = load_model(str(path), "cpu")
-    client = TestClient(create_app(Holder(served, lambda s: load_model(s, "cpu"), str(path)), 1 << 20))
+    client = TestClient(create_app(Holder(served, lambda s: load_model(s, "cpu"), str(path)),
+                                   ServeCfg(max_body_mb=1.0, batching=False)))
     images = data["test"].images[:8]
     r = client.post("/predict", content=npy(images))
     assert r.status_code == 200, r.text

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from conftest import shrunk
 from fastapi.testclient import TestClient
-from onnx_student import export, trained_student
+from kit.onnx_student import export, trained_student
 from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,6 +27,7 @@ def png(arr_chw: np.ndarray) -> bytes:
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
+    from cgankd.config.sections import ServeCfg
     from cgankd.serve.app import Holder, create_app
     from cgankd.serve.runtime import load_model
     from cgankd.stages.prepare import build
@@ -34,8 +35,8 @@ def api(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("api")
     data = build(shrunk(tmp / "artifacts"))
     path = export(trained_student(data, "convnet_xs", steps=20), data, tmp / "student.onnx")
-    app = create_app(Holder(load_model(str(path), "cpu"), lambda s: load_model(s, "cpu"), str(path)), 1 << 20,
-                     max_batch=16)
+    app = create_app(Holder(load_model(str(path), "cpu"), lambda s: load_model(s, "cpu"), str(path)),
+                     ServeCfg(max_body_mb=1.0, max_batch=16, batching=False))
     with TestClient(app) as client:
         yield {"client": client, "images": data["test"].images[:6], "classes": data.meta.classes,
                "doc": client.get("/openapi.json").json(), "path": path}
@@ -180,12 +181,13 @@ def test_metadata_names_no_path_run_or_tags(api):
 def test_json_bodies_have_their_own_limit_and_binary_bodies_do_not(api):
     """A JSON array takes ~20x its size while decoded: over serve.max_json_mb it is a 413 that says what
     to send instead; the same batch as .npy, or as a v2 binary tensor, is served."""
+    from cgankd.config.sections import ServeCfg
     from cgankd.serve.app import Holder, create_app
     from cgankd.serve.runtime import load_model
 
     path = api["path"]
-    app = create_app(Holder(load_model(str(path), "cpu"), lambda s: load_model(s, "cpu"), str(path)), 1 << 20,
-                     max_batch=16, max_json=4096)
+    app = create_app(Holder(load_model(str(path), "cpu"), lambda s: load_model(s, "cpu"), str(path)),
+                     ServeCfg(max_body_mb=1.0, max_batch=16, max_json_mb=4096 / (1 << 20), batching=False))
     x = api["images"][:2]
     with TestClient(app) as client:
         r = client.post("/predict", json={"inputs": (x / 255.0).tolist()})

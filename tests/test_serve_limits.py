@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import shrunk
-from onnx_student import export, trained_student
+from kit.onnx_student import export, trained_student
 
 from cgankd.serve.process import start_server, stop_server
 

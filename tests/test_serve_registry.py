@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import shrunk
-from onnx_student import export, torch_outputs, trained_student
+from kit.onnx_student import export, torch_outputs, trained_student
 
 from cgankd.ops.promotion import decide
 from cgankd.serve.process import bearer, free_port, start_server, stop_server

@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import shrunk
-from onnx_student import export, trained_student
+from kit.onnx_student import export, trained_student
 
 from cgankd.serve.management import TOKEN_ENV, public_message, reload_target
 from cgankd.serve.process import bearer, free_port, start_server, stop_server

@@ -14,6 +14,7 @@ from conftest import PicklePayload, shrunk
 from cgankd import store
 from cgankd.base.errors import CgankdError
 from cgankd.config import GanCfg
+from cgankd.config.layout import Layout
 from cgankd.features.sparse_ae import SparseAE
 from cgankd.gan.biggan import Generator
 from cgankd.kd.vkd_generator import VirtualKnowledgeGenerator
@@ -115,7 +116,7 @@ def test_old_gan_checkpoint_starts_afresh_with_a_notice(tmp_path, capsys):
 
 def test_layout_names_every_output(tmp_path):
     cfg = shrunk(tmp_path, "student.tag=small")
-    lay = store.Layout(cfg)
+    lay = Layout(cfg)
     assert lay.path("teacher") == tmp_path / "teacher" / "model.pt"
     assert lay.path("student", "cgankd") == tmp_path / "students" / "small" / "cgankd" / "model.pt"
     assert lay.path("student_metrics", "nokd") == tmp_path / "metrics" / "student_small_nokd.json"
@@ -124,7 +125,7 @@ def test_layout_names_every_output(tmp_path):
         lay.path("student")
     # every key of the stage table is a key of the layout
     for s in TABLE:
-        keys = (*s.deps_for(cfg, "cgankd+blkd"), *s.outs, *s.plots, *s.metrics, s.done or "prepared")
+        keys = (*s.deps_for(cfg, "cgankd+blkd"), *s.outs, *s.plots, *s.artifacts, *s.metrics, s.done or "prepared")
         for key in keys:
             assert lay.path(key, "nokd").is_relative_to(tmp_path), (s.name, key)
 

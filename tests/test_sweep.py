@@ -20,7 +20,8 @@ from conftest import shrunk
 from cgankd.base.errors import CgankdError
 from cgankd.base.faults import ENV, ONCE_ENV
 from cgankd.sweeps.dask_runner import check_address
-from cgankd.sweeps.jobs import Cluster, Job, run_jobs
+from cgankd.sweeps.jobs import Cluster, Job
+from cgankd.sweeps.sweep import run_jobs
 
 BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
 METHODS = ["nokd", "blkd", "cgankd+blkd"]

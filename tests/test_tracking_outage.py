@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import shrunk
 from kit import files, same
-from live_servers import mlflow_server, stop
+from kit.live_servers import mlflow_server, stop
 
 from cgankd.serve.process import free_port
 

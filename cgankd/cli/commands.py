@@ -178,17 +178,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from cgankd.serve.app import serve
-    from cgankd.serve.batcher import Runner
-    from cgankd.serve.connections import uvicorn_options
 
     cfg = _config(args, runtime=False)
     s = cfg.serve
-    serve(_model_source(args, cfg), args.host or s.host, args.port or s.port,
-          int((args.max_body_mb or s.max_body_mb) * 1024 * 1024), args.max_batch or s.max_batch,
-          args.providers or s.providers, args.threads or s.threads, s.max_in_flight, s.body_timeout_s,
-          s.token_file, s.allowed_hosts, Runner(s.batching, s.batch_max, s.batch_wait_ms / 1000),
-          int(s.max_json_mb * 1024 * 1024), uvicorn_options(s.header_timeout_s, s.max_connections))
+    flags = {"host": args.host, "port": args.port, "max_body_mb": args.max_body_mb, "max_batch": args.max_batch,
+             "providers": args.providers, "threads": args.threads}  # a flag given overrides its param
+    serve(_model_source(args, cfg), dataclasses.replace(s, **{k: v for k, v in flags.items() if v}))
     return 0
 
 

@@ -76,7 +76,8 @@ def parser() -> argparse.ArgumentParser:
         _common(p)
         if stage.per_method:
             p.add_argument("--method", default="nokd",
-                           help="nokd, blkd, fitnet, vkd, cgankd, or cgankd+<distiller> (default nokd)")
+                           help="a distiller (docs/kd-methods.md) on real data, or cgankd+<distiller> on real + "
+                                "fakes (cgankd = cgankd+nokd; default nokd)")
         p.set_defaults(func=commands.cmd_stage, stage=stage.name)
     p = sub.add_parser("run", help="every stage in order, in this process, under one MLflow run")
     _common(p)
@@ -110,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--pairs", nargs="+", default=["resnet20:convnet_s"], metavar="TEACHER:STUDENT")
     p.add_argument("--methods", nargs="+", default=None,
-                   help="nokd, blkd, fitnet, vkd, cgankd, cgankd+<distiller> (default: all eight)")
+                   help="distillers, or cgankd+<distiller> (default: every distiller, without and with fakes)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--work", default=None, help="folder for per-seed outputs and results (default: <out_dir>/compare)")
     p.add_argument("--reuse", action="store_true", help="keep upstream stage results already in the work folder")

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any
 
-from cgankd.config.load import field_type
+from cgankd.config.build import field_type, kd_sections
 from cgankd.config.schema import Config
 
 SCALARS = {bool: "boolean", int: "integer", float: "number", str: "string"}
@@ -46,6 +46,10 @@ def _object(default: Any) -> dict[str, Any]:
     props = {}
     for f in dataclasses.fields(default):
         value = getattr(default, f.name)
+        if typing.get_origin(hints[f.name]) is dict:  # kd: a section per distiller, each its own Settings
+            props[f.name] = {"type": "object", "additionalProperties": False,
+                             "properties": {k: _object(v) for k, v in kd_sections({}).items()}}
+            continue
         nested = dataclasses.is_dataclass(value)
         props[f.name] = _object(value) if nested else {**_type(hints[f.name]), "default": value}
     return {"type": "object", "properties": props, "additionalProperties": False}

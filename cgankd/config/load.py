@@ -5,107 +5,17 @@ line naming the key."""
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
-import types
-import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from cgankd.base.errors import CgankdError
-from cgankd.config.checks import Constraint
+from cgankd.config.build import build, kd_sections
 from cgankd.config.schema import Config
 from cgankd.config.validate import validate
 
 PROFILES_DIR = "profiles"
-
-
-def field_type(tp: Any) -> tuple[Any, Constraint | None]:
-    """``Annotated[T, constraint]`` -> (T, constraint); any other type -> (it, None)."""
-    if typing.get_origin(tp) is typing.Annotated:
-        base, *extras = typing.get_args(tp)
-        return base, next((e for e in extras if hasattr(e, "problem")), None)
-    return tp, None
-
-
-def _nullable(tp: Any) -> bool:
-    return typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in typing.get_args(tp)
-
-
-def _check_type(key: str, value: Any, tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check_type(key, value, arg)
-            except CgankdError as exc:
-                errors.append(exc.problem)
-        raise CgankdError(f"param {key}", errors[0] if errors else f"bad value {value!r}")
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise CgankdError(f"param {key}", f"expected a list, got {value!r}")
-        return [_check_type(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise CgankdError(f"param {key}", f"expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CgankdError(f"param {key}", f"expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CgankdError(f"param {key}", f"expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise CgankdError(f"param {key}", f"expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {tp} for {key}")
-
-
-def check_field(key: str, value: Any, hint: Any) -> Any:
-    """``value`` of the field typed ``hint``: type-checked, then held to its constraint (each item
-    of a list)."""
-    tp, constraint = field_type(hint)
-    value = _check_type(key, value, tp)
-    if constraint is not None and value is not None:
-        for v in value if isinstance(value, list) else [value]:
-            problem = constraint.problem(v, _nullable(tp))
-            if problem is not None:
-                raise CgankdError(f"param {key}", problem)
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str, base: Any = None) -> Any:
-    if not isinstance(data, dict):
-        raise CgankdError(f"param {prefix.rstrip('.') or '<root>'}", "expected a mapping")
-    hints = typing.get_type_hints(cls, include_extras=True)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            close = difflib.get_close_matches(str(key), names, n=1)
-            hint = f"did you mean {prefix}{close[0]}? " if close else ""
-            raise CgankdError(f"param {prefix}{key}", f"unknown key; {hint}known: {', '.join(sorted(names))}")
-    obj = base if base is not None else cls()
-    for f in dataclasses.fields(cls):
-        if f.name not in data:
-            continue
-        tp, value = hints[f.name], data[f.name]
-        if dataclasses.is_dataclass(tp):
-            setattr(obj, f.name, _build(tp, value, f"{prefix}{f.name}.", getattr(obj, f.name)))
-        else:
-            setattr(obj, f.name, check_field(f"{prefix}{f.name}", value, tp))
-    return obj
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
@@ -198,6 +108,7 @@ def load_config(path: str | Path | None = "params.yaml", overrides: list[str] | 
         if "profile" in prof:
             raise CgankdError(str(profile_path(name, base)), "a profile cannot name another profile")
         tree = _merge(tree, prof)
-    cfg = _build(Config, _merge(tree, top), "")
+    cfg = build(Config, _merge(tree, top), "")
+    cfg.kd = kd_sections(cfg.kd)
     validate(cfg, runtime)
     return cfg

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from cgankd.config.checks import OneOf, Range
+from cgankd.base.checks import OneOf, Range
+from cgankd.config.build import kd_sections
 from cgankd.config.sections import (
     AdjustCfg,
     DataCfg,
@@ -18,7 +19,6 @@ from cgankd.config.sections import (
     FakesCfg,
     FilterCfg,
     GanCfg,
-    KDCfg,
     QualityCfg,
     ServeCfg,
     StudentCfg,
@@ -48,7 +48,7 @@ class Config:
     data: DataCfg = field(default_factory=DataCfg)
     teacher: TrainCfg = field(default_factory=lambda: TrainCfg(arch="resnet20", steps=1000))
     student: StudentCfg = field(default_factory=StudentCfg)
-    kd: KDCfg = field(default_factory=KDCfg)
+    kd: dict[str, Any] = field(default_factory=lambda: kd_sections({}))  # kd.<distiller>: its own Settings (cgankd.kd)
     vkd: VKDCfg = field(default_factory=VKDCfg)
     gan: GanCfg = field(default_factory=GanCfg)
     fakes: FakesCfg = field(default_factory=FakesCfg)
@@ -116,15 +116,6 @@ class Config:
 
     def path(self, *parts: str) -> Path:
         return Path(self.out_dir).joinpath(*parts)
-
-    def student_dir(self, method: str) -> Path:
-        """``students/<method>``, or ``students/<student.tag>/<method>`` (students of several
-        architectures next to one teacher)."""
-        return self.path("students", *([self.student.tag] if self.student.tag else []), method)
-
-    def student_metrics(self, method: str) -> Path:
-        tag = f"{self.student.tag}_" if self.student.tag else ""
-        return self.path("metrics", f"student_{tag}{method}.json")
 
     @property
     def uses_fakes(self) -> bool:

@@ -1,5 +1,5 @@
 """The sections of params.yaml as typed dataclasses, each constraint declared beside its field
-(``cgankd.config.checks``). The defaults mirror params.yaml, so a key left out of the file falls
+(``cgankd.base.checks``). The defaults mirror params.yaml, so a key left out of the file falls
 back to the documented default (a test checks they agree)."""
 
 from __future__ import annotations
@@ -7,15 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from cgankd.config.checks import OneOf, Range
+from cgankd.base.checks import Count, Fraction, OneOf, Positive, Range, Rate, Weight
 
 RESOLUTIONS = (16, 32, 64, 128)  # square image sizes the GANs, models and renderer are built for
-
-Count = Annotated[int, Range(ge=0)]
-Positive = Annotated[int, Range(ge=1)]
-Rate = Annotated[float, Range(gt=0)]
-Weight = Annotated[float, Range(ge=0)]
-Fraction = Annotated[float, Range(ge=0, le=1)]
 
 
 @dataclass
@@ -92,15 +86,6 @@ class StudentCfg(TrainCfg):
     fakes: str | None = None
     tag: str | None = None
     skip_weak_fakes: bool = False
-
-
-@dataclass
-class KDCfg:
-    temperature: Rate = 4.0
-    alpha: Fraction = 0.9
-    beta: Weight = 100.0
-    hint_layer: Annotated[int | None, Range(ge=0, note="the middle one")] = None
-    hint_kd: Weight = 0.0
 
 
 @dataclass

@@ -27,6 +27,10 @@ def _numbers(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
         v, key = getattr(obj, f.name), f"{prefix}{f.name}"
         if dataclasses.is_dataclass(v):
             yield from _numbers(v, key + ".")
+        elif isinstance(v, dict):  # kd.<distiller>
+            for name, section in v.items():
+                if dataclasses.is_dataclass(section):
+                    yield from _numbers(section, f"{key}.{name}.")
         elif isinstance(v, list):
             yield from ((key, x) for x in v if isinstance(x, (int, float)) and not isinstance(x, bool))
         elif isinstance(v, (int, float)) and not isinstance(v, bool):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from cgankd.config import RenderCfg
 from cgankd.data.furniture import CLASS_NAMES, FURNITURE
 from cgankd.data.mesh import CompiledMesh
 from cgankd.data.render import Pose, Style, render
+
+if TYPE_CHECKING:  # the config names the sources (validation): no import at run time
+    from cgankd.config import RenderCfg
 
 
 def build_models(class_name: str, n: int, seed: int) -> list[CompiledMesh]:

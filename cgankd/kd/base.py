@@ -7,8 +7,9 @@ eval mode whatever ``train()`` is called with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,20 +21,16 @@ from cgankd.task import task_of
 
 @dataclass(frozen=True)
 class KDContext:
-    """What a distiller may need besides the student: task, teacher, VKD generator, KD params."""
+    """What a distiller may need besides the student and its settings: the task, the input shape, the
+    teacher, VKD's generator."""
 
     task: str
     input_shape: tuple[int, int, int]
     teacher: nn.Module | None = None
     generator: nn.Module | None = None
-    temperature: float = 4.0
-    alpha: float = 0.9
-    beta: float = 100.0
-    hint_layer: int | None = None
-    hint_kd: float = 0.0
 
 
-DISTILLERS: Registry[Callable[[nn.Module, KDContext], Distiller]] = Registry("distiller")
+DISTILLERS: Registry[type[Distiller]] = Registry("distiller")
 
 
 def hard_loss(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
@@ -50,11 +47,19 @@ def freeze(model: nn.Module) -> nn.Module:
 
 
 class Distiller(nn.Module):
+    """A method is one file: a subclass registered in ``DISTILLERS``, with its ``label`` (tables,
+    reports), what it needs loaded, and ``Settings``: a dataclass of its own params.yaml section
+    ``kd.<name>`` (fields typed and constrained with ``cgankd.base.checks``), or None."""
+
+    label = ""
     needs_teacher = False
     needs_generator = False
+    Settings: ClassVar[type | None] = None
 
-    def __init__(self, student: nn.Module, ctx: KDContext) -> None:
+    def __init__(self, student: nn.Module, ctx: KDContext, settings: Any = None) -> None:
         super().__init__()
+        if self.Settings is not None:
+            self.settings = settings if settings is not None else self.Settings()
         self.student = student
         self.task = ctx.task
         self.teacher = freeze(ctx.teacher) if (self.needs_teacher and ctx.teacher is not None) else None

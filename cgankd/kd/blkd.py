@@ -8,11 +8,20 @@ Regression analogue: the teacher's prediction is a second target,
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from cgankd.base.checks import Fraction, Rate
 from cgankd.kd.base import DISTILLERS, Distiller, KDContext, hard_loss
 from cgankd.task import task_of
+
+
+@dataclass
+class Settings:  # params.yaml kd.blkd
+    temperature: Rate = 4.0  # T: softmax(logits / T); the soft term is scaled by T^2
+    alpha: Fraction = 0.9  # the soft term's share
 
 
 def kd_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -25,11 +34,13 @@ def kd_kl(student_logits: torch.Tensor, target_logits: torch.Tensor, temperature
 
 @DISTILLERS.register("blkd")
 class BLKD(Distiller):
+    label = "BLKD"
     needs_teacher = True
+    Settings = Settings
 
-    def __init__(self, student: torch.nn.Module, ctx: KDContext) -> None:
-        super().__init__(student, ctx)
-        self.temperature, self.alpha = ctx.temperature, ctx.alpha
+    def __init__(self, student: torch.nn.Module, ctx: KDContext, settings: Settings | None = None) -> None:
+        super().__init__(student, ctx, settings)
+        self.temperature, self.alpha = self.settings.temperature, self.settings.alpha
 
     def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = self.student(x)

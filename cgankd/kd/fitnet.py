@@ -1,9 +1,9 @@
 """FitNet hints (Romero et al., 2015), trained in one stage as RepDistiller does:
 ``hard loss + hint_kd * T^2 * KL(teacher || student) + beta * MSE(regressor(student hint), teacher hint)``.
-The cGAN-KD authors run it with ``-a 1 -b 100`` (``kd.hint_kd: 1``, ``kd.beta: 100``); ``hint_kd: 0``
+The cGAN-KD authors run it with ``-a 1 -b 100`` (``kd.fitnet.hint_kd: 1``, ``kd.fitnet.beta: 100``); ``hint_kd: 0``
 leaves the soft term out (regression: ``hint_kd * MSE(student, teacher)``, as BLKD's analogue).
 
-The hint is the middle stage's feature map of each network (``kd.hint_layer`` picks another
+The hint is the middle stage's feature map of each network (``kd.fitnet.hint_layer`` picks another
 stage index of the student; the teacher's is its middle one). The regressor is a 1x1 conv + BN
 from the student's channels to the teacher's; when the spatial sizes differ both maps are
 average-pooled to the smaller one. Works for classification and regression alike.
@@ -11,13 +11,25 @@ average-pooled to the smaller one. Works for classification and regression alike
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cgankd.base.checks import Range, Rate, Weight
 from cgankd.kd.base import DISTILLERS, Distiller, KDContext, hard_loss
 from cgankd.kd.blkd import kd_kl
 from cgankd.task import task_of
+
+
+@dataclass
+class Settings:  # params.yaml kd.fitnet
+    beta: Weight = 100.0  # the hint term's weight
+    hint_layer: Annotated[int | None, Range(ge=0, note="the middle one")] = None  # the student's hint stage
+    hint_kd: Weight = 0.0  # + hint_kd * T^2 * KL(teacher || student), RepDistiller's -a
+    temperature: Rate = 4.0  # T of that soft term
 
 
 def hint_loss(student_map: torch.Tensor, teacher_map: torch.Tensor) -> torch.Tensor:
@@ -36,12 +48,14 @@ def middle(maps: list[torch.Tensor], index: int | None = None) -> torch.Tensor:
 
 @DISTILLERS.register("fitnet")
 class FitNet(Distiller):
+    label = "FitNet"
     needs_teacher = True
+    Settings = Settings
 
-    def __init__(self, student: nn.Module, ctx: KDContext) -> None:
-        super().__init__(student, ctx)
-        self.beta, self.hint_layer = ctx.beta, ctx.hint_layer
-        self.hint_kd, self.temperature = ctx.hint_kd, ctx.temperature
+    def __init__(self, student: nn.Module, ctx: KDContext, settings: Settings | None = None) -> None:
+        super().__init__(student, ctx, settings)
+        s = self.settings
+        self.beta, self.hint_layer, self.hint_kd, self.temperature = s.beta, s.hint_layer, s.hint_kd, s.temperature
         dev = next(student.parameters()).device  # the probe and the regressor live with the student
         probe = torch.zeros(2, *ctx.input_shape, device=dev)
         was_training = student.training

@@ -10,6 +10,8 @@ from cgankd.task import task_of
 
 @DISTILLERS.register("nokd")
 class NoKD(Distiller):
+    label = "NOKD"
+
     def forward_train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = self.student(x)
         return out, {task_of(self.task).hard_loss: hard_loss(out, y, self.task)}

@@ -104,17 +104,14 @@ def serve(uri: str, experiment: str, host: str, port: int) -> int:
         return 0
 
 
-def run_url(run_id: str) -> str | None:
-    """The address of a run's page on an http(s) tracking server (no credentials in it), else None."""
+def run_url(uri: str, run_id: str) -> str | None:
+    """The address of a run's page on the http(s) tracking server ``uri`` (no credentials in it), else None."""
     from mlflow.tracking import MlflowClient
 
-    from cgankd.ops.tracking import tracking_uri
-
-    uri = tracking_uri()
     if not uri.startswith(("http://", "https://")):
         return None
     try:
-        exp = MlflowClient().get_run(run_id).info.experiment_id
+        exp = MlflowClient(uri).get_run(run_id).info.experiment_id
     except Exception:  # noqa: BLE001  (a link is a convenience: an unreachable server gives none)
         return None
     return f"{redact(uri).rstrip('/')}/#/experiments/{exp}/runs/{run_id}"

@@ -30,8 +30,8 @@ import yaml
 
 from cgankd.base.io import write_text
 from cgankd.config import Config
+from cgankd.config.layout import PER_METHOD, Layout
 from cgankd.pipeline.spec import ordered_methods, stage, stage_calls
-from cgankd.store.layout import PER_METHOD, Layout
 from cgankd.task import task_of
 
 ROOT = Path(__file__).resolve().parents[2]

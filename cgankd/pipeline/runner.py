@@ -13,9 +13,9 @@ from cgankd.base.lock import out_dir_lock
 from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.config import Config
+from cgankd.config.layout import Layout
 from cgankd.ops.tracking import pipeline_run, stage_run
 from cgankd.pipeline.spec import DDP_STAGES, stage, stage_calls, stage_label
-from cgankd.store.layout import Layout
 
 DATA_KEYS = {"prepared", "fakes", "fakes_dir"}  # the data sets a run names with mlflow's log_input
 
@@ -37,10 +37,23 @@ def run_stage(cfg: Config, name: str, **kwargs: Any) -> dict[str, Any]:
         lay, method = Layout(cfg), kwargs.get("method")
         for key in sorted(DATA_KEYS.intersection(s.deps_for(cfg, method))):  # the versions it reads
             tracker.log_input(key, lay.path(key, method), "training")
-        result = s.run(cfg, tracker, **kwargs)
+        result = call_stage(cfg, name, tracker, **kwargs)
         for key in sorted(DATA_KEYS.intersection(s.outs)):  # the version it made (make-fakes' fake set)
             tracker.log_input(key.removesuffix("_dir"), lay.path(key, method), "generated")
         return result
+
+
+def call_stage(cfg: Config, name: str, tracker: NullTracker, **kwargs: Any) -> dict[str, Any]:
+    """The stage's function, then the files the table says its MLflow run shows (its plots under
+    plots/, its other artifacts: pictures under plots/, the rest at the run's root): no stage lists
+    them again. A file a run did not write (no fake kept: no grid) is left out."""
+    s, lay = stage(name), Layout(cfg)
+    result = s.run(cfg, tracker, **kwargs)
+    for key in (*s.plots, *s.artifacts):
+        path = lay.path(key, kwargs.get("method"))
+        if path.is_file():
+            tracker.log_artifact(path, "plots" if key in s.plots or path.suffix == ".png" else None)
+    return result
 
 
 def run_pipeline(cfg: Config) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 An entry says what the stage is (its function is ``run`` in ``cgankd/stages/<name>.py``), when it
 runs (``when``: always, or only when a method uses this pipeline's fakes or VKD), whether it runs
 once per student method and under torchrun, the files it reads and writes as keys of the output
-layout (``cgankd.store.layout.PATHS``) and the params it reads. Everything else is derived from
+layout (``cgankd.config.layout.PATHS``) and the params it reads. Everything else is derived from
 it: the CLI's stage subcommands, ``cgankd run`` and the Prefect flow (``stage_calls``), dvc.yaml
 (``cgankd.pipeline.dvc_yaml``), the params a stage's MLflow run logs, and the "reuse or run" of
 ``compare``, ``ablate`` and the bench scripts (``cgankd.pipeline.runner.reuse_or_run``).
@@ -43,7 +43,7 @@ def uses_vkd(cfg: Config) -> bool:
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline stage. Paths are layout keys (``store.layout.PATHS``); a per-method key
+    """One pipeline stage. Paths are layout keys (``config.layout.PATHS``); a per-method key
     (``student_dir``, ``student_metrics``, ...) of a stage that is not per method stands for every
     student's file, ``"student:cgankd"`` for one method's."""
 
@@ -51,7 +51,8 @@ class Stage:
     params: tuple[str, ...]  # the params.yaml keys it reads (DVC params, the MLflow run's params)
     deps: Deps = ()  # what it reads; a function of (cfg, method) when that depends on them
     outs: tuple[str, ...] = ()  # what it writes, cached by DVC (pushed to the remote, pulled by a teammate)
-    plots: tuple[str, ...] = ()
+    plots: tuple[str, ...] = ()  # DVC plots; also logged to its MLflow run under plots/
+    artifacts: tuple[str, ...] = ()  # more of its files logged to its MLflow run (pictures under plots/)
     metrics: tuple[str, ...] = ()  # the DVC metrics file (evaluate's headline)
     done: str | None = None  # the file that says it ran in a folder; one under metrics/ is read back
     when: Callable[[Config], bool] = always
@@ -102,35 +103,102 @@ def verdict(cfg: Config) -> tuple[str, ...]:
 
 
 TABLE: tuple[Stage, ...] = (
-    Stage("prepare", ("profile", "task", "data"), outs=("prepared",), plots=("data_grid",),
-          done="prepared_meta", reads_data_root=True, upstream=True),
-    Stage("train-teacher", (*RUNTIME, "teacher"), ("prepared",), outs=("teacher_dir", "teacher_metrics"),
-          done="teacher_metrics", ddp=True, upstream=True),
-    Stage("train-extractor", (*RUNTIME, "task", "data.source", "extractor", "subsample.enabled", "subsample.holdout",
-                              "quality.n_windows", "quality.window"),
-          ("prepared",), outs=("extractor_dir", "extractor_metrics"), done="extractor_metrics",
-          when=uses_fakes, ddp=True, upstream=True),
-    Stage("train-gan", (*RUNTIME, "gan"), ("prepared", "teacher", "teacher_metrics"), outs=("gan_dir",),
-          done="gan", when=uses_fakes, ddp=True, upstream=True),
-    Stage("make-fakes", (*RUNTIME, "task", "data.source", "gan.z_dim", "fakes", "subsample", "filter", "adjust",
-                         "quality"),
-          ("prepared", "gan_dir", "teacher", "teacher_metrics", "extractor_dir"), outs=("fakes_dir", "fakes_metrics"),
-          plots=("fakes_quality_plot", "fakes_score_plot", "fakes_score_csv", "fakes_intra_fid_csv"),
-          done="fakes_metrics", when=uses_fakes, upstream=True),
-    Stage("train-vkd", (*RUNTIME, "kd", "vkd"), ("prepared", "teacher"), outs=("vkd_dir", "vkd_metrics"),
-          done="vkd_metrics", when=uses_vkd, upstream=True),
-    Stage("train-student", (*RUNTIME, "task", "student", "kd"), student_deps, outs=("student_dir", "student_metrics"),
-          done="student_metrics", per_method=True, ddp=True),
-    Stage("export", ("profile", "seed", "task", "export", "student.methods", "student.tag"),
-          lambda cfg, _: ("student_dir", "student_metrics", *int8_calibration(cfg)), outs=("export_dir",)),
-    Stage("evaluate", (*RUNTIME, "task", "student", "teacher.arch", "export"),
-          lambda cfg, _: ("prepared", "teacher_metrics", "student_metrics", *verdict(cfg), "parity", "teacher",
-                          "student_dir", *(("onnx", "onnx_int8") if cfg.export.int8 else ())),
-          outs=("report", "metrics"), plots=("evaluation_plot", "per_label"), metrics=("headline",)),
-    Stage("register", ("profile", "task", "data.source", "tracking", "export.int8"),
-          lambda cfg, _: ("onnx", "metrics", "parity", *verdict(cfg),  # the model card's numbers
-                          *(("onnx_int8",) if cfg.export.int8 else ())),
-          outs=("registry",), tracks=True),
+    Stage(
+        name="prepare",
+        params=("profile", "task", "data"),
+        outs=("prepared",),
+        plots=("data_grid",),
+        artifacts=("prepared_meta",),
+        done="prepared_meta",
+        reads_data_root=True,
+        upstream=True,
+    ),
+    Stage(
+        name="train-teacher",
+        params=(*RUNTIME, "teacher"),
+        deps=("prepared",),
+        outs=("teacher_dir", "teacher_metrics"),
+        done="teacher_metrics",
+        ddp=True,
+        upstream=True,
+    ),
+    Stage(
+        name="train-extractor",
+        params=(*RUNTIME, "task", "data.source", "extractor", "subsample.enabled", "subsample.holdout",
+                "quality.n_windows", "quality.window"),
+        deps=("prepared",),
+        outs=("extractor_dir", "extractor_metrics"),
+        artifacts=("extractor_history",),
+        done="extractor_metrics",
+        when=uses_fakes,
+        ddp=True,
+        upstream=True,
+    ),
+    Stage(
+        name="train-gan",
+        params=(*RUNTIME, "gan"),
+        deps=("prepared", "teacher", "teacher_metrics"),
+        outs=("gan_dir",),
+        artifacts=("gan_quality", "gan_quality_plot", "gan_samples"),
+        done="gan",
+        when=uses_fakes,
+        ddp=True,
+        upstream=True,
+    ),
+    Stage(
+        name="make-fakes",
+        params=(*RUNTIME, "task", "data.source", "gan.z_dim", "fakes", "subsample", "filter", "adjust", "quality"),
+        deps=("prepared", "gan_dir", "teacher", "teacher_metrics", "extractor_dir"),
+        outs=("fakes_dir", "fakes_metrics"),
+        plots=("fakes_quality_plot", "fakes_score_plot", "fakes_score_csv", "fakes_intra_fid_csv"),
+        artifacts=("fakes_counts", "fakes_quality", "fakes_grid"),
+        done="fakes_metrics",
+        when=uses_fakes,
+        upstream=True,
+    ),
+    Stage(
+        name="train-vkd",
+        params=(*RUNTIME, "kd.vkd", "vkd"),
+        deps=("prepared", "teacher"),
+        outs=("vkd_dir", "vkd_metrics"),
+        done="vkd_metrics",
+        when=uses_vkd,
+        upstream=True,
+    ),
+    Stage(
+        name="train-student",
+        params=(*RUNTIME, "task", "student", "kd"),
+        deps=student_deps,
+        outs=("student_dir", "student_metrics"),
+        done="student_metrics",
+        per_method=True,
+        ddp=True,
+    ),
+    Stage(
+        name="export",
+        params=("profile", "seed", "task", "export", "student.methods", "student.tag"),
+        deps=lambda cfg, _: ("student_dir", "student_metrics", *int8_calibration(cfg)),
+        outs=("export_dir",),
+        artifacts=("parity",),
+    ),
+    Stage(
+        name="evaluate",
+        params=(*RUNTIME, "task", "student", "teacher.arch", "export"),
+        deps=lambda cfg, _: ("prepared", "teacher_metrics", "student_metrics", *verdict(cfg), "parity", "teacher",
+                             "student_dir", *(("onnx", "onnx_int8") if cfg.export.int8 else ())),
+        outs=("report", "metrics"),
+        plots=("evaluation_plot", "per_label"),
+        metrics=("headline",),
+        artifacts=("report",),
+    ),
+    Stage(
+        name="register",
+        params=("profile", "task", "data.source", "tracking", "export.int8"),
+        deps=lambda cfg, _: ("onnx", "metrics", "parity", *verdict(cfg),  # the model card's numbers
+                             *(("onnx_int8",) if cfg.export.int8 else ())),
+        outs=("registry",),
+        tracks=True,
+    ),
 )
 STAGE_ORDER = tuple(s.name for s in TABLE)
 DDP_STAGES = tuple(s.name for s in TABLE if s.ddp)

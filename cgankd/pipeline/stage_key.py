@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 
 from cgankd.config import Config
+from cgankd.config.layout import Layout
 from cgankd.ops.datasets import dvc_md5
 from cgankd.pipeline.dvc_yaml import ARTIFACTS, ROOT, code_deps, stage_name, stage_specs
 from cgankd.pipeline.spec import stage
-from cgankd.store.layout import Layout
 
 
 def _md5(path: Path) -> str:

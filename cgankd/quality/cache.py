@@ -24,6 +24,12 @@ def real_stats_path(cfg: Config, extractor_file: Path) -> Path:
     return extractor_file.parent / f"real_stats_{cfg.source}_{file_id(extractor_file)}{windows_part}.npz"
 
 
+def clear_real_stats(extractor_file: Path) -> None:
+    """Forgets the statistics cached beside an extractor file (a new extractor's are not these)."""
+    for old in extractor_file.parent.glob("real_stats_*.npz"):
+        old.unlink()
+
+
 def cached_real_stats(cfg: Config, extractor: Any, extractor_file: Path, data: Prepared) -> RealStats:
     """Real train + val features' statistics, read from the cache file or computed and cached."""
     path = real_stats_path(cfg, extractor_file)

@@ -23,8 +23,10 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.types import ASGIApp
 
 from cgankd.base.errors import CgankdError
+from cgankd.config.sections import ServeCfg
 from cgankd.serve.batcher import Runner
 from cgankd.serve.decode import BadInput, from_json, one_part
 from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, JsonGate, Refused
@@ -90,21 +92,23 @@ async def parse(request: Request, card: Any, max_batch: int, gate: JsonGate) -> 
     return await run_in_threadpool(one_part, body, card, "body", max_batch), None
 
 
-def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flight: int = 64,
-               body_timeout: float = 10.0, token: str | None = None,
-               hosts: list[str] | None = None, runner: Runner | None = None,
-               max_json: int = 4 << 20) -> Metrics:
-    """``token``: the operator's management token (None: /reload answers 403); ``hosts``: the Host
-    headers answered (None: any); ``runner``: how a batch reaches the model (default: one
-    onnxruntime call per request, no batching)."""
+def megabytes(mb: float) -> int:
+    return int(mb * 1024 * 1024)
+
+
+def create_app(holder: Holder, cfg: ServeCfg, token: str | None = None, hosts: list[str] | None = None) -> ASGIApp:
+    """The server's ASGI app, its limits and batching from ``cfg`` (params.yaml ``serve``). ``token``:
+    the operator's management token (None: /reload answers 403); ``hosts``: the Host headers answered
+    (None: any)."""
     from cgankd import __version__
 
     app = FastAPI(title="cgankd student", description=__doc__, version=__version__)
     metrics = Metrics(lambda: holder.model.info)
     throttle = Throttle()
-    run = runner or Runner(batching=False)
+    run = Runner(cfg.batching, cfg.batch_max, cfg.batch_wait_ms / 1000)
     run.observe = metrics.call_inputs.observe
-    gate = JsonGate(min(max_json, max_body))
+    max_body, max_batch = megabytes(cfg.max_body_mb), cfg.max_batch
+    gate = JsonGate(min(megabytes(cfg.max_json_mb), max_body))
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts or ["*"])
 
     @app.exception_handler(BadInput)
@@ -183,25 +187,24 @@ def create_app(holder: Holder, max_body: int, max_batch: int = 1024, max_in_flig
 
     add_routes(app, holder, run, max_batch, metrics.count_inputs, gate)
     app.openapi = openapi  # type: ignore[method-assign]
-    limited = InFlightLimit(BodyDeadline(BodyLimit(app, max_body), body_timeout), max_in_flight)
+    limited = InFlightLimit(BodyDeadline(BodyLimit(app, max_body), cfg.body_timeout_s), cfg.max_in_flight)
     return metrics.wrap(limited, lambda: limited.n)
 
 
-def serve(source: str, host: str, port: int, max_body: int, max_batch: int, providers: str,
-          threads: int | None, max_in_flight: int = 64, body_timeout: float = 10.0,
-          token_file: str | None = None, hosts: list[str] | None = None, runner: Runner | None = None,
-          max_json: int = 4 << 20, connections: dict[str, Any] | None = None) -> None:
-    """Load the model (errors here stop start-up with one line), then run uvicorn. ``connections``:
-    uvicorn's keywords for the header deadline and the connection limit (cgankd/serve/connections.py)."""
+def serve(source: str, cfg: ServeCfg) -> None:
+    """Load the model (errors here stop start-up with one line), then run uvicorn with the header
+    deadline and the connection limit of ``cfg`` (cgankd/serve/connections.py)."""
     import sys
 
     import uvicorn
 
+    from cgankd.serve.connections import uvicorn_options
     from cgankd.serve.management import HOW, allowed_hosts, load_token, loopback
     from cgankd.serve.runtime import load_model
 
-    token = load_token(token_file)
-    answered = allowed_hosts(host, hosts)
+    host, port = cfg.host, cfg.port
+    token = load_token(cfg.token_file)
+    answered = allowed_hosts(host, cfg.allowed_hosts)
     if not loopback(host) and token is None:
         print(f"cgankd serve: warning: listening on {host} beyond this machine; /reload stays off until you {HOW}",
               file=sys.stderr)
@@ -210,14 +213,13 @@ def serve(source: str, host: str, port: int, max_body: int, max_batch: int, prov
               "the names clients use (docs/serving.md, Exposing the server)", file=sys.stderr)
 
     def loader(src: str) -> ServedModel:
-        return load_model(src, providers, threads)
+        return load_model(src, cfg.providers, cfg.threads)
 
     model = loader(source)
     print(json.dumps({"serving": model.info.get("uri"), "version": model.info.get("version"),
                       "task": model.card.task, "input": list(model.card.shape),
                       "providers": model.session.get_providers(), "url": f"http://{host}:{port}",
                       "management": "on" if token else "off"}), flush=True)
-    app = create_app(Holder(model, loader, source), max_body, max_batch, max_in_flight, body_timeout, token, answered,
-                     runner, max_json)
-    asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                              access_log=False, **(connections or {}))).serve())
+    app = create_app(Holder(model, loader, source), cfg, token, answered)
+    asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                              **uvicorn_options(cfg.header_timeout_s, cfg.max_connections))).serve())

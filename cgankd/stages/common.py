@@ -13,9 +13,9 @@ from cgankd.base.io import read_json, write_text
 from cgankd.compute import distributed
 from cgankd.compute.device import Runtime
 from cgankd.config import Config
+from cgankd.config.layout import Layout
 from cgankd.data.prepared import Meta, Prepared, load_prepared
 from cgankd.models import ImageModel, build_model
-from cgankd.store.layout import Layout
 from cgankd.task import task_of
 from cgankd.train.evaluate import metrics, predict, seen_unseen
 from cgankd.train.loop import FitResult, seed_everything, set_threads
@@ -30,7 +30,7 @@ def setup(cfg: Config, offset: int = 0) -> Runtime:
 
 
 def at(cfg: Config, key: str, method: str | None = None) -> Path:
-    """The path of a file of the output layout (``store.layout.PATHS``), e.g. ``at(cfg, "teacher_metrics")``."""
+    """The path of a file of the output layout (``config.layout.PATHS``), e.g. ``at(cfg, "teacher_metrics")``."""
     return Layout(cfg).path(key, method)
 
 

@@ -50,20 +50,17 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     data = prepared(cfg)
     method, m = select_student(cfg, data.meta.task)
     model = store.load_model(at(cfg, "student", method))  # export and parity run on the CPU
-    out = at(cfg, "export_dir")
-    c, r = data.meta.channels, data.meta.resolution
-    export_onnx(model, out / "student.onnx", c, r, cfg.export.opset, cfg.export.dynamo,
-                serving_metadata(data.meta, method))
-    report = parity(model, out / "student.onnx", c, r, cfg.export.atol)
+    onnx, c, r = at(cfg, "onnx"), data.meta.channels, data.meta.resolution
+    export_onnx(model, onnx, c, r, cfg.export.opset, cfg.export.dynamo, serving_metadata(data.meta, method))
+    report = parity(model, onnx, c, r, cfg.export.atol)
     report.update({"method": method, "selected_by": f"val_{task_of(data.meta.task).metric}",
                    "opset": cfg.export.opset, "dynamo": cfg.export.dynamo})
     if cfg.export.int8:
-        report["int8"] = int8_twin(cfg, data, out / "student.onnx")
+        report["int8"] = int8_twin(cfg, data, onnx)
     else:
         at(cfg, "onnx_int8").unlink(missing_ok=True)  # an earlier run's twin is not this student's
-    write_json(out / "parity.json", report)
+    write_json(at(cfg, "parity"), report)
     tracker.log_metrics({k: v for k, v in report.items() if k.startswith("max_abs")})
     tracker.set_tags({"cgankd.selected": method})
-    tracker.log_artifact(out / "parity.json")
     print("export:", json.dumps(report))
     return report

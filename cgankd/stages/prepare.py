@@ -10,6 +10,7 @@ from PIL import Image
 from cgankd.base.errors import CgankdError
 from cgankd.base.tracker import NullTracker
 from cgankd.config import RESOLUTIONS, Config
+from cgankd.config.layout import Layout
 from cgankd.data.budget import split_budget, target_resolution
 from cgankd.data.prepared import Meta, Prepared, Split, check_images, save_prepared
 from cgankd.data.preview import save_grid
@@ -68,15 +69,12 @@ def build(cfg: Config) -> Prepared:
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     tracker = tracker or NullTracker()
     data = build(cfg)
-    out = cfg.path("prepared")  # by path, not store.Layout: importing the store would make every model
-    # change a code dep of prepare in dvc.yaml (the keys are prepared and data_grid in store.layout.PATHS)
+    lay = Layout(cfg)
+    out = lay.path("prepared")
     save_prepared(data, out)
-    grid = save_grid(cfg.path("plots", "data_grid.png"), data["train"].images, data["train"].labels,
-                     data.meta.task, data.meta.classes)
+    save_grid(lay.path("data_grid"), data["train"].images, data["train"].labels, data.meta.task, data.meta.classes)
     counts = {f"n_{k}": len(v) for k, v in data.splits.items()}
     tracker.log_metrics(counts)
-    tracker.log_artifact(out / "meta.json")
-    tracker.log_artifact(grid, "plots")
     labels = data["train"].labels
     print(f"prepare: {data.meta.source} {data.meta.task}, train {counts['n_train']} / val "
           f"{counts['n_val']} / test {counts['n_test']}, {data.meta.channels}x{data.meta.resolution}"

@@ -13,7 +13,7 @@ from cgankd.compute import distributed
 from cgankd.config import Config
 from cgankd.features.extractor import TRAINERS, extractor_metrics
 from cgankd.models import count_params
-from cgankd.quality.cache import cached_real_stats
+from cgankd.quality.cache import cached_real_stats, clear_real_stats
 from cgankd.stages.common import at, prepared, setup, write_history
 from cgankd.subsample.holdout import extractor_data
 
@@ -27,16 +27,13 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
     path = at(cfg, "extractor")
-    out = path.parent
-    for old in out.glob("real_stats_*.npz"):  # statistics of a previous extractor
-        old.unlink()
+    clear_real_stats(path)  # statistics of a previous extractor
     store.save_extractor(model, spec, path)
-    write_history(out / "history.csv", history)
+    write_history(at(cfg, "extractor_history"), history)
     cached_real_stats(cfg, model, path, data)
     m = {"kind": spec["kind"], "params": count_params(model), "n_train": len(fit_data["train"]),
          **extractor_metrics(model, data)}
     write_json(at(cfg, "extractor_metrics"), m)
     tracker.log_metrics(m)
-    tracker.log_artifact(out / "history.csv")
     print("train-extractor:", json.dumps(m))
     return m

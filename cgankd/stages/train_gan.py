@@ -7,7 +7,6 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,7 +45,7 @@ def watch_labels(meta: Meta, n: int) -> tuple[np.ndarray, np.ndarray]:
     return scaled, meta.unscale(scaled)
 
 
-def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tracker: NullTracker,
+def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, tracker: NullTracker,
                reference: float, stop: Stop, minutes: dict[int, float]) -> Watch:
     """The teacher's label score on the same fakes (fixed z) at every check, logged with a grid
     and written to gan/quality.csv as training goes; ``minutes`` collects the training minutes
@@ -66,7 +65,7 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
         minutes[step] = stop.seconds / 60.0
         tracker.log_metrics({"gan_label_score": value, "gan_relative_score": relative_score(value, reference, higher),
                              "gan_minutes": minutes[step]}, step=step)
-        path = save_grid(out / "progress" / f"step_{step:06d}.png", imgs[shown], labels[shown], meta.task,
+        path = save_grid(at(cfg, "gan_progress") / f"step_{step:06d}.png", imgs[shown], labels[shown], meta.task,
                          meta.classes, per_row=SHOWN)
         tracker.log_artifact(path, "samples")
         return value
@@ -79,10 +78,10 @@ def make_watch(cfg: Config, meta: Meta, teacher: torch.nn.Module, out: Path, tra
         return value
 
     def checked(w: Watch) -> None:
-        write_text(out / "quality.csv", curve_csv(w.scores, meta.task, reference, minutes, None, w.confirmed))
+        write_text(at(cfg, "gan_quality"), curve_csv(w.scores, meta.task, reference, minutes, None, w.confirmed))
 
     target = None if cfg.gan.target_score is None else absolute_score(cfg.gan.target_score, reference, higher)
-    previous = read_curve(out / "quality.csv")
+    previous = read_curve(at(cfg, "gan_quality"))
     minutes.update({s: m for s, m in zip(previous[0], previous[2], strict=True)})
     return Watch(score, cfg.gan.score_every, cfg.gan.stop_patience, higher, target, checked, confirm)
 
@@ -107,11 +106,38 @@ def imported(cfg: Config, meta: Meta, tracker: NullTracker) -> dict[str, Any]:
         store.save_gan_generator(g, at(cfg, key), {**info, "which": which})
     g_labels, shown = watch_labels(meta, 12)
     imgs = sample(g, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
-    tracker.log_artifact(save_grid(at(cfg, "gan_dir") / "samples.png", imgs, shown, meta.task, meta.classes), "plots")
+    save_grid(at(cfg, "gan_samples"), imgs, shown, meta.task, meta.classes)
     tracker.set_tags({"cgankd.gan_init": cfg.gan.init})
     print(f"train-gan: loaded {cfg.gan.init} (BigGAN-PyTorch, {info['biggan_pytorch']}), not trained -> "
           f"{at(cfg, 'gan_dir')}")
     return {"generator": str(at(cfg, "gan")), "iterations": 0, "stop": "gan.init", "minutes": 0.0}
+
+
+def watched(cfg: Config, meta: Meta, device: Any, tracker: NullTracker, stop: Stop,
+            minutes: dict[int, float]) -> tuple[Watch | None, float]:
+    """The watch on the teacher's label score of fixed fakes and its reference (the teacher's own
+    validation metric); none when ``gan.score_every`` is 0."""
+    if cfg.gan.score_every <= 0:
+        return None, float("nan")
+    teacher = store.load(at(cfg, "teacher"), "image_model", device, "train-teacher")
+    reference = teacher_metric(cfg, meta)
+    return make_watch(cfg, meta, teacher, tracker, reference, stop, minutes), reference
+
+
+def label_embedding(cfg: Config, regression: bool, images: np.ndarray, labels: np.ndarray, device: Any,
+                    tracker: NullTracker) -> Any:
+    """The improved CcGAN's label embedding (``gan.ccgan.embedding: y2h``), trained first; else None."""
+    if not regression or cfg.gan.ccgan.embedding != "y2h":
+        return None
+    from cgankd.gan.label_embed import train_label_embedding
+
+    c = cfg.gan.ccgan
+    y2h, fit = train_label_embedding(images, labels, cfg.gan.embed_dim, c.embed_arch, c.embed_steps, c.y2h_steps,
+                                     cfg.seed + 9, device)
+    tracker.log_metrics(fit)
+    print(f"train-gan: label embedding (y2h) trained: x2y MSE {fit['embed_x2y_mse']:.4f}, y2h round trip MSE "
+          f"{fit['embed_y2h_mse']:.5f} (labels scaled to [0, 1])")
+    return y2h
 
 
 def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None = None,
@@ -126,31 +152,23 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     num_classes = None if regression else meta.num_classes
     labels = meta.scale(train.labels) if regression else train.labels
     tracker.log_params({f"gan.{k}": v for k, v in make_condition(cfg.gan, labels, num_classes).describe().items()})
-    out = at(cfg, "gan_dir")
-    stop = Stop(cfg.gan.iterations, cfg.gan.max_minutes, clock)
-    watch, reference, minutes = None, float("nan"), {}
-    if cfg.gan.score_every > 0:
-        teacher = store.load(at(cfg, "teacher"), "image_model", rt.device, "train-teacher")
-        reference = teacher_metric(cfg, meta)
-        watch = make_watch(cfg, meta, teacher, out, tracker, reference, stop, minutes)
-    y2h = None
-    if regression and cfg.gan.ccgan.embedding == "y2h":  # the improved CcGAN's label embedding, trained first
-        from cgankd.gan.label_embed import train_label_embedding
-
-        c = cfg.gan.ccgan
-        y2h, fit = train_label_embedding(train.images, labels, cfg.gan.embed_dim, c.embed_arch, c.embed_steps,
-                                         c.y2h_steps, cfg.seed + 9, rt.device)
-        tracker.log_metrics(fit)
-        print(f"train-gan: label embedding (y2h) trained: x2y MSE {fit['embed_x2y_mse']:.4f}, y2h round trip MSE "
-              f"{fit['embed_y2h_mse']:.5f} (labels scaled to [0, 1])")
+    stop, minutes = Stop(cfg.gan.iterations, cfg.gan.max_minutes, clock), {}
+    watch, reference = watched(cfg, meta, rt.device, tracker, stop, minutes)
+    y2h = label_embedding(cfg, regression, train.images, labels, rt.device, tracker)
     g, history = train_gan(cfg.gan, train.images, labels, num_classes, cfg.seed + 1,
                            at(cfg, "gan_checkpoint"), log=lambda s, row: tracker.log_metrics(row, step=s),
                            stop_after=stop_after, runtime=rt, watch=watch, stop=stop, y2h=y2h)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
+    return report(cfg, meta, g, history, watch, reference, stop, minutes, tracker)
+
+
+def report(cfg: Config, meta: Meta, g: torch.nn.Module, history: list[dict[str, float]], watch: Watch | None,
+           reference: float, stop: Stop, minutes: dict[int, float], tracker: NullTracker) -> dict[str, Any]:
+    """The last and the kept generator, the history, the quality curve and its picture, the samples."""
     steps = history[-1]["step"] if history else 0
-    info = generator_info(cfg, meta, num_classes)
-    write_history(out / "history.csv", history)
+    info = generator_info(cfg, meta, None if not task_of(meta.task).categorical else meta.num_classes)
+    write_history(at(cfg, "gan_history"), history)
     store.save_gan_generator(g, at(cfg, "gan_last"), {**info, "step": steps, "which": "last"})
     best = g
     result: dict[str, Any] = {"generator": str(at(cfg, "gan")), "iterations": steps, "stop": stop.reason,
@@ -160,13 +178,12 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
         if watch.best_state is not None and best_step != steps:
             best = copy.deepcopy(g)
             best.load_state_dict(watch.best_state)
-        write_text(out / "quality.csv", curve_csv(watch.scores, meta.task, reference, minutes, stop.reason,
-                                                  watch.confirmed))
-        tracker.log_artifact(out / "quality.csv")
+        write_text(at(cfg, "gan_quality"), curve_csv(watch.scores, meta.task, reference, minutes, stop.reason,
+                                                     watch.confirmed))
         unit = "teacher accuracy on fakes (%)" if task_of(meta.task).categorical else (
             f"teacher MAE on fakes ({meta.label_unit or 'label units'})")
-        tracker.log_artifact(figures.label_score_curve([s for s, _ in watch.scores], [v for _, v in watch.scores],
-                                                       unit, out / "quality.png"), "plots")
+        figures.label_score_curve([s for s, _ in watch.scores], [v for _, v in watch.scores], unit,
+                                  at(cfg, "gan_quality_plot"))
         result.update({"label_score": watch.scores[-1][1], "best_label_score": best_score, "best_step": best_step,
                        "best_relative_score": relative_score(best_score, reference, watch.higher_is_better)})
         tracker.log_metrics({"gan_best_label_score": best_score, "gan_iterations_run": steps,
@@ -176,13 +193,13 @@ def run(cfg: Config, tracker: NullTracker | None = None, stop_after: int | None 
     tracker.set_tags({"cgankd.gan_stop": stop.reason or "", "cgankd.gan_generator_step": str(used)})
     g_labels, shown = watch_labels(meta, 12)  # 12 per class, or at each of 10 labels across the range
     imgs = sample(best, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
-    grid = save_grid(out / "samples.png", imgs, shown, meta.task, meta.classes)
-    tracker.log_artifact(grid, "plots")
+    save_grid(at(cfg, "gan_samples"), imgs, shown, meta.task, meta.classes)
     last = history[-1] if history else {}
     score = (f", label score {result['label_score']:.2f}; fakes from the best EMA generator "
              f"(iteration {result['best_step']}, {result['best_relative_score']:.2f} of the teacher's on "
              f"confirming fakes)"
              if "label_score" in result else "")
     print(f"train-gan: {stop.describe(steps)} ({result['minutes']:.1f} min), last loss_d "
-          f"{last.get('loss_d', float('nan')):.3f} loss_g {last.get('loss_g', float('nan')):.3f}{score} -> {out}")
+          f"{last.get('loss_d', float('nan')):.3f} loss_g {last.get('loss_g', float('nan')):.3f}{score} -> "
+          f"{at(cfg, 'gan_dir')}")
     return result

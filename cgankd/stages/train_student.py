@@ -75,13 +75,13 @@ def make_distiller(cfg: Config, method: Method, student: ImageModel, meta: Meta)
     """The distiller with what it needs loaded on the student's device: the teacher, or VKD's
     generator."""
     cls = DISTILLERS.get(method.distiller)
-    k, dev = cfg.kd, next(student.parameters()).device
+    dev = next(student.parameters()).device
     teacher = store.load(at(cfg, "teacher"), "image_model", dev, "train-teacher") if cls.needs_teacher else None
     generator = store.load(at(cfg, "vkd"), "vkd_generator", dev, "train-vkd") if cls.needs_generator else None
-    ctx = KDContext(meta.task, (meta.channels, meta.resolution, meta.resolution), teacher, generator,
-                    k.temperature, k.alpha, k.beta, k.hint_layer, k.hint_kd)
+    ctx = KDContext(task=meta.task, input_shape=(meta.channels, meta.resolution, meta.resolution), teacher=teacher,
+                    generator=generator)
     try:
-        return cls(student, ctx)
+        return cls(student, ctx, cfg.kd.get(method.distiller))
     except (ValueError, IndexError) as exc:
         raise CgankdError(f"method {method.name!r}", str(exc)) from None
 
@@ -97,9 +97,9 @@ def weak_fakes(cfg: Config, method: Method) -> str | None:
 
 def skip(cfg: Config, method: str, why: str, tracker: NullTracker) -> dict[str, Any]:
     """A skipped student: its folder holds only a note (no model.pt), its metrics say why."""
-    folder = at(cfg, "student_dir", method)
-    with atomic_dir(folder) as tmp:
-        (tmp / "skipped.txt").write_text(why + "\n")
+    note = at(cfg, "student_skipped", method)
+    with atomic_dir(note.parent) as tmp:
+        (tmp / note.name).write_text(why + "\n")
     metrics = {"skipped": f"student.skip_weak_fakes: {why}"}
     write_json(at(cfg, "student_metrics", method), metrics)
     tracker.set_tags({"cgankd.method": method, "cgankd.skipped": why})
@@ -144,8 +144,8 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     path = at(cfg, "student", method)
     store.save_model(res.best, path, {"best_step": res.best_step, "method": method})
     store.save_model(res.last, at(cfg, "student_last", method), {"method": method, "checkpoint": "last"})
-    write_history(path.parent / "history.csv", res.history)
-    (path.parent / "skipped.txt").unlink(missing_ok=True)  # a student skipped by an earlier run
+    write_history(at(cfg, "student_history", method), res.history)
+    at(cfg, "student_skipped", method).unlink(missing_ok=True)  # a student skipped by an earlier run
     metrics: dict[str, Any] = {"params": count_params(model), "best_step": res.best_step,
                                "n_fakes": 0 if fakes is None else len(fakes)}
     metrics.update(fit_metrics(res, data))

@@ -26,7 +26,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         return {}
     path = at(cfg, "teacher")
     store.save_model(res.best, path, {"best_step": res.best_step})
-    write_history(path.parent / "history.csv", res.history)
+    write_history(at(cfg, "teacher_history"), res.history)
     m = {"params": count_params(model), "best_step": res.best_step}
     m.update(fit_metrics(res, data))
     write_json(at(cfg, "teacher_metrics"), m)

@@ -47,18 +47,17 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     x, y = to_float(data["train"].images).to(dev), targets(data["train"].labels, meta).to(dev)
     logits = teacher_views(teacher, x, vc.views, max(1, meta.resolution // 8), gen)
     ys = y.repeat(vc.views)
-    tc = VKDTrainCfg(cfg.kd.temperature, vc.steps, vc.batch_size, vc.lr, vc.kl_weight, vc.z_dim)
+    tc = VKDTrainCfg(cfg.kd["vkd"].temperature, vc.steps, vc.batch_size, vc.lr, vc.kl_weight, vc.z_dim)
     with Progress(vc.steps, "train-vkd") as bar:
         def on_step(step: int, row: dict[str, float]) -> None:  # every steps // 20 (one read of the losses)
             bar.update(step - bar.n, kl=row["loss_kl"])
             tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=step)
 
         v, history = train_generator(logits, ys, meta.num_classes, tc, cfg.seed + 7, on_step)
-    out = at(cfg, "vkd_dir")
-    store.save_vkd_generator(v, at(cfg, "vkd"), {"temperature": cfg.kd.temperature})
-    write_history(out / "history.csv", history)
+    store.save_vkd_generator(v, at(cfg, "vkd"), {"temperature": cfg.kd["vkd"].temperature})
+    write_history(at(cfg, "vkd_history"), history)
     m: dict[str, Any] = {"params": count_params(v), "n_targets": len(ys)}
-    m.update(match_metrics(v, logits, ys, meta.num_classes, cfg.kd.temperature, cfg.seed + 7))
+    m.update(match_metrics(v, logits, ys, meta.num_classes, cfg.kd["vkd"].temperature, cfg.seed + 7))
     write_json(at(cfg, "vkd_metrics"), m)
     tracker.log_metrics(m)
     print("train-vkd:", json.dumps(m))

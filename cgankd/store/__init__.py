@@ -1,5 +1,5 @@
-"""One home for model files and the output layout: the file format (``files``), the kinds of
-model file (``kinds``) and where each stage writes (``layout``)."""
+"""One home for model files: the file format (``files``) and the kinds of model file (``kinds``).
+Where each stage writes is ``cgankd.config.layout``."""
 
 from cgankd.store.files import FORMAT, KINDS, plain, read, save
 from cgankd.store.kinds import (
@@ -11,7 +11,6 @@ from cgankd.store.kinds import (
     save_model,
     save_vkd_generator,
 )
-from cgankd.store.layout import PATHS, PER_METHOD, Layout
 
-__all__ = ["FORMAT", "KINDS", "PATHS", "PER_METHOD", "Layout", "load", "load_model", "plain", "read", "save",
+__all__ = ["FORMAT", "KINDS", "load", "load_model", "plain", "read", "save",
            "save_dre", "save_extractor", "save_gan_generator", "save_model", "save_vkd_generator"]

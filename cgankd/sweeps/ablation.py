@@ -9,22 +9,18 @@ independent jobs: ``--workers`` / ``--address`` run them on a Dask cluster (cgan
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from cgankd.base.errors import CgankdError
-from cgankd.base.io import read_json, write_json, write_text
-from cgankd.base.lock import out_dir_lock
 from cgankd.config import load_config
-from cgankd.ops.tracking import pipeline_run, stage_run
-from cgankd.pipeline.runner import recorded, reuse_or_run
-from cgankd.pipeline.spec import stage, upstream_calls
-from cgankd.sweeps.jobs import Cluster, Job, run_jobs
+from cgankd.ops.tracking import stage_run
+from cgankd.pipeline.runner import call_stage, recorded, reuse_or_run
+from cgankd.pipeline.spec import upstream_calls
+from cgankd.sweeps.jobs import Cluster, Job
+from cgankd.sweeps.sweep import Sweep, mean_std, run_sweep
 from cgankd.task import task_of
 
 OFF = {"subsample.enabled": "false", "filter.enabled": "false", "adjust.enabled": "false"}
@@ -39,13 +35,6 @@ VARIANTS: dict[str, dict[str, str]] = {
 VARIED = ("make-fakes",)  # a variant processes the fakes its own way: the upstream stages less this
 FAKE_KEYS = ("n_fakes", "n_groups_short", "acceptance_rate", "kept_fraction", "quality_raw_fid",
              "quality_final_fid", "quality_final_intra_fid", "quality_final_label_score", "quality_final_diversity")
-
-
-def mean_std(vals: list[float], digits: int = 2) -> str:
-    """``"m ± s"`` over seeds (sample std; 0 for one value)."""
-    a = np.array(vals, float)
-    s = float(a.std(ddof=1)) if len(a) > 1 else 0.0
-    return f"{a.mean():.{digits}f} ± {s:.{digits}f}"
 
 
 def table(result: dict[str, Any]) -> str:
@@ -104,19 +93,6 @@ def headline(result: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def saver(out: Path, result: dict[str, Any], render: Callable[[dict[str, Any]], str]) -> Callable[[], None]:
-    """A function that writes ``result`` (JSON) and ``render(result)`` (markdown beside it), with
-    ``minutes`` counting on from what a resumed run had already spent."""
-    t0 = time.perf_counter() - 60 * result["minutes"]
-
-    def save() -> None:
-        result["minutes"] = round((time.perf_counter() - t0) / 60, 1)
-        write_json(out, result)
-        write_text(out.with_suffix(".md"), render(result))
-
-    return save
-
-
 def parse_extra(texts: list[str]) -> dict[str, dict[str, str]]:
     """``['few="fakes.n_per_class=8 filter.enabled=false"']`` -> {"few": {"fakes.n_per_class": "8", ...}};
     an extra variant starts from every step off."""
@@ -148,8 +124,8 @@ def seed_job(params: str | None, overrides: list[str], seed: int, work: str, reu
         vcfg = load_config(params, [*seed_over, *(f"{key}={v}" for key, v in over.items())])
         with stage_run(vcfg, f"seed{seed}/{name}") as tracker:
             tracker.set_tags({"cgankd.sweeps.ablation.variant": name, "cgankd.seed": str(seed)})
-            fakes = stage("make-fakes").run(vcfg, tracker)
-            student = stage("train-student").run(vcfg, tracker, method="cgankd")
+            fakes = call_stage(vcfg, "make-fakes", tracker)
+            student = call_stage(vcfg, "train-student", tracker, method="cgankd")
             tracker.log_metrics({f"delta_test_{k}_vs_nokd": student[f"test_{k}"] - nokd[f"test_{k}"]})
         rows.append({"seed": seed, "variant": name, "student": student,
                      "fakes": {x: fakes.get(x, float("nan")) for x in FAKE_KEYS}})
@@ -169,26 +145,24 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
         if v not in known:
             raise CgankdError(f"variant {v!r}", f"unknown; choose from {', '.join(VARIANTS)}")
     base_cfg = load_config(params, overrides)
-    work = Path(work)
-    out = work / f"ablation_{base_cfg.source}.json"
     result: dict[str, Any] = {"task": base_cfg.task, "source": base_cfg.source, "overrides": overrides,
                               "variants": variants, "definitions": {v: known[v] for v in variants},
                               "seeds": seeds, "rows": [], "baselines": [], "minutes": 0.0}
-    if resume and out.is_file():
-        old = read_json(out)
+    params = None if params is None else str(params)
+
+    def resumed(result: dict[str, Any], old: dict[str, Any]) -> None:
         result["rows"], result["baselines"], result["minutes"] = old["rows"], old["baselines"], old["minutes"]
         result["variants"] = list(dict.fromkeys([*old["variants"], *variants]))
         result["definitions"] = {**old.get("definitions", {}), **result["definitions"]}
-    have = {(r["seed"], r["variant"]) for r in result["rows"]}
-    save = saver(out, result, table)
 
-    params = None if params is None else str(params)
-    jobs = [Job(f"seed{seed}", "cgankd.sweeps.ablation:seed_job", {
-        "params": params, "overrides": overrides, "seed": seed, "work": str(work), "reuse": reuse,
-        "variants": {n: known[n] for n in variants if (seed, n) not in have}})
-        for seed in seeds if any((seed, n) not in have for n in variants)]
+    def jobs(result: dict[str, Any]) -> list[Job]:
+        have = {(r["seed"], r["variant"]) for r in result["rows"]}
+        return [Job(f"seed{seed}", "cgankd.sweeps.ablation:seed_job", {
+            "params": params, "overrides": overrides, "seed": seed, "work": str(work), "reuse": reuse,
+            "variants": {n: known[n] for n in variants if (seed, n) not in have}})
+            for seed in seeds if any((seed, n) not in have for n in variants)]
 
-    def done(job: Job, res: dict[str, Any]) -> None:
+    def file(result: dict[str, Any], job: Job, res: dict[str, Any]) -> None:
         seed = res["baseline"]["seed"]
         if seed not in {b["seed"] for b in result["baselines"]}:
             result["baselines"].append(res["baseline"])
@@ -196,12 +170,6 @@ def run_ablation(params: str | Path | None, overrides: list[str], seeds: list[in
         names = result["variants"]
         result["rows"].sort(key=lambda r: (r["seed"], names.index(r["variant"]) if r["variant"] in names
                                            else len(names)))
-        save()
 
-    with out_dir_lock(work), pipeline_run(base_cfg, "ablation", seeds, lambda: headline(result)) as parent:
-        result["parent_run_id"] = parent
-        run_jobs(jobs, done, cluster)
-        save()
-    print(table(result))
-    print(json.dumps({"results": str(out), "markdown": str(out.with_suffix(".md"))}))
-    return result
+    return run_sweep(Sweep("ablation", resumed, jobs, file, table, headline), base_cfg, Path(work), result, resume,
+                     cluster)

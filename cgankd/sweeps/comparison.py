@@ -10,7 +10,6 @@ already in the work folder.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from pathlib import Path
@@ -19,19 +18,16 @@ from typing import Any
 import numpy as np
 
 from cgankd.base.errors import CgankdError
-from cgankd.base.io import read_json
-from cgankd.base.lock import out_dir_lock
 from cgankd.config import load_config
-from cgankd.kd import DISTILLERS, parse_method
-from cgankd.ops.tracking import pipeline_run, stage_run
-from cgankd.pipeline.runner import recorded, reuse_or_run
-from cgankd.pipeline.spec import ordered_methods, stage, upstream_calls
-from cgankd.sweeps.ablation import mean_std, saver
-from cgankd.sweeps.jobs import Cluster, Job, run_jobs
+from cgankd.kd import DISTILLERS, all_methods, label, parse_method
+from cgankd.ops.tracking import stage_run
+from cgankd.pipeline.runner import call_stage, recorded, reuse_or_run
+from cgankd.pipeline.spec import ordered_methods, upstream_calls
+from cgankd.sweeps.jobs import Cluster, Job
+from cgankd.sweeps.sweep import Sweep, mean_std, run_sweep
 from cgankd.task import task_of
 
-DEFAULT_METHODS = ["nokd", "blkd", "fitnet", "vkd", "cgankd", "cgankd+blkd", "cgankd+fitnet", "cgankd+vkd"]
-LABELS = {"nokd": "NOKD", "blkd": "BLKD", "fitnet": "FitNet", "vkd": "VKD", "cgankd": "cGAN-KD"}
+DEFAULT_METHODS = all_methods()  # every distiller, without and with the fakes
 
 
 def parse_pairs(texts: list[str]) -> list[tuple[str, str]]:
@@ -47,10 +43,6 @@ def parse_pairs(texts: list[str]) -> list[tuple[str, str]]:
             MODELS.get(arch)
         pairs.append((teacher, student))
     return pairs
-
-
-def label(method: str) -> str:
-    return " + ".join(LABELS.get(p, p) for p in method.split("+"))
 
 
 def paired(rows: list[dict[str, Any]], t: str, s: str, m: str, k: str) -> tuple[list[float], list[float]]:
@@ -127,7 +119,7 @@ def student_job(params: str | None, overrides: list[str], name: str, tags: dict[
     cfg = load_config(params, overrides)
     with stage_run(cfg, name) as tracker:
         tracker.set_tags(tags)
-        return stage("train-student").run(cfg, tracker, method=method)
+        return call_stage(cfg, "train-student", tracker, method=method)
 
 
 def plan(params: str | None, overrides: list[str], pairs: list[tuple[str, str]], methods: list[str],
@@ -171,21 +163,22 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
     base_cfg = load_config(params, [*overrides, f"student.methods=[{', '.join(methods)}]"])  # validates
     params = None if params is None else str(params)
     work = Path(work)
-    out = work / f"compare_{base_cfg.source}.json"
     result: dict[str, Any] = {"task": base_cfg.task, "source": base_cfg.source, "overrides": overrides,
                               "pairs": [list(p) for p in pairs], "methods": methods, "seeds": seeds,
                               "rows": [], "teachers": {}, "upstream": {}, "minutes": 0.0,
                               "machine": f"{platform.machine()}, {os.cpu_count()} cores (CPU)"}
-    if resume and out.is_file():
-        old = read_json(out)
-        for key in ("rows", "teachers", "upstream", "minutes"):
-            result[key] = old[key]
-    have = {(r["seed"], r["teacher"], r["student"], r["method"]) for r in result["rows"]}
-    save = saver(out, result, table)
     order = {m: i for i, m in enumerate(methods)}
     pair_order = {tuple(p): i for i, p in enumerate(pairs)}
 
-    def done(job: Job, res: dict[str, Any]) -> None:
+    def resumed(result: dict[str, Any], old: dict[str, Any]) -> None:
+        for key in ("rows", "teachers", "upstream", "minutes"):
+            result[key] = old[key]
+
+    def jobs(result: dict[str, Any]) -> list[Job]:
+        have = {(r["seed"], r["teacher"], r["student"], r["method"]) for r in result["rows"]}
+        return plan(params, overrides, pairs, methods, seeds, work, base_cfg.task, have, reuse)
+
+    def file(result: dict[str, Any], job: Job, res: dict[str, Any]) -> None:
         where = f"{job.about['seed']}/{job.about['teacher']}"
         if "method" not in job.about:  # the upstream stages of a seed and teacher
             for stage, r in res["upstream"].items():
@@ -195,12 +188,5 @@ def run_compare(params: str | Path | None, overrides: list[str], pairs: list[tup
             result["rows"].append({**job.about, "metrics": res})
             result["rows"].sort(key=lambda r: (r["seed"], pair_order.get((r["teacher"], r["student"]), 99),
                                                order.get(r["method"], 99)))
-        save()
 
-    with out_dir_lock(work), pipeline_run(base_cfg, "compare", seeds, lambda: headline(result)) as parent:
-        result["parent_run_id"] = parent
-        run_jobs(plan(params, overrides, pairs, methods, seeds, work, base_cfg.task, have, reuse), done, cluster)
-        save()
-    print(table(result))
-    print(json.dumps({"results": str(out), "markdown": str(out.with_suffix(".md"))}))
-    return result
+    return run_sweep(Sweep("compare", resumed, jobs, file, table, headline), base_cfg, work, result, resume, cluster)

@@ -1,7 +1,8 @@
 """Sweeps as jobs: ``cgankd compare`` and ``cgankd ablate`` describe their work as a list of
-independent jobs (with the jobs each one waits for) and hand it to one runner: in this process, in
-order (the default, as before), or fanned out over a Dask cluster through Prefect's task runner
-(``--workers N`` starts a local cluster, ``--address`` joins an existing one; cgankd/sweeps/dask_runner.py).
+independent jobs (with the jobs each one waits for) and hand it to one runner
+(``cgankd.sweeps.sweep.run_jobs``): in this process, in order (the default), or fanned out over a
+Dask cluster through Prefect's task runner (``--workers N`` starts a local cluster, ``--address``
+joins an existing one; cgankd/sweeps/dask_runner.py).
 
 A job names an importable function and its keyword arguments, so a worker on another machine
 needs only the installed package and the shared work folder; each job writes only its own folder.
@@ -15,7 +16,6 @@ import importlib
 import os
 import socket
 import urllib.parse
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,23 +88,3 @@ def execute(job: Job, env: dict[str, str]) -> Any:
     os.environ.update(env)
     module, _, name = job.fn.partition(":")
     return getattr(importlib.import_module(module), name)(**job.kwargs)
-
-
-def run_jobs(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: Cluster = Cluster()) -> None:
-    """Runs ``jobs`` (listed with every job after those it waits for) and calls ``on_done(job,
-    result)`` in this process as each one finishes. A failed job stops a local sweep at once; on a
-    cluster the other jobs go on and the failures are reported together at the end."""
-    keys = set()
-    for job in jobs:
-        missing = [k for k in job.after if k not in keys]
-        if missing:
-            raise ValueError(f"job {job.key} waits for {missing}, not listed before it")
-        keys.add(job.key)
-    if cluster.local:
-        env = driver_env()
-        for job in jobs:
-            on_done(job, execute(job, env))
-        return
-    from cgankd.sweeps.dask_runner import run_on_dask  # the edge: Prefect and Dask
-
-    run_on_dask(jobs, on_done, cluster, driver_env())

@@ -75,8 +75,8 @@ def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, s
         distiller: Distiller | None = None, runtime: Runtime | None = None) -> FitResult:
     """Train ``model`` (the distiller's student when a distiller is given)."""
     if distiller is None:
-        distiller = DISTILLERS.get("nokd")(model, KDContext(meta.task, (meta.channels, meta.resolution,
-                                                                          meta.resolution)))
+        distiller = DISTILLERS.get("nokd")(model, KDContext(task=meta.task, input_shape=(
+            meta.channels, meta.resolution, meta.resolution)))
     model = distiller.student
     lr = lr or cfg.lr
     device = next(model.parameters()).device

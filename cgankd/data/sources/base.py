@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.registry import Registry
-from cgankd.config import Config
+
+if TYPE_CHECKING:  # the config names the sources (validation): no import at run time
+    from cgankd.config import Config
 
 
 @dataclass
@@ -29,7 +32,7 @@ class Pool:
     provenance: dict = field(default_factory=dict)
 
 
-Source = Callable[[Config], Pool]
+Source = Callable[["Config"], Pool]
 SOURCES: Registry[Source] = Registry("data.source")
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from cgankd.config import Config, RenderCfg
 from cgankd.data.furniture import CLASS_NAMES
 from cgankd.data.scene import build_models, model_palette, render_many, sample_pose, sample_style
 from cgankd.data.sources.base import SOURCES, Pool, require_task
+
+if TYPE_CHECKING:  # the config names the sources (validation): no import at run time
+    from cgankd.config import Config, RenderCfg
 
 TEST_SEED_OFFSET = 1_000_003  # the test set depends on data.seed only through this fixed offset
 

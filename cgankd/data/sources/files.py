@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from cgankd.base.errors import CgankdError
-from cgankd.config import Config
 from cgankd.data.sources.base import SOURCES, Pool, require_root, require_task
+
+if TYPE_CHECKING:  # the config names the sources (validation): no import at run time
+    from cgankd.config import Config
 
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 

@@ -26,15 +26,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cgankd.base.errors import CgankdError
-from cgankd.config import Config
 from cgankd.data.sources.base import SOURCES, Pool, require_root, to_nchw
 from cgankd.task import task_of
 
-Reader = Callable[[Config, Path, dict[str, np.ndarray]], Pool]
+if TYPE_CHECKING:  # the config names the sources (validation): no import at run time
+    from cgankd.config import Config
+
+Reader = Callable[["Config", Path, dict[str, np.ndarray]], Pool]
 
 
 def _split(train: tuple[str, str], test: tuple[str, str]) -> Reader:

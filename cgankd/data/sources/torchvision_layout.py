@@ -8,12 +8,15 @@ from __future__ import annotations
 import gzip
 import pickle
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cgankd.base.errors import CgankdError
-from cgankd.config import Config
 from cgankd.data.sources.base import SOURCES, Pool, require_root, require_task
+
+if TYPE_CHECKING:  # the config names the sources (validation): no import at run time
+    from cgankd.config import Config
 
 
 def _find(root: Path, names: list[str], what: str) -> Path:

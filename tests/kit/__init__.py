@@ -171,7 +171,7 @@ def python_forked(code: str, *args: str, env: dict[str, str], cwd: Path | None =
 
 def dvc_repo(repo: Path, params: dict) -> Path:
     """A scratch git + DVC repository holding the package, the profiles, dvc.yaml and ``params``."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     repo.mkdir(parents=True, exist_ok=True)
     shutil.copytree(root / "cgankd", repo / "cgankd", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(root / "profiles", repo / "profiles")

@@ -1,12 +1,13 @@
-"""The constraints declared beside each config field: ``Annotated[float | None, Range(gt=0, le=1)]``,
-``Annotated[str, OneOf("hard", "soft")]``. Checked when the config is read (every value, None
-excepted), and written into the JSON schema of params.yaml for editors."""
+"""The constraints declared beside each config field and each distiller's setting:
+``Annotated[float | None, Range(gt=0, le=1)]``, ``Annotated[str, OneOf("hard", "soft")]``. Checked
+when the config is read (every value, None excepted), and written into the JSON schema of
+params.yaml for editors."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 
 def _num(v: float) -> str:
@@ -77,3 +78,10 @@ class OneOf:
 
 
 Constraint = Range | OneOf
+
+
+Count = Annotated[int, Range(ge=0)]
+Positive = Annotated[int, Range(ge=1)]
+Rate = Annotated[float, Range(gt=0)]
+Weight = Annotated[float, Range(ge=0)]
+Fraction = Annotated[float, Range(ge=0, le=1)]
