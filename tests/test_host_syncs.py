@@ -14,7 +14,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from cgankd.compute.device import Runtime, compiler_problem, conv_autotune
 from cgankd.config import GanCfg, TrainCfg
-from cgankd.data.prepared import Meta, Split
+from cgankd.data.prepared import Meta, Prepared, Split
 from cgankd.gan.ema import EMA
 from cgankd.gan.train import train_gan
 from cgankd.models import build_model
@@ -74,7 +74,7 @@ def test_no_host_sync_in_a_student_step(monkeypatch, task):
     out = 4 if task == "classification" else 1
 
     def run(steps: int) -> None:
-        fit(build_model("convnet_xs", 3, out, 8), Split(x, y), Split(x, y), meta,
+        fit(build_model("convnet_xs", 3, out, 8), Prepared(meta, {"train": Split(x, y), "val": Split(x, y)}),
             TrainCfg(steps=steps, batch_size=8, eval_every=1000), seed=0, desc="t", fakes=Split(x, y), fake_ratio=1.0)
 
     assert host_syncs(lambda: run(13)) == host_syncs(lambda: run(3))
@@ -134,7 +134,7 @@ def test_repeated_compiled_runs_stay_compiled(tmp_path):
     for i in range(10):
         (tmp_path / str(i)).mkdir()
         _gan("classification", 2, tmp_path / str(i), runtime=rt)
-        fit(build_model("convnet_xs", 3, 4, 8), Split(x, y), Split(x, y), meta,
+        fit(build_model("convnet_xs", 3, 4, 8), Prepared(meta, {"train": Split(x, y), "val": Split(x, y)}),
             TrainCfg(steps=2, batch_size=8, eval_every=1000), seed=i, desc="t", runtime=rt)
     # one frame each: D's loss, G's loss, the EMA blend, the student's forward; none traced again
     assert dict(counters["frames"]) == {"total": 4, "ok": 4}, {k: dict(v) for k, v in counters.items()}

@@ -89,6 +89,19 @@ def test_a_worker_runs_the_deployments_that_prefect_deploy_made_from_prefect_yam
         assert done == [(True, "cgankd", "COMPLETED")] * 2, runs
         mv = MlflowClient().get_model_version("cgankd-objects", "1")
         assert mv.tags["promotion"] == "is the champion already" or "first version" in mv.tags["promotion"]
+        # the registry's lock on a tracking server is this Prefect server's cgankd-registry slot: one holder at a time
+        hold = ("import time\nfrom cgankd.ops.registry_lock import registry_lock\n"
+                "with registry_lock('http://127.0.0.1:1') as held:\n"
+                "    print(held, time.time(), flush=True)\n    time.sleep(2)\n    print(time.time(), flush=True)\n")
+        holders = [subprocess.Popen([sys.executable, "-c", hold], env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        spans = []
+        for p in holders:
+            out, err = p.communicate(timeout=180)
+            assert p.returncode == 0 and out.split()[0] == "True", err[-2000:]
+            spans.append(tuple(float(t) for t in out.split()[1:]))
+        (_, first_end), (second_start, _) = sorted(spans)
+        assert second_start >= first_end, spans
     finally:
         if worker is not None:
             stop(worker)

@@ -5,7 +5,8 @@ reconciled (cgankd/ops/registry_lock.py, cgankd/ops/reconcile.py), with tracking
   pairing tags: promote and serve skip or refuse what it left, and the next register deletes it
   and pairs its own versions by tags, not by version numbers;
 - a promotion killed after its decision moves no alias; two promotions at once wait for the
-  registry's lock and end with the better version champion;
+  registry's lock and end with the better version champion; one killed between the ONNX version's
+  alias and its PyTorch twin's is repaired by the next;
 - a process killed inside its run leaves it RUNNING; the next pipeline run (or tracking-gc) marks
   it KILLED with the reason.
 """
@@ -56,7 +57,7 @@ import sys
 import mlflow.tracking
 from cgankd.ops.model_registry import promote
 print("ready", flush=True)  # imported: what is left is the promotion itself
-print(promote(sys.argv[1], int(sys.argv[2]), 0.0))
+print(promote(sys.argv[1], int(sys.argv[2]), 0.0, force=sys.argv[3:] == ["force"]))
 """
 
 
@@ -116,6 +117,7 @@ def test_a_killed_register_leaves_nothing_promoted_or_served_and_the_next_one_cl
 
 @pytest.mark.slow
 def test_two_promotions_at_once_wait_for_the_lock_and_the_better_one_wins(tmp_path):
+    from cgankd.ops.model_registry import promote
     from cgankd.ops.registry_lock import registry_lock
     from cgankd.ops.tracking import tracking_uri
 
@@ -137,6 +139,19 @@ def test_two_promotions_at_once_wait_for_the_lock_and_the_better_one_wins(tmp_pa
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-2000:]
     assert int(client.get_model_version_by_alias(NAME, "champion").version) == 2  # 50 beats 40 in either order
+    # a promotion killed between the ONNX version's move and its PyTorch twin's splits the pair; run again, the
+    # promotion finds v3 champion already and moves the twin too
+    split = _python(PROMOTE, NAME, "3", "force", point="promote-twin")
+    assert split.returncode == -9, split.stderr[-2000:]
+
+    def twins() -> tuple[str, str]:
+        onnx = client.get_model_version_by_alias(NAME, "champion")
+        torch_champion = client.get_model_version_by_alias(f"{NAME}-pytorch", "champion")
+        return onnx.tags["pytorch_version"], str(torch_champion.version)
+
+    assert len(set(twins())) == 2  # split: the twin of v3 is not the PyTorch champion
+    assert promote(NAME, 3, 0.0)["reason"] == "is the champion already"
+    assert len(set(twins())) == 1  # repaired
 
 
 def _killed_inside_a_run(out: Path, stage: str) -> None:

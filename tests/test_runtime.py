@@ -206,13 +206,13 @@ def test_losses_are_read_in_batches_not_per_step(tmp_path, monkeypatch):
     _, hist = train_gan(cfg, x, y, 4, seed=0, ckpt_path=tmp_path / "g.pt")
     assert len(hist) == 120 and len([c for c in calls if len(c) == 2]) == 3  # steps 50, 100, 120
 
-    from cgankd.data.prepared import Meta, Split
+    from cgankd.data.prepared import Meta, Prepared, Split
     from cgankd.models import build_model
     from cgankd.train.loop import fit
 
     calls.clear()
     meta = Meta(task="classification", source="t", channels=3, resolution=16, classes=["a", "b", "c", "d"])
     monkeypatch.setattr("cgankd.train.loop.metrics", lambda *a, **k: {"val_acc": 1.0})
-    res = fit(build_model("convnet_xs", 3, 4, 16), Split(x, y), Split(x, y), meta,
+    res = fit(build_model("convnet_xs", 3, 4, 16), Prepared(meta, {"train": Split(x, y), "val": Split(x, y)}),
               TrainCfg(steps=100, batch_size=8, eval_every=100), seed=0, desc="t")
     assert len(res.history) == 1 and len(calls) == 2  # step 50, and step 100 (read + validation)

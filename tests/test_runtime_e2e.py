@@ -130,7 +130,7 @@ def test_no_host_sync_in_ten_cuda_steps(tmp_path, monkeypatch, task, precision, 
     """10 post-warm-up iterations of the GAN and of the student step under set_sync_debug_mode("error")."""
     from cgankd.compute.device import Runtime
     from cgankd.config import GanCfg, TrainCfg
-    from cgankd.data.prepared import Meta, Split
+    from cgankd.data.prepared import Meta, Prepared, Split
     from cgankd.gan.train import train_gan
     from cgankd.models import build_model
     from cgankd.train.loop import fit
@@ -153,7 +153,8 @@ def test_no_host_sync_in_ten_cuda_steps(tmp_path, monkeypatch, task, precision, 
         errors.step = 0
         meta = (Meta(task="classification", source="t", channels=3, resolution=32, classes=list("0123456789"))
                 if classes else Meta(task="regression", source="t", channels=3, resolution=32))
-        fit(build_model("convnet_xs", 3, classes or 1, 32).cuda(), Split(x, y), Split(x[:20], y[:20]), meta,
+        fit(build_model("convnet_xs", 3, classes or 1, 32).cuda(),
+            Prepared(meta, {"train": Split(x, y), "val": Split(x[:20], y[:20])}),
             TrainCfg(steps=20, batch_size=64, eval_every=1000), seed=0, desc="t", fakes=Split(x, y),
             fake_ratio=1.0, runtime=rt)
     finally:

@@ -1,6 +1,7 @@
 """`cgankd serve` under abuse, as a real process: a bound on requests in flight (503 with
-Retry-After, never a queue without limit, probes always answered) and a deadline for a body
-trickled byte by byte (408), while other clients are served meanwhile."""
+Retry-After, never a queue without limit, probes always answered; a request counts from its body's
+first byte) and a deadline for a body trickled byte by byte (408), while other clients are served
+meanwhile."""
 
 from __future__ import annotations
 
@@ -80,6 +81,33 @@ def test_a_slow_body_holds_the_only_slot_others_get_503_then_it_gets_408(student
         assert ok.status_code == 200 and len(ok.json()["predictions"]) == 4  # the slot is back
         assert 'route="/predict",status="408"} 1.0' in httpx.get(f"{url}/metrics", timeout=5).text
     finally:
+        stop_server(proc)
+
+
+def test_stalled_bodies_hold_no_slot_and_a_normal_client_is_served(student):
+    """Heads that announce a body and never send it (64 of them against 8 slots) count nowhere: a request
+    is in flight from its body's first byte. A normal client is served meanwhile; the stalled ones get
+    408 at the body deadline."""
+    path, images = student
+    proc, url = start_server(str(path), "-S", "serve.max_in_flight=8", "-S", "serve.body_timeout_s=4",
+                             "--threads", "1")
+    port = urlparse(url).port
+    stalled = []
+    try:
+        for _ in range(64):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: 1000\r\n\r\n")
+            stalled.append(s)
+        time.sleep(1.0)  # every head is in the app, waiting for its body
+        ok = httpx.post(f"{url}/predict", json=images, timeout=30)
+        assert ok.status_code == 200, ok.text
+        assert "cgankd_requests_in_flight 0.0" in httpx.get(f"{url}/metrics", timeout=5).text
+        stalled[0].settimeout(15)
+        assert stalled[0].recv(65536).startswith(b"HTTP/1.1 408")
+    finally:
+        for s in stalled:
+            s.close()
         stop_server(proc)
 
 

@@ -144,3 +144,34 @@ def test_bad_cluster_settings_fail_in_one_line(tmp_path):
         Cluster(0, address)  # it listens: the quick probe passes
         with pytest.raises(CgankdError, match="no Dask scheduler answers at .* \\(TimeoutError\\)"):
             check_address(address, timeout=1)
+
+
+def test_a_local_cluster_is_tls_and_refuses_a_client_without_the_sweeps_certificate(monkeypatch):
+    """The sweep's local cluster, as task_runner configures it, on real Dask: its scheduler speaks TLS only,
+    a client with another certificate (or none) is refused, its workers were started with the driver's
+    credentials, and a job's own arguments carry none."""
+    from distributed import Client, LocalCluster
+    from distributed.security import Security
+
+    from cgankd.sweeps.dask_runner import security, task_runner
+    from cgankd.sweeps.jobs import driver_env
+
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "s3cret-for-the-test")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    sec = security(None)
+    runner = task_runner(Cluster(workers=1), "http://127.0.0.1:4200/api", sec)
+    kwargs = {**runner.cluster_kwargs, "n_workers": 1}
+    assert runner.client_kwargs["security"] is sec and kwargs["security"] is sec
+    assert "MLFLOW_TRACKING_PASSWORD" not in driver_env()  # what run_on_dask sends with each job
+    assert driver_env()["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5000"
+    with LocalCluster(**kwargs) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")
+        with Client(cluster, security=sec) as ours:
+            assert ours.run(os.getenv, "MLFLOW_TRACKING_PASSWORD") == {
+                w: "s3cret-for-the-test" for w in ours.scheduler_info()["workers"]}
+        for stranger in (Security.temporary(), None):
+            with pytest.raises((OSError, TypeError, TimeoutError)):
+                Client(cluster.scheduler_address, security=stranger, timeout=3).close()
+        plain = cluster.scheduler_address.replace("tls://", "tcp://")
+        with pytest.raises(OSError):
+            Client(plain, timeout=3).close()

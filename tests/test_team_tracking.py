@@ -60,7 +60,9 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         uri = f"http://127.0.0.1:{port}"
         # a checked password is trusted for a while (each check is a scrypt hash: the server was CPU-bound)
         assert f"auth_cache_ttl_seconds = {AUTH_CACHE_S}\n" in (pg.secrets.folder / "mlflow-auth.ini").read_text()
-        for key, value in client_env(pg.secrets, port, None).items():  # the pipelines authenticate
+        pipeline = client_env(pg.secrets, port, None)  # the pipelines authenticate, as the pipeline account
+        assert pipeline["MLFLOW_TRACKING_USERNAME"] == "cgankd-pipeline"  # the admin's password stays in secrets/
+        for key, value in pipeline.items():
             monkeypatch.setenv(key, value)
         assert httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1").status_code == 401
         wrong = httpx.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", auth=("cgankd-admin", "guess"))
@@ -106,6 +108,14 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
         champion = client.get_model_version_by_alias(NAME, "champion")
 
         token = "team-operator-0123456789abcdef0123456789"
+        reader = client_env(pg.secrets, port, None, "serve")  # cgankd serve reads with a read-only account
+        for key, value in reader.items():
+            monkeypatch.setenv(key, value)
+        other = next(v.version for v in versions if v.version != champion.version)
+        move = httpx.post(f"{uri}/api/2.0/mlflow/registered-models/alias", json={
+            "name": NAME, "alias": "champion", "version": other},
+            auth=(reader["MLFLOW_TRACKING_USERNAME"], reader["MLFLOW_TRACKING_PASSWORD"]))
+        assert move.status_code == 403, move.text  # it can change nothing of the team's
         proc, url = start_server(f"models:/{NAME}@champion", "--providers", "cpu", token=token)
         try:
             meta = httpx.get(f"{url}/metadata").json()
@@ -115,9 +125,9 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
             np.save(buf, images)
             r = httpx.post(f"{url}/predict", content=buf.getvalue())
             assert r.status_code == 200 and len(r.json()["predictions"]) == 2
-            other = next(v.version for v in versions if v.version != champion.version)
             promoted = subprocess.run([BIN, "promote", "--version", str(other), "--force",
-                                       "-S", f"out_dir={tmp_path / 'a'}"], capture_output=True, text=True)
+                                       "-S", f"out_dir={tmp_path / 'a'}"], capture_output=True, text=True,
+                                      env={**os.environ, **pipeline})
             assert promoted.returncode == 0, promoted.stderr[-2000:]
             assert client.get_model_version_by_alias(NAME, "champion").version == other
             reloaded = httpx.post(f"{url}/reload", headers=bearer(token))

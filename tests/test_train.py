@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from cgankd.config import TrainCfg
-from cgankd.data.prepared import Meta, Split
+from cgankd.data.prepared import Meta, Prepared, Split
 from cgankd.models import MODELS, build_model, count_params
 from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import EpochSampler
@@ -36,7 +36,7 @@ def test_fit_learns_and_is_deterministic():
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
-        res = fit(build_model("convnet_xs", 3, 2, 16), tr, va, META, cfg, seed=0, desc="t")
+        res = fit(build_model("convnet_xs", 3, 2, 16), Prepared(META, {"train": tr, "val": va}), cfg, seed=0, desc="t")
         runs.append(res.history)
     assert runs[0] == runs[1]
     assert runs[0][-1]["val_acc"] > 90
@@ -45,8 +45,8 @@ def test_fit_learns_and_is_deterministic():
 def test_fit_mixes_fakes_into_batches():
     cfg = TrainCfg(steps=4, batch_size=12, eval_every=4)
     fakes = _split(40, 2)
-    res = fit(build_model("convnet_xs", 3, 2, 16), _split(20, 0), _split(8, 1), META, cfg, seed=0,
-              desc="t", fakes=fakes, fake_ratio=2.0)
+    res = fit(build_model("convnet_xs", 3, 2, 16), Prepared(META, {"train": _split(20, 0), "val": _split(8, 1)}), cfg,
+              seed=0, desc="t", fakes=fakes, fake_ratio=2.0)
     assert len(res.history) == 1
 
 

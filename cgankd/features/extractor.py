@@ -33,7 +33,7 @@ def _classifier(cfg: Config, data: Prepared, rt: Runtime) -> tuple[nn.Module, di
     model = build_model(ec.arch, m.channels, m.num_classes, m.resolution, ec.width)
     if not hasattr(model.backbone, "features"):
         raise CgankdError("param extractor.arch", f"{ec.arch} has no penultimate features; use a resnet")
-    res = fit(model.to(rt.device), data["train"], data["val"], m, ec, cfg.seed + 5, "train-extractor", runtime=rt)
+    res = fit(model.to(rt.device), data, ec, cfg.seed + 5, "train-extractor", runtime=rt)
     spec = {"kind": "classifier", **res.best.meta}
     return res.best, spec, res.history
 

@@ -184,7 +184,8 @@ def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool)
     version = int(mv.version)
     metric, metric_name = float(mv.tags[COMPLETE_TAG]), mv.tags["metric_name"]
     champ = _champion(client, name)
-    if champ is not None and int(champ.version) == int(version):
+    already = champ is not None and int(champ.version) == int(version)
+    if already:
         decision_reason, alias = "is the champion already", "champion"
     else:
         same_metric(champ, name, metric_name, f"v{version}")
@@ -197,10 +198,13 @@ def _promote_locked(client: Any, name: str, mv: Any, margin: float, force: bool)
         decision_reason = d.reason
         faults.point("promote")  # decided, no alias moved
         _move_alias(client, name, str(version), mv.aliases, alias, d.promote)
-        twin = mv.tags.get("pytorch_version")  # None: registered before the twins were paired by tag
-        if twin is not None:  # models:/<name>-pytorch@champion loads the weights of models:/<name>@champion
-            twin_aliases = client.get_model_version(f"{name}-pytorch", twin).aliases
-            _move_alias(client, f"{name}-pytorch", twin, twin_aliases, alias, d.promote)
+        faults.point("promote-twin")  # the ONNX version moved, its PyTorch twin not yet
+    twin = mv.tags.get("pytorch_version")  # None: registered before the twins were paired by tag
+    if twin is not None:  # models:/<name>-pytorch@champion loads the weights of models:/<name>@champion
+        twin_aliases = client.get_model_version(f"{name}-pytorch", twin).aliases
+        if alias not in twin_aliases:  # also a pair split by a promotion killed between the two moves
+            _move_alias(client, f"{name}-pytorch", twin, twin_aliases, alias, alias == "champion")
+    if not already:
         client.set_model_version_tag(name, str(version), "promotion", decision_reason)
     return {"model_name": name, "version": int(version), "alias": alias, "reason": decision_reason,
             "margin": margin}

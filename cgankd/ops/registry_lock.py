@@ -14,11 +14,17 @@ better version as champion, whatever their order. The lock:
 
 - a sqlite store (``sqlite:///path``): an exclusive ``flock`` on ``<db>.registry-lock`` beside the
   database, released by the kernel when its holder exits, killed ones included (no stale lock);
-- a tracking server (``http(s)://``, e.g. the team stack's MLflow on PostgreSQL): the client does
-  not reach the database, so there is no lock to take (``held`` is False); half-made versions are
-  still skipped everywhere, but not deleted, since a concurrent register may be making them, and
-  a promotion whose alias move collides with another's is decided again (model_registry.py
+- a tracking server (``http(s)://``, e.g. the team stack's MLflow on PostgreSQL) with a Prefect server
+  (``PREFECT_API_URL``, which the team stack's client.env sets): one slot of Prefect's global
+  concurrency limit ``cgankd-registry`` (limit 1, made when missing), held under a lease that the
+  holder renews, so a killed holder frees it when its lease runs out (``LEASE_S``);
+- a tracking server without a Prefect server: no lock to take (``held`` is False); half-made
+  versions are still skipped everywhere, but not deleted, since a concurrent register may be making
+  them, and a promotion whose alias move collides with another's is decided again (model_registry.py
   ``_promote_unlocked``).
+
+Either way a promotion killed between the ONNX version's alias and its PyTorch twin's is repaired by
+the next promotion of that version.
 """
 
 from __future__ import annotations
@@ -30,7 +36,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from cgankd.base.errors import CgankdError
+from cgankd.base.redact import redact
+
 COMPLETE_TAG = "test_metric"  # written last: a version without it is half-made
+SERVER_LIMIT = "cgankd-registry"  # Prefect's global concurrency limit that serialises a tracking server's registry
+LEASE_S = 60.0
 _held: dict[str, int] = {}  # lock path -> depth in this process (register holds it around promote)
 
 
@@ -42,13 +53,49 @@ def lock_path(uri: str) -> Path | None:
 
 
 @contextlib.contextmanager
+def _server_slot() -> Iterator[None]:
+    """The one slot of Prefect's ``cgankd-registry`` limit (waits for it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.concurrency.sync import concurrency
+    from prefect.exceptions import ObjectNotFound
+
+    try:
+        with get_client(sync_client=True) as client:
+            try:
+                client.read_global_concurrency_limit_by_name(SERVER_LIMIT)
+            except ObjectNotFound:  # made here, once per server
+                client.upsert_global_concurrency_limit_by_name(SERVER_LIMIT, 1)
+    except Exception as exc:  # noqa: BLE001  (unreachable, refused credentials: one line)
+        raise CgankdError("PREFECT_API_URL", f"the registry's lock on a tracking server is a slot of the Prefect "
+                          f"server at {redact(os.environ.get('PREFECT_API_URL', ''))}, which did not give it "
+                          f"({type(exc).__name__}); start that server, or unset PREFECT_API_URL to run without "
+                          "a lock") from None
+    with concurrency(SERVER_LIMIT, occupy=1, strict=True, lease_duration=LEASE_S):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on ``path`` (waits for the holder; released when the descriptor closes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
 def registry_lock(uri: str) -> Iterator[bool]:
-    """Holds the registry's lock while the block runs; yields whether there is one to hold."""
+    """Holds the registry's lock while the block runs (again in this process: at once); yields whether
+    there is one to hold."""
     path = lock_path(uri)
-    if path is None:
+    server = path is None and uri.startswith(("http://", "https://")) and bool(os.environ.get("PREFECT_API_URL"))
+    if path is None and not server:
         yield False
         return
-    key = str(path.resolve())
+    key = f"server:{uri}" if path is None else str(path.resolve())
     if _held.get(key):
         _held[key] += 1
         try:
@@ -56,17 +103,12 @@ def registry_lock(uri: str) -> Iterator[bool]:
         finally:
             _held[key] -= 1
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # waits for the other holder; released when fd closes
+    with _server_slot() if path is None else _file_lock(path):
         _held[key] = 1
         try:
             yield True
         finally:
             _held.pop(key, None)
-    finally:
-        os.close(fd)
 
 
 def complete(mv: Any) -> bool:

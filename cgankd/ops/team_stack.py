@@ -5,7 +5,7 @@ the pipeline, ``cgankd serve``, ``cgankd promote``, the Prefect deployments and 
 through the usual variables, written to ``<root>/client.env`` (mode 0600):
 
     MLFLOW_TRACKING_URI=http://127.0.0.1:5000
-    MLFLOW_TRACKING_USERNAME=cgankd-admin  MLFLOW_TRACKING_PASSWORD=...
+    MLFLOW_TRACKING_USERNAME=cgankd-pipeline  MLFLOW_TRACKING_PASSWORD=...
     PREFECT_API_URL=http://127.0.0.1:4200/api  PREFECT_API_AUTH_STRING=cgankd:...
     CGANKD_DVC_REMOTE_URL=webdav://127.0.0.1:8190/dvc  CGANKD_DVC_REMOTE_USER=cgankd  ..._PASSWORD=...
 
@@ -13,8 +13,10 @@ Nobody gets in without credentials, and everything listens on 127.0.0.1 only:
 - PostgreSQL authenticates every connection, TCP and socket, with ``scram-sha-256``; its
   bootstrap superuser (``cgankd_admin``) only creates the application role ``cgankd``, which owns
   the databases and is not a superuser (no ``COPY ... FROM PROGRAM``, no new roles or databases);
-- MLflow runs its basic-auth app (the admin's password generated, its user store in PostgreSQL); each
-  worker trusts a password it checked for ``AUTH_CACHE_S`` s (a changed one too; bench/team_auth.py);
+- MLflow runs its basic-auth app (its user store in PostgreSQL); each worker trusts a password it
+  checked for ``AUTH_CACHE_S`` s (a changed one too; bench/team_auth.py). Clients get least-privilege
+  accounts (cgankd/ops/mlflow_accounts.py): ``client.env`` the pipeline's, ``<root>/serve.env`` a
+  read-only one for ``cgankd serve``; the admin's password stays in ``secrets/``;
 - Prefect requires its API auth string and answers CORS only for its own origin.
 Passwords are generated on first start (``secrets.token_urlsafe``), kept in ``<root>/secrets/`` (0700, files 0600),
 given to servers through their environment, never on a command line; a role's is sent as its SCRAM verifier.
@@ -40,13 +42,14 @@ from pathlib import Path
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import open_private
 from cgankd.ops import dvc_remote
+from cgankd.ops.mlflow_accounts import ADMIN as MLFLOW_ADMIN
+from cgankd.ops.mlflow_accounts import account_env, create_accounts
 from cgankd.ops.mlflow_ui import no_mlflow_jobs
 from cgankd.ops.scram import password_sql
 from cgankd.ops.servers import bin_path, last_line, stop, wait_http
 
 USER = "cgankd"  # the application role the servers connect as: owns the databases, not a superuser
 ADMIN = "cgankd_admin"  # PostgreSQL's bootstrap superuser: creates the role and the databases only
-MLFLOW_ADMIN = "cgankd-admin"  # MLflow basic-auth's admin user
 PREFECT_USER = "cgankd"
 AUTH_CACHE_S = 30
 
@@ -203,6 +206,7 @@ def mlflow_server(pg: Postgres, artifacts: Path, port: int, log: Path, workers: 
                              "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
                             stdout=open_private(log, True), stderr=subprocess.STDOUT, start_new_session=True, env=env)
     wait_http(f"http://127.0.0.1:{port}/health", proc, 180, "mlflow server")
+    create_accounts(f"http://127.0.0.1:{port}", pg.secrets)
     return proc
 
 
@@ -225,10 +229,10 @@ def prefect_auth(store: Secrets) -> str:
     return f"{PREFECT_USER}:{store.get('prefect-api')}"
 
 
-def client_env(store: Secrets, mlflow_port: int, prefect_port: int | None) -> dict[str, str]:
-    """What a client exports to use the stack: the addresses and the credentials."""
-    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}", "MLFLOW_TRACKING_USERNAME": MLFLOW_ADMIN,
-           "MLFLOW_TRACKING_PASSWORD": store.get("mlflow-admin")}
+def client_env(store: Secrets, mlflow_port: int, prefect_port: int | None, role: str = "pipeline") -> dict[str, str]:
+    """What a client exports to use the stack: the addresses and the credentials of ``role`` (pipeline:
+    runs, registers and promotes; serve: reads the registry; cgankd/ops/mlflow_accounts.py)."""
+    env = account_env(store, f"http://127.0.0.1:{mlflow_port}", role)
     if prefect_port:
         env.update({"PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
                     "PREFECT_API_AUTH_STRING": prefect_auth(store)})
@@ -265,6 +269,9 @@ def serve_forever(root: Path, pg_port: int, mlflow_port: int, prefect_port: int,
         client = root / "client.env"
         with open_private(client) as f:
             f.write("".join(f"{k}={v}\n" for k, v in env.items()))
+        with open_private(root / "serve.env") as f:  # cgankd serve: reads the registry, changes nothing
+            f.write("".join(f"{k}={v}\n" for k, v in account_env(
+                Secrets(root / "secrets"), env["MLFLOW_TRACKING_URI"], "serve").items()))
         print(f"team stack up on 127.0.0.1 (data in {root}; Ctrl-C stops it). Every server asks for "
               f"credentials; they are in {client} (mode 0600). In another shell:")
         print(f"  set -a; . {client}; set +a")

@@ -2,7 +2,8 @@
 for a body.
 
 - Over ``max_in_flight`` requests at once, a request gets 503 with ``Retry-After`` at once instead
-  of joining a queue that grows without limit (health probes are never refused).
+  of joining a queue that grows without limit (health probes are never refused). A request counts
+  from its body's first byte, so heads without bodies hold no slot.
 - A client must send its whole body within ``body_timeout`` seconds of starting the request; one
   that trickles it byte by byte gets 408 and its slot back. Each connection is its own task on the
   event loop, so a slow client never blocks the others meanwhile.
@@ -27,27 +28,52 @@ PROBES = ("/healthz", "/ready", "/v2/health/live", "/v2/health/ready")
 
 
 class InFlightLimit:
+    """Counts a request in flight from its body's first byte (at once when it has no body): sockets
+    that send a head and then no body hold no slot, so they cannot deny everyone else; the body
+    deadline closes them."""
+
     def __init__(self, app: Any, max_in_flight: int, retry_after: int = 1) -> None:
         self.app = app
         self.max = max_in_flight
         self.retry_after = retry_after
         self.n = 0  # one event loop: no lock needed
 
+    def busy(self) -> Refused:
+        return Refused(f"busy: {self.n} requests in flight (serve.max_in_flight={self.max}); retry after "
+                       f"{self.retry_after} s", 503, {"Retry-After": str(self.retry_after)})
+
+    def take(self) -> None:
+        if self.n >= self.max:
+            raise self.busy()
+        self.n += 1
+
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
-        if self.n >= self.max:
-            body = {"error": f"busy: {self.n} requests in flight (serve.max_in_flight={self.max}); "
-                             f"retry after {self.retry_after} s"}
-            await JSONResponse(body, status_code=503, headers={"Retry-After": str(self.retry_after)})(
-                scope, receive, send)
-            return
-        self.n += 1
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"0")
+        counted = not (headers.get(b"transfer-encoding") or (length.isdigit() and int(length) > 0))
+        if counted:
+            try:
+                self.take()
+            except Refused as exc:
+                await exc.response()(scope, receive, send)
+                return
+
+        async def first_byte() -> dict:
+            nonlocal counted
+            msg = await receive()
+            if not counted and msg["type"] == "http.request":
+                self.take()  # raises Refused: the guards and the app answer it
+                counted = True
+            return msg
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, first_byte, send)
         finally:
-            self.n -= 1
+            if counted:
+                self.n -= 1
 
 
 class JsonGate:

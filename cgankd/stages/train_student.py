@@ -135,7 +135,7 @@ def run(cfg: Config, tracker: NullTracker | None = None, method: str = "nokd") -
     tracker.set_tags({"cgankd.method": method, "cgankd.distiller": m.distiller,
                       "cgankd.fakes": str(fakes_path(cfg)) if m.fakes else "none"})
     t0 = time.perf_counter()
-    res = fit(model, data["train"], data["val"], data.meta, sc, cfg.seed + 3, f"train-student[{method}]",
+    res = fit(model, data, sc, cfg.seed + 3, f"train-student[{method}]",
               fakes=fakes, fake_ratio=sc.fake_ratio if fakes is not None else 0.0, steps=steps, lr=lr,
               log=lambda s, row: tracker.log_metrics(row, step=s), distiller=distiller, runtime=rt)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs

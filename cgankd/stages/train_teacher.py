@@ -20,7 +20,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     rt = setup(cfg)
     data = prepared(cfg)
     model = new_model(cfg.teacher.arch, data, cfg.teacher.width, rt.device)
-    res = fit(model, data["train"], data["val"], data.meta, cfg.teacher, cfg.seed, "train-teacher",
+    res = fit(model, data, cfg.teacher, cfg.seed, "train-teacher",
               log=lambda s, row: tracker.log_metrics(row, step=s), runtime=rt)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}

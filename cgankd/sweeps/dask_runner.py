@@ -13,6 +13,12 @@ one call; resources (``GPU=1``) are plain worker annotations; and ``dask-cuda`` 
   allowed-failures``), and Prefect retries a job whose run failed for an infrastructure reason
   (a killed or lost worker, a closed connection), never for an error raised by the job itself.
 - Results reach the driver as jobs finish and are saved at once.
+- Every connection is TLS with mutual certificates. A local cluster gets a certificate made for the
+  sweep (``Security.temporary()``): a client or worker without it is refused, so another local user
+  cannot run code as the sweep's user. An existing cluster (``--address tls://...``) uses the
+  certificates of Dask's configuration (``distributed.comm.tls.*``); a plain ``tcp://`` address runs
+  with a warning. Credentials (MLflow's user and password, Prefect's auth string) never travel with a
+  job: a local cluster's workers are started with them, an existing cluster's workers hold their own.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ import atexit
 import contextlib
 import logging
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from cgankd.base.errors import CgankdError
-from cgankd.sweeps.jobs import Cluster, Job, execute, no_scheduler
+from cgankd.sweeps.jobs import Cluster, Job, driver_env, execute, no_scheduler
 
 RETRIES = 2
 CONNECT_TIMEOUT_S = 10
@@ -49,7 +56,7 @@ def _retry_condition(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S, sec: Any = None) -> None:
     """One line when no scheduler answers within ``timeout``, instead of a hang and a traceback. The
     deadline is ours: Dask's client waits without end on a peer that accepts the connection and never
     answers its handshake (another service on that port; seen with an HTTP server)."""
@@ -58,7 +65,7 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
     from distributed import Client
 
     async def connect() -> None:
-        client = Client(address, timeout=timeout, asynchronous=True)
+        client = Client(address, timeout=timeout, asynchronous=True, security=sec)
         try:
             await asyncio.wait_for(client, timeout + 2)
         finally:
@@ -121,20 +128,33 @@ def scratch() -> str:
     return path
 
 
-def task_runner(cluster: Cluster, api_url: str) -> Any:
+def security(address: str | None) -> Any:
+    """The sweep's TLS: a certificate made for a local cluster, or Dask's configured certificates for an
+    existing ``tls://`` one; None for a plain ``tcp://`` address."""
+    from distributed.security import Security
+
+    if address is None:
+        return Security.temporary()
+    if address.startswith("tls://"):
+        return Security()  # distributed.comm.tls.{ca-file, client.cert, client.key} of Dask's config
+    return None
+
+
+def task_runner(cluster: Cluster, api_url: str, sec: Any) -> Any:
     from prefect_dask import DaskTaskRunner
 
     from cgankd.compute.device import cuda_usable
 
+    client = {"security": sec} if sec is not None else {}
     if cluster.address:
-        return DaskTaskRunner(address=cluster.address)
+        return DaskTaskRunner(address=cluster.address, client_kwargs=client)
     kwargs: dict[str, Any] = {"n_workers": cluster.workers, "threads_per_worker": 1, "processes": True,
-                              "dashboard_address": None, "silence_logs": logging.WARNING,
-                              "env": {"PREFECT_API_URL": api_url},
+                              "dashboard_address": None, "silence_logs": logging.WARNING, "security": sec,
+                              "env": {"PREFECT_API_URL": api_url, **driver_env(secrets=True)},  # at their start
                               "local_directory": scratch()}  # not /tmp/dask-scratch-space: ours alone
     if cuda_usable():
         kwargs["resources"] = {"GPU": 1}
-    return DaskTaskRunner(cluster_kwargs=kwargs)
+    return DaskTaskRunner(cluster_kwargs=kwargs, client_kwargs=client)
 
 
 def run_on_dask(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: Cluster, env: dict[str, str]) -> None:
@@ -166,11 +186,16 @@ def run_on_dask(jobs: list[Job], on_done: Callable[[Job, Any], None], cluster: C
             on_done(by_key[key], result)
         return failed
 
+    sec = security(cluster.address)
     if cluster.address:
-        check_address(cluster.address)
+        check_address(cluster.address, sec=sec)
+        if sec is None:
+            print(f"cgankd: warning: --address {cluster.address} is not TLS: jobs and results travel in clear and "
+                  "anyone who reaches the scheduler can join it (start it with --tls-ca-file, --tls-cert and "
+                  "--tls-key, and give tls://)", file=sys.stderr)
     try:
         with prefect_api(cluster) as url:
-            failed = sweep.with_options(task_runner=task_runner(cluster, url))()
+            failed = sweep.with_options(task_runner=task_runner(cluster, url, sec))()
     except CgankdError:
         raise
     except (OSError, TimeoutError) as exc:

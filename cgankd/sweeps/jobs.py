@@ -21,10 +21,12 @@ from typing import Any
 
 from cgankd.base.errors import CgankdError
 
-# what a job's process needs of the driver's environment: the tracking store, the parent run
+# what a job's process needs of the driver's environment: the tracking store, the parent run (sent with
+# each job) and the credentials, which never travel with a job: a local cluster's workers are started with
+# them, an existing cluster's workers hold their own (cgankd/sweeps/dask_runner.py)
 FORWARDED_ENV = ("MLFLOW_TRACKING_URI", "CGANKD_PARENT_RUN_ID", "CGANKD_TRACKING", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                 "MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                 "PREFECT_API_AUTH_STRING")
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT")
+SECRET_ENV = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "PREFECT_API_AUTH_STRING")
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,10 @@ def probe(address: str, timeout: float = 5.0) -> None:
         raise no_scheduler(address, type(exc).__name__) from None
 
 
-def driver_env() -> dict[str, str]:
-    return {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+def driver_env(secrets: bool = False) -> dict[str, str]:
+    """The driver's settings a job needs; with ``secrets``, its credentials too (jobs in this process,
+    a local cluster's workers at their start)."""
+    return {k: os.environ[k] for k in (*FORWARDED_ENV, *(SECRET_ENV if secrets else ())) if k in os.environ}
 
 
 def execute(job: Job, env: dict[str, str]) -> Any:

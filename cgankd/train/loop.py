@@ -31,7 +31,7 @@ from cgankd.base.progress import Progress
 from cgankd.compute import distributed
 from cgankd.compute.device import Runtime
 from cgankd.config import TrainCfg
-from cgankd.data.prepared import Meta, Split
+from cgankd.data.prepared import Prepared, Split
 from cgankd.kd import DISTILLERS, Distiller
 from cgankd.kd.base import KDContext
 from cgankd.task import task_of
@@ -68,12 +68,13 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def fit(model: nn.Module, train: Split, val: Split, meta: Meta, cfg: TrainCfg, seed: int,
-        desc: str, fakes: Split | None = None, fake_ratio: float = 0.0,
-        steps: int | None = None, lr: float | None = None,
+def fit(model: nn.Module, data: Prepared, cfg: TrainCfg, seed: int, desc: str, *, fakes: Split | None = None,
+        fake_ratio: float = 0.0, steps: int | None = None, lr: float | None = None,
         log: Callable[[int, dict[str, float]], None] | None = None,
         distiller: Distiller | None = None, runtime: Runtime | None = None) -> FitResult:
-    """Train ``model`` (the distiller's student when a distiller is given)."""
+    """Train ``model`` (the distiller's student when a distiller is given) on ``data``'s train split,
+    picking the best checkpoint on its val split, with ``cfg``'s section (teacher, student, extractor)."""
+    train, val, meta = data["train"], data["val"], data.meta
     if distiller is None:
         distiller = DISTILLERS.get("nokd")(model, KDContext(task=meta.task, input_shape=(
             meta.channels, meta.resolution, meta.resolution)))

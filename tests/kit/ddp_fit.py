@@ -13,7 +13,7 @@ from torch import nn
 from cgankd.compute import distributed
 from cgankd.compute.device import CPU
 from cgankd.config import TrainCfg
-from cgankd.data.prepared import Meta, Split
+from cgankd.data.prepared import Meta, Prepared, Split
 from cgankd.train.loop import fit
 
 
@@ -28,7 +28,8 @@ def main(out: str) -> None:
                           nn.Linear(32, 4))
     cfg = TrainCfg(steps=30, batch_size=12, lr=0.1, eval_every=10, grad_clip=1.0)
     rt = distributed.runtime(CPU)
-    res = fit(model, real, real, meta, cfg, seed=3, desc="ddp-fit", fakes=fakes, fake_ratio=2.0, runtime=rt)
+    res = fit(model, Prepared(meta, {"train": real, "val": real}), cfg, seed=3, desc="ddp-fit", fakes=fakes,
+              fake_ratio=2.0, runtime=rt)
     if distributed.is_main():
         torch.save({"last": res.last.state_dict(), "history": res.history}, out)
     distributed.finish()
