@@ -87,6 +87,16 @@ def test_embedded_regression_through_dvc_registers_an_onnx_regressor(rc_repo, tm
     assert champ.tags["int8"].startswith("logged" if ok else "refused") and m["int8_why"] in champ.tags["int8"]
     assert ("int8_sha256" in champ.tags) is ok
     assert "int8 twin: test mae" in (out / "report.md").read_text()
+    # serve.precision=int8 serves the version's registered twin, checked against its digest
+    from cgankd.base.errors import CgankdError
+    from cgankd.serve.runtime import load_model as serve_model
+
+    if ok:
+        assert serve_model("models:/cgankd-rc@champion", "cpu", precision="int8").metadata()["precision"] == "int8"
+    else:
+        with pytest.raises(CgankdError, match="has no int8 twin"):
+            serve_model("models:/cgankd-rc@champion", "cpu", precision="int8")
+    assert serve_model("models:/cgankd-rc@champion", "cpu").metadata()["precision"] == "fp32"
 
 
 def test_a_regressor_is_never_compared_with_a_classifiers_champion(rc_repo, monkeypatch):

@@ -93,7 +93,8 @@ PAPER_SHRINK = ["device=cpu", "precision=fp32", "compile=false", "data.resolutio
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("dataset", COLUMNS.values())
+# Steering Angle is UTKFace's task, stages and file layout with other values, each checked when read (above)
+@pytest.mark.parametrize("dataset", [d for d in COLUMNS.values() if d != "steeringangle"])
 def test_each_paper_profile_runs_end_to_end_shrunk(tmp_path, dataset):
     root = (make_cifar(tmp_path / "data", hundred=True) if dataset == "cifar100" else
             authors_h5(tmp_path / "d.h5", "imagenet100" if dataset == "imagenet100" else "utkface"))

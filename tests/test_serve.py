@@ -396,3 +396,11 @@ def test_the_batcher_gathers_concurrent_requests_and_gives_each_its_own_rows(ser
     np.testing.assert_allclose(alone, model.run(x[:8]), atol=1e-6, rtol=0)
     assert calls[-2:] == [1, 3] and isinstance(bad[0], np.ndarray)  # the two failing requests shared a call ...
     assert all(isinstance(e, RuntimeError) for e in bad[1:])  # ... and both got its error
+
+
+def test_int8_precision_picks_a_registered_twin_not_a_file(tmp_path):
+    from cgankd.base.errors import CgankdError
+    from cgankd.serve.runtime import load_model
+
+    with pytest.raises(CgankdError, match="param serve.precision: int8 picks a registered version's twin"):
+        load_model(str(tmp_path / "student.onnx"), "cpu", precision="int8")

@@ -196,7 +196,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     cfg = _config(args, runtime=False)
     model = load_model(_model_source(args, cfg), args.providers or cfg.serve.providers,
-                       args.threads or cfg.serve.threads)
+                       args.threads or cfg.serve.threads, cfg.serve.precision)
     n = predict_to_csv(Path(args.input), Path(args.out), model, args.batch_size)
     print(f"wrote {args.out} ({n} predictions, model {model.info.get('uri')})")
     return 0

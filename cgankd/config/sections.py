@@ -228,6 +228,7 @@ class ServeCfg:
     max_batch: Positive = 1024
     providers: Annotated[str, OneOf("auto", "cpu", "cuda")] = "auto"
     threads: Annotated[int | None, Range(ge=1, note="onnxruntime's default")] = None
+    precision: Annotated[str, OneOf("fp32", "int8")] = "fp32"
     max_in_flight: Positive = 64
     batching: bool = True
     batch_max: Positive = 32

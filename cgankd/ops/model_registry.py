@@ -247,10 +247,12 @@ def stored_digest(model_uri: str) -> str:
         return sha256(sorted(local.rglob("*.onnx"))[0])
 
 
-def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
-    """Download a registered ONNX model version into ``dst``; returns its .onnx path and (name,
-    version, alias, uri, run id, tags). An unknown model, alias or version is a one-line error; so
-    is a sqlite registry that does not exist yet (said at once, and no empty database is left)."""
+def fetch_registered(uri: str, dst: Path, precision: str = "fp32") -> tuple[Path, dict[str, Any]]:
+    """Download a registered ONNX model version into ``dst``, or with ``precision="int8"`` its int8
+    twin (registered beside it when evaluate passed it); returns its .onnx path and (name, version,
+    alias, uri, run id, tags). The file must have the sha256 tagged at register. An unknown model,
+    alias or version is a one-line error; so is a sqlite registry that does not exist yet (said at
+    once, and no empty database is left)."""
     db = tracking_uri().removeprefix("sqlite:///") if tracking_uri().startswith("sqlite:///") else None
     if db is not None and not Path(db).is_file():
         raise CgankdError(uri, f"no model registry yet ({db} does not exist): run `make demo` or `cgankd run` "
@@ -275,14 +277,19 @@ def fetch_registered(uri: str, dst: Path) -> tuple[Path, dict[str, Any]]:
     if not complete(mv):
         raise CgankdError(uri, f"version {mv.version} is incomplete (its registration was interrupted, or it was "
                           "not registered by cgankd register): not served")
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{mv.version}", dst_path=str(dst)))
-    found = sorted(local.rglob("*.onnx"))
+    tag = "int8_sha256" if precision == "int8" else "onnx_sha256"
+    if tag not in mv.tags and precision == "int8":
+        why = mv.tags.get("int8", "registered without export.int8")
+        raise CgankdError(uri, f"version {mv.version} has no int8 twin ({why}): serve it with serve.precision=fp32")
+    source = f"runs:/{mv.run_id}/student_int8" if precision == "int8" else f"models:/{name}/{mv.version}"
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst)))
+    found = sorted(local.rglob("*.onnx")) if local.is_dir() else [local]
     if not found:
         raise CgankdError(uri, f"version {mv.version} holds no .onnx file (is it the PyTorch flavour?)")
     digest = sha256(found[0])
-    if mv.tags.get("onnx_sha256") != digest:  # changed in the artifact store since register, or never recorded
-        raise CgankdError(uri, f"version {mv.version}'s ONNX file is not the one registered (sha256 {digest[:12]}, "
-                          f"tag {str(mv.tags.get('onnx_sha256'))[:12]}): not served; register the student again")
+    if mv.tags.get(tag) != digest:  # changed in the artifact store since register, or never recorded
+        raise CgankdError(uri, f"version {mv.version}'s {precision} ONNX file is not the one registered (sha256 "
+                          f"{digest[:12]}, tag {str(mv.tags.get(tag))[:12]}): not served; register the student again")
     info = {"name": name, "version": int(mv.version), "alias": alias, "uri": uri, "run_id": mv.run_id,
             "tags": dict(mv.tags)}
     return found[0], info

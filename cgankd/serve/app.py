@@ -213,7 +213,7 @@ def serve(source: str, cfg: ServeCfg) -> None:
               "the names clients use (docs/serving.md, Exposing the server)", file=sys.stderr)
 
     def loader(src: str) -> ServedModel:
-        return load_model(src, cfg.providers, cfg.threads)
+        return load_model(src, cfg.providers, cfg.threads, cfg.precision)
 
     model = loader(source)
     print(json.dumps({"serving": model.info.get("uri"), "version": model.info.get("version"),

@@ -78,16 +78,21 @@ def load_onnx(path: Path, info: dict[str, Any] | None = None, providers: str = "
     return ServedModel(sess, card, {"name": path.stem, "version": None, "uri": str(path), **(info or {})})
 
 
-def load_model(source: str, providers: str = "auto", threads: int | None = None) -> ServedModel:
-    """``source``: a .onnx path, ``models:/<name>@<alias>`` or ``models:/<name>/<version>``."""
+def load_model(source: str, providers: str = "auto", threads: int | None = None,
+               precision: str = "fp32") -> ServedModel:
+    """``source``: a .onnx path, ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` (with
+    ``precision="int8"``: that version's int8 twin)."""
     if source.startswith("models:/"):
         import tempfile
 
         from cgankd.ops.model_registry import fetch_registered
 
         with tempfile.TemporaryDirectory(prefix="cgankd-serve-") as tmp:  # the session keeps the weights
-            path, info = fetch_registered(source, Path(tmp))
+            path, info = fetch_registered(source, Path(tmp), precision)
             return load_onnx(path, info, providers, threads)
+    if precision != "fp32":
+        raise CgankdError("param serve.precision", f"{precision} picks a registered version's twin; a .onnx file "
+                          "is served as it is (export/student.int8.onnx is the int8 one)")
     path = Path(source)
     if path.suffix != ".onnx":
         raise CgankdError(source, "expected a .onnx file, models:/<name>@<alias> or models:/<name>/<version>")
