@@ -24,7 +24,7 @@ def test_step_decay_at_the_authors_epochs():
 
 
 def test_a_budget_in_epochs_passes_over_reals_and_fakes(monkeypatch):
-    from cgankd.data.prepared import Meta, Split
+    from cgankd.data.prepared import Meta, Prepared, Split
     from cgankd.models import build_model
 
     monkeypatch.setattr("cgankd.train.loop.metrics", lambda *a, **k: {"val_acc": 1.0})
@@ -33,7 +33,7 @@ def test_a_budget_in_epochs_passes_over_reals_and_fakes(monkeypatch):
     fx, fy = rng.integers(0, 256, (50, 3, 8, 8), dtype=np.uint8), np.arange(50) % 3
     meta = Meta(task="classification", source="t", channels=3, resolution=8, classes=list("abc"))
     lrs = []
-    res = loop.fit(build_model("convnet_xs", 3, 3, 8), Split(x, y), Split(x, y), meta,
+    res = loop.fit(build_model("convnet_xs", 3, 3, 8), Prepared(meta, {"train": Split(x, y), "val": Split(x, y)}),
                    TrainCfg(epochs=3, batch_size=16, eval_every=10**6, schedule="step", lr=0.1), seed=0, desc="t",
                    fakes=Split(fx, fy), fake_ratio=1.0, steps=999,
                    log=lambda s, row: lrs.append(s))

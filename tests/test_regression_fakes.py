@@ -152,3 +152,26 @@ def test_m_comes_from_its_own_burn_in_when_asked(tmp_path):
     make_fakes(shrunk(tmp_path / "b", *sets, "subsample.m_burn_in=7"), PaintLabel(), ReadBrightness(), META,
                seed=0, ratio=ratio)
     np.testing.assert_allclose(calls[0], np.repeat(label_grid(5), 7))  # 7 at each of the 5 grid labels
+
+
+class ReadBrightnessHigh(ReadBrightness):
+    """Another judge: it reads every image 0.1 (a tenth of the range) brighter than it is."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 0.1
+
+
+def test_a_filter_net_apart_from_the_teacher_filters_and_relabels(tmp_path):
+    """filter.net: the judge's errors set the cut-off and its readings the labels; the label scores (the
+    verdict's) stay the teacher's."""
+    cfg = shrunk(tmp_path, "task=regression", "fakes.n_labels=5", "fakes.n_per_label=40", "filter.burn_in=2000")
+    fs = make_fakes(cfg, PaintLabel(), ReadBrightness(), META, seed=0, judge=ReadBrightnessHigh())
+    pixels = fs.images.reshape(len(fs.images), -1).mean(1) / 255.0
+    assert fs.labels == pytest.approx(np.clip(pixels + 0.1, 0, 1) * 90, abs=1e-3)  # relabelled by the judge
+    assert fs.teacher_out[:, 0] == pytest.approx(pixels, abs=1e-4)  # scored by the teacher
+    # the judge's error is the teacher's shifted by 0.1: it keeps other fakes than the teacher would
+    _, by_teacher = make(tmp_path / "teacher")
+    assert fs.cutoffs[0] != pytest.approx(by_teacher.cutoffs[0])
+    judged = np.abs(fs.pool["images"].reshape(len(fs.pool["images"]), -1).mean(1) / 255.0 + 0.1
+                    - fs.pool["labels"] / 90)
+    assert fs.pool["score"] == pytest.approx(judged, abs=1e-3)

@@ -9,13 +9,19 @@ from cgankd.base.errors import CgankdError
 from cgankd.models import MODELS, build_model, count_params
 
 ZOO = ["resnet8x4", "resnet32x4", "resnet20", "resnet56", "resnet110", "wrn_16_2", "wrn_40_1",
-       "wrn_40_2", "vgg8", "vgg13", "MobileNetV2", "ShuffleNetV1", "ShuffleNetV2"]
+       "wrn_40_2", "vgg8", "vgg13", "MobileNetV2", "ShuffleNetV1", "ShuffleNetV2", "densenet121"]
 
 # CIFAR-100 sizes published with RepDistiller / CRD (Tian et al., 2020), in millions
 PUBLISHED_M = {"resnet8x4": 1.23, "resnet32x4": 7.43, "resnet20": 0.28, "resnet56": 0.86,
                "resnet110": 1.73, "wrn_16_2": 0.70, "wrn_40_1": 0.57, "wrn_40_2": 2.25,
                "vgg8": 3.96, "vgg13": 9.46, "MobileNetV2": 0.81, "ShuffleNetV1": 0.95,
-               "ShuffleNetV2": 1.36}
+               "ShuffleNetV2": 1.36, "densenet121": 7.05}  # densenet121: pytorch-cifar's, 6.96M at 10 classes
+
+
+def test_densenets_have_the_sizes_of_the_authors_filter_networks() -> None:
+    """The cGAN-KD authors' DenseNets are pytorch-cifar's: 6,956,298 and 26,482,378 parameters at 10 classes."""
+    assert count_params(build_model("densenet121", 3, 10, 32)) == 6_956_298
+    assert count_params(build_model("densenet161", 3, 10, 32)) == 26_482_378
 
 
 def test_zoo_names_are_registered() -> None:

@@ -20,6 +20,8 @@ PATHS = {  # key -> path under out_dir
     "prepared": "prepared", "prepared_meta": "prepared/meta.json", "data_grid": "plots/data_grid.png",
     "teacher_dir": "teacher", "teacher": "teacher/model.pt", "teacher_history": "teacher/history.csv",
     "teacher_metrics": "metrics/teacher.json",
+    "filter_net_dir": "filter_net", "filter_net": "filter_net/model.pt", "filter_net_history": "filter_net/history.csv",
+    "filter_net_metrics": "metrics/filter_net.json",
     "extractor_dir": "extractor", "extractor": "extractor/model.pt", "extractor_history": "extractor/history.csv",
     "extractor_metrics": "metrics/extractor.json",
     "gan_dir": "gan", "gan": "gan/generator.pt", "gan_last": "gan/generator_last.pt",

@@ -125,6 +125,11 @@ class Config:
         return self.student.fakes is None and any(method_uses_fakes(m) for m in self.student.methods)
 
     @property
+    def uses_filter_net(self) -> bool:
+        """A network apart from the teacher filters and relabels this pipeline's fakes (``filter.net``)."""
+        return self.uses_fakes and self.filter.net is not None
+
+    @property
     def uses_vkd(self) -> bool:
         from cgankd.kd.methods import method_distiller
 

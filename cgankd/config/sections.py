@@ -193,6 +193,7 @@ class FilterCfg:
     burn_in: Positive = 1000
     burn_in_from: Annotated[str, OneOf("raw", "subsampled", note="where the cut-offs' burn-in comes from")] = "raw"
     max_rounds: Positive = 50
+    net: str | None = None  # null: the teacher filters and relabels; a zoo arch: a network of its own does
 
 
 @dataclass

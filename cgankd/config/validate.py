@@ -85,8 +85,10 @@ def _validate_models(cfg: Config) -> None:
     from cgankd.base.registry import unknown
     from cgankd.models import MODELS
 
-    for key, arch in (("teacher.arch", cfg.teacher.arch), ("student.arch", cfg.student.arch),
-                      ("extractor.arch", cfg.extractor.arch), ("gan.ccgan.embed_arch", cfg.gan.ccgan.embed_arch)):
+    archs = [("teacher.arch", cfg.teacher.arch), ("student.arch", cfg.student.arch),
+             ("extractor.arch", cfg.extractor.arch), ("gan.ccgan.embed_arch", cfg.gan.ccgan.embed_arch),
+             *([("filter.net", cfg.filter.net)] if cfg.filter.net is not None else [])]
+    for key, arch in archs:
         if arch not in MODELS:
             bad(key, f"{arch!r}: {unknown(arch, MODELS)}")
 

@@ -153,10 +153,12 @@ def generate_and_filter(sample_fn: Sample, score_fn: Score, cutoffs: np.ndarray,
 
 
 def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: int,
-               ratio: Ratio | None = None) -> FakeSet:
-    """The fake set of docs/method.md stages 3-6. ``ratio`` (cDR-RS) turns subsampling on. Also draws
-    ``quality.n_fakes`` unprocessed fakes with a mask per processing step (``pool``) so the stage
-    can measure what each step does."""
+               ratio: Ratio | None = None, judge: nn.Module | None = None) -> FakeSet:
+    """The fake set of docs/method.md stages 3-6. ``ratio`` (cDR-RS) turns subsampling on. ``judge``
+    filters and relabels (``filter.net``; default the teacher); the label scores stay the teacher's.
+    Also draws ``quality.n_fakes`` unprocessed fakes with a mask per processing step (``pool``) so
+    the stage can measure what each step does."""
+    judge = teacher if judge is None else judge
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     fc, fl, rho = cfg.fakes, cfg.filter, cfg.rho
@@ -166,8 +168,8 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
         return sample(g, spec.g_labels(groups), cfg.gan.z_dim, gen, fc.batch_size, fc.truncation)
 
     def score_fn(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
-        # the teacher sees the fakes as they are: no augmentation (a defect of the reference code)
-        return spec.score(predict(teacher, x), groups)
+        # the judge sees the fakes as they are: no augmentation (a defect of the reference code)
+        return spec.score(predict(judge, x), groups)
 
     burn_groups = spec.burn_in_groups
     burn_x = sample_fn(burn_groups)
@@ -201,14 +203,15 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
     labels = assigned
     teacher_out = predict(teacher, images) if len(images) else np.empty((0, 1), np.float32)
     if cfg.adjust_labels:
-        out = adjust_labels(teacher_out, meta.task)
+        judged = teacher_out if judge is teacher or not len(images) else predict(judge, images)
+        out = adjust_labels(judged, meta.task)
         labels = out if task_of(meta.task).categorical else meta.unscale(np.clip(out, 0.0, 1.0))
     fs = FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated,
                  teacher_out=teacher_out)
     if sampler is not None:
         fs.acceptance_rate, fs.ratio_max = sampler.acceptance_rate, float(sampler.m.max())
         fs.offered, fs.accepted = offered, accepted
-    fs.pool = quality_pool(cfg, spec, sample_fn, teacher, cutoffs, rho, ratio, sampler, rng)
+    fs.pool = quality_pool(cfg, spec, sample_fn, teacher, judge, cutoffs, rho, ratio, sampler, rng)
     return fs
 
 
@@ -250,17 +253,19 @@ def subsampled_burn_in(cfg: Config, spec: TaskSpec, sample_fn: Sample, score_fn:
     return score, groups
 
 
-def quality_pool(cfg: Config, spec: TaskSpec, sample_fn: Sample, teacher: nn.Module, cutoffs: np.ndarray,
-                 rho: float, ratio: Ratio | None, sampler: RejectionSampler | None,
+def quality_pool(cfg: Config, spec: TaskSpec, sample_fn: Sample, teacher: nn.Module, judge: nn.Module,
+                 cutoffs: np.ndarray, rho: float, ratio: Ratio | None, sampler: RejectionSampler | None,
                  rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Unprocessed fakes spread evenly over the groups, with the masks of each step applied to
-    them alone (subsampling with the final M, filtering with the final cut-offs) and combined."""
+    them alone (subsampling with the final M, filtering with the final cut-offs: the judge's) and
+    combined."""
     n = cfg.quality.n_fakes
     groups = np.arange(n, dtype=np.int64) * spec.n_groups // n  # sorted, as even as n allows
     x = sample_fn(groups)
     out = predict(teacher, x)  # kept: the stage's label scores read it instead of a second pass
+    judged = out if judge is teacher else predict(judge, x)
     pool = {"images": x, "groups": groups, "labels": spec.unscale(spec.g_labels(groups)),
-            "teacher_out": out, "score": spec.score(out, groups)}
+            "teacher_out": out, "score": spec.score(judged, groups)}
     if ratio is not None and sampler is not None:
         r = ratio(x, spec.g_labels(groups))
         pool["ratio"] = r

@@ -5,6 +5,7 @@ One family per file, each registering its names in ``MODELS`` (RepDistiller's CI
 
 from cgankd.models import (  # noqa: F401  (register)
     convnet,
+    densenet,
     mobilenetv2,
     resnet,
     shufflenetv1,

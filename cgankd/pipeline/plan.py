@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -125,6 +125,11 @@ def _teacher(cfg: Config, d: Data, _method: str | None) -> Row:
     return _classifier_row("train-teacher", cfg, d, cfg.teacher, d.n_train)
 
 
+def _filter_net(cfg: Config, d: Data, _method: str | None) -> Row:
+    tc = replace(cfg.teacher, arch=str(cfg.filter.net))  # the teacher's settings, its own arch
+    return _classifier_row("train-filter-net", cfg, d, tc, d.n_train)
+
+
 def _extractor(cfg: Config, d: Data, _method: str | None) -> Row:
     if task_of(d.meta.task).categorical:
         return _classifier_row("train-extractor", cfg, d, cfg.extractor, d.n_train)
@@ -185,8 +190,8 @@ def _student(cfg: Config, d: Data, method: str | None) -> Row:
 
 
 ESTIMATES: dict[str, Callable[[Config, Data, str | None], Row]] = {
-    "train-teacher": _teacher, "train-extractor": _extractor, "train-gan": _gan, "make-fakes": _fakes,
-    "train-vkd": _vkd, "train-student": _student}
+    "train-teacher": _teacher, "train-filter-net": _filter_net, "train-extractor": _extractor, "train-gan": _gan,
+    "make-fakes": _fakes, "train-vkd": _vkd, "train-student": _student}
 
 
 def _gan_seconds(cfg: Config) -> float | None:

@@ -41,6 +41,10 @@ def uses_vkd(cfg: Config) -> bool:
     return cfg.uses_vkd
 
 
+def uses_filter_net(cfg: Config) -> bool:
+    return cfg.uses_filter_net
+
+
 @dataclass(frozen=True)
 class Stage:
     """One pipeline stage. Paths are layout keys (``config.layout.PATHS``); a per-method key
@@ -123,6 +127,16 @@ TABLE: tuple[Stage, ...] = (
         upstream=True,
     ),
     Stage(
+        name="train-filter-net",
+        params=(*RUNTIME, "teacher", "filter.net"),
+        deps=("prepared",),
+        outs=("filter_net_dir", "filter_net_metrics"),
+        done="filter_net_metrics",
+        when=uses_filter_net,
+        ddp=True,
+        upstream=True,
+    ),
+    Stage(
         name="train-extractor",
         params=(*RUNTIME, "task", "data.source", "extractor", "subsample.enabled", "subsample.holdout",
                 "quality.n_windows", "quality.window"),
@@ -148,7 +162,8 @@ TABLE: tuple[Stage, ...] = (
     Stage(
         name="make-fakes",
         params=(*RUNTIME, "task", "data.source", "gan.z_dim", "fakes", "subsample", "filter", "adjust", "quality"),
-        deps=("prepared", "gan_dir", "teacher", "teacher_metrics", "extractor_dir"),
+        deps=lambda cfg, _: ("prepared", "gan_dir", "teacher", "teacher_metrics", "extractor_dir",
+                             *(("filter_net",) if cfg.filter.net else ())),
         outs=("fakes_dir", "fakes_metrics"),
         plots=("fakes_quality_plot", "fakes_score_plot", "fakes_score_csv", "fakes_intra_fid_csv"),
         artifacts=("fakes_counts", "fakes_quality", "fakes_grid"),

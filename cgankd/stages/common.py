@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
+from cgankd import store
 from cgankd.base.errors import CgankdError
-from cgankd.base.io import read_json, write_text
+from cgankd.base.io import read_json, write_json, write_text
 from cgankd.compute import distributed
 from cgankd.compute.device import Runtime
 from cgankd.config import Config
 from cgankd.config.layout import Layout
 from cgankd.data.prepared import Meta, Prepared, load_prepared
-from cgankd.models import ImageModel, build_model
+from cgankd.models import ImageModel, build_model, count_params
 from cgankd.task import task_of
 from cgankd.train.evaluate import metrics, predict, seen_unseen
-from cgankd.train.loop import FitResult, seed_everything, set_threads
+from cgankd.train.loop import FitResult, fit, seed_everything, set_threads
 
 
 def setup(cfg: Config, offset: int = 0) -> Runtime:
@@ -68,6 +70,27 @@ def teacher_metric(cfg: Config, meta: Meta) -> float:
     if key not in m:
         raise CgankdError(str(at(cfg, "teacher_metrics")), f"has no {key}; re-run train-teacher")
     return float(m[key])
+
+
+def train_network(cfg: Config, tracker: Any, arch: str, seed_offset: int, name: str, key: str) -> dict[str, Any]:
+    """A network of ``arch`` on the real training set with the teacher's settings (``teacher``: steps,
+    schedule, width), written to the layout's ``key`` (its model), ``key_history`` and
+    ``key_metrics``: the teacher, and the filter network apart from it (``filter.net``)."""
+    rt = setup(cfg, seed_offset)
+    data = prepared(cfg)
+    model = new_model(arch, data, cfg.teacher.width, rt.device)
+    res = fit(model, data, cfg.teacher, cfg.seed + seed_offset, name,
+              log=lambda s, row: tracker.log_metrics(row, step=s), runtime=rt)
+    if not distributed.is_main():  # torchrun: rank 0 writes the outputs
+        return {}
+    store.save_model(res.best, at(cfg, key), {"best_step": res.best_step})
+    write_history(at(cfg, f"{key}_history"), res.history)
+    m = {"params": count_params(model), "best_step": res.best_step}
+    m.update(fit_metrics(res, data))
+    write_json(at(cfg, f"{key}_metrics"), m)
+    tracker.log_metrics(m)
+    print(f"{name}:", json.dumps(m))
+    return m
 
 
 def fit_metrics(res: FitResult, data: Prepared) -> dict[str, float]:

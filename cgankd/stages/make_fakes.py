@@ -75,6 +75,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     if (g.num_classes is None) == task_of(meta.task).categorical:  # a CcGAN for classes, or the reverse
         raise CgankdError(str(at(cfg, "gan")), f"was trained for another task than {meta.task}; re-run train-gan")
     teacher = store.load(at(cfg, "teacher"), "image_model", dev, "train-teacher")
+    judge = store.load(at(cfg, "filter_net"), "image_model", dev, "train-filter-net") if cfg.filter.net else None
     extractor = store.load(at(cfg, "extractor"), "extractor", dev, "train-extractor")
     ratio, dre_stats = None, {}
     if cfg.subsample_fakes:
@@ -82,7 +83,7 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         store.save_dre(ratio.dre, at(cfg, "dre"))
         for row in dre_hist:
             tracker.log_metrics(row, step=row["step"])
-    fs = make_fakes(cfg, g, teacher, meta, cfg.seed + 2, ratio)
+    fs = make_fakes(cfg, g, teacher, meta, cfg.seed + 2, ratio, judge)
     with atomic_path(at(cfg, "fakes")) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, fake_images=fs.images, fake_labels=fs.labels, assigned_labels=fs.assigned,
