@@ -21,6 +21,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from cgankd.serve.decode import BadInput
 
@@ -71,6 +72,8 @@ class InFlightLimit:
 
         try:
             await self.app(scope, first_byte, send)
+        except ClientDisconnect:
+            pass  # the client left before its body came: nobody to answer, nothing to log
         finally:
             if counted:
                 self.n -= 1
