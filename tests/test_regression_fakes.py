@@ -175,3 +175,14 @@ def test_a_filter_net_apart_from_the_teacher_filters_and_relabels(tmp_path):
     judged = np.abs(fs.pool["images"].reshape(len(fs.pool["images"]), -1).mean(1) / 255.0 + 0.1
                     - fs.pool["labels"] / 90)
     assert fs.pool["score"] == pytest.approx(judged, abs=1e-3)
+
+
+def test_the_whole_set_filter_keeps_the_rho_share_of_the_set_itself(tmp_path):
+    """filter.burn_in_from=whole, the authors' regression filter: the set is made first (n_per_label a label),
+    then the fakes under its own rho-quantile are kept, about rho of each label's."""
+    _, fs = make(tmp_path, "filter.burn_in_from=whole")
+    assert fs.made.tolist() == [40] * 5 and len(fs.burn_in_score) == 200  # the quantile's sample: the set
+    assert fs.cutoffs[0] == pytest.approx(np.quantile(fs.burn_in_score, 0.7))
+    assert len(fs.images) == int(np.sum(fs.burn_in_score < fs.cutoffs[0])) and 135 <= len(fs.images) <= 140
+    assert fs.score.max() < fs.cutoffs[0]
+    assert fs.generated.sum() == 200  # nothing drawn beyond the set (no subsampling here)

@@ -191,7 +191,8 @@ class FilterCfg:
     enabled: bool = True
     rho: Annotated[float | None, Range(gt=0, le=1, note="the task's default")] = None
     burn_in: Positive = 1000
-    burn_in_from: Annotated[str, OneOf("raw", "subsampled", note="where the cut-offs' burn-in comes from")] = "raw"
+    burn_in_from: Annotated[str, OneOf("raw", "subsampled", "whole",
+                                       note="where the cut-offs' burn-in comes from")] = "raw"
     max_rounds: Positive = 50
     net: str | None = None  # null: the teacher filters and relabels; a zoo arch: a network of its own does
 

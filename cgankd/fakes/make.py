@@ -48,6 +48,7 @@ class FakeSet:
     accepted: np.ndarray | None = None  # ... and accepted by it
     pool: dict[str, np.ndarray] = field(default_factory=dict)  # unprocessed fakes + step masks
     teacher_out: np.ndarray | None = None  # the teacher's raw outputs on ``images``
+    made: np.ndarray | None = None  # filter.burn_in_from=whole: the fakes made per group before the filter
 
 
 @dataclass
@@ -193,12 +194,22 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
     if sampler is not None and fl.burn_in_from == "subsampled":  # the authors': cut-offs of fakes cDR-RS kept
         burn_score, burn_groups = subsampled_burn_in(cfg, spec, sample_fn, score_fn, ratio, sampler,
                                                      burn_score, burn_groups)
-    cutoffs = spec.cutoffs(burn_score, burn_groups)
     target = task_of(meta.task).fakes_per_group(fc)
     rate = sampler.acceptance_rate if sampler is not None else 1.0
     budget = cfg.subsample.max_draw_factor * target * spec.n_groups if ratio is not None else None
-    images, score, group, generated = generate_and_filter(
-        sample_fn, score_fn, cutoffs, target, rho, fl.max_rounds, spec.slack, accept, rate, budget)
+    made = None
+    if fl.burn_in_from == "whole" and rho < 1.0:  # the authors' regression: the set made, then its own quantile
+        images, score, group, generated = generate_and_filter(
+            sample_fn, score_fn, np.full(spec.n_groups, np.inf), target, 1.0, fl.max_rounds, spec.slack, accept,
+            rate, budget)
+        made, burn_score, burn_groups = np.bincount(group, minlength=spec.n_groups), score, group
+        cutoffs = spec.cutoffs(score, group)
+        keep = keep_mask(score, group, cutoffs, rho)
+        images, score, group = images[keep], score[keep], group[keep]
+    else:
+        cutoffs = spec.cutoffs(burn_score, burn_groups)
+        images, score, group, generated = generate_and_filter(
+            sample_fn, score_fn, cutoffs, target, rho, fl.max_rounds, spec.slack, accept, rate, budget)
     assigned = spec.unscale(spec.g_labels(group))
     labels = assigned
     teacher_out = predict(teacher, images) if len(images) else np.empty((0, 1), np.float32)
@@ -207,7 +218,7 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
         out = adjust_labels(judged, meta.task)
         labels = out if task_of(meta.task).categorical else meta.unscale(np.clip(out, 0.0, 1.0))
     fs = FakeSet(images, labels, assigned, score, cutoffs, burn_score, burn_groups, group, generated,
-                 teacher_out=teacher_out)
+                 teacher_out=teacher_out, made=made)
     if sampler is not None:
         fs.acceptance_rate, fs.ratio_max = sampler.acceptance_rate, float(sampler.m.max())
         fs.offered, fs.accepted = offered, accepted

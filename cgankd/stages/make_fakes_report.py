@@ -46,9 +46,10 @@ def score_histogram(ce: np.ndarray, kept: np.ndarray, bins: int = 40) -> str:
 
 def summary(fs: FakeSet, meta: Meta, rho: float, target: int) -> dict[str, Any]:
     """``n_groups_short``: classes / grid labels that got fewer than ``target`` fakes within
-    ``filter.max_rounds`` rounds."""
-    stats: dict[str, Any] = {"n_fakes": int(len(fs.labels)), "n_groups_short": int(np.sum(
-                                 np.bincount(fs.group, minlength=len(fs.generated)) < target)), "rho": rho,
+    ``filter.max_rounds`` rounds (made before the filter with ``filter.burn_in_from: whole``)."""
+    per_group = fs.made if fs.made is not None else np.bincount(fs.group, minlength=len(fs.generated))
+    stats: dict[str, Any] = {"n_fakes": int(len(fs.labels)), "n_groups_short": int(np.sum(per_group < target)),
+                             "rho": rho,
                              "kept_fraction": float(len(fs.labels) / max(fs.generated.sum(), 1)),
                              "acceptance_rate": fs.acceptance_rate}
     if task_of(meta.task).categorical:
