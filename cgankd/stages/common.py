@@ -12,6 +12,7 @@ from typing import Any
 from cgankd import store
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import read_json, write_json, write_text
+from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
 from cgankd.compute.device import Runtime
 from cgankd.config import Config
@@ -72,7 +73,8 @@ def teacher_metric(cfg: Config, meta: Meta) -> float:
     return float(m[key])
 
 
-def train_network(cfg: Config, tracker: Any, arch: str, seed_offset: int, name: str, key: str) -> dict[str, Any]:
+def train_network(cfg: Config, tracker: NullTracker, arch: str, seed_offset: int, name: str,
+                  key: str) -> dict[str, Any]:
     """A network of ``arch`` on the real training set with the teacher's settings (``teacher``: steps,
     schedule, width), written to the layout's ``key`` (its model), ``key_history`` and
     ``key_metrics``: the teacher, and the filter network apart from it (``filter.net``)."""
