@@ -172,10 +172,12 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
         # the judge sees the fakes as they are: no augmentation (a defect of the reference code)
         return spec.score(predict(judge, x), groups)
 
+    whole = fl.burn_in_from == "whole" and rho < 1.0  # the authors' regression: the set made, then its quantile
     burn_groups = spec.burn_in_groups
     burn_x = sample_fn(burn_groups)
-    # the filter's cut-offs come from the raw burn-in: subsampling may accept too few for a quantile
-    burn_score = score_fn(burn_x, burn_groups)
+    # the filter's cut-offs come from the raw burn-in (subsampling may accept too few for a quantile); with
+    # ``whole`` from the set itself, so the burn-in only gives rejection sampling its first M
+    burn_score = np.empty(0, np.float32) if whole else score_fn(burn_x, burn_groups)
     sampler, accept = None, None
     offered, accepted = np.zeros(spec.n_groups, np.int64), np.zeros(spec.n_groups, np.int64)
     if ratio is not None:  # the same burn-in (or subsample.m_burn_in's) gives rejection sampling its first M
@@ -198,7 +200,7 @@ def make_fakes(cfg: Config, g: nn.Module, teacher: nn.Module, meta: Meta, seed: 
     rate = sampler.acceptance_rate if sampler is not None else 1.0
     budget = cfg.subsample.max_draw_factor * target * spec.n_groups if ratio is not None else None
     made = None
-    if fl.burn_in_from == "whole" and rho < 1.0:  # the authors' regression: the set made, then its own quantile
+    if whole:
         images, score, group, generated = generate_and_filter(
             sample_fn, score_fn, np.full(spec.n_groups, np.inf), target, 1.0, fl.max_rounds, spec.slack, accept,
             rate, budget)
