@@ -12,29 +12,43 @@ export ORT_DISABLE_TELEMETRY := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup demo demo-classification demo-regression demo-effect demo-gpu gpu-check ui team-stack test lint bench bench-serving clean
+.PHONY: pins setup demo demo-classification demo-regression demo-effect demo-gpu gpu-check ui team-stack test lint bench bench-serving clean
 
 EXTRAS := train,gpu,track,scale,data,dev
-# uv installs the same pinned set (constraints.txt) as pip, unpacking in parallel: `make setup` 55 s instead
-# of 2.6-3.0 min on the 2-core machine (torch's CUDA wheels are 5.5 GB unpacked). uv does not read pip's
-# configuration, so pip's index, extra indexes and find-links (a mirror, a local folder) are handed on. Where
-# uv cannot be installed or fails, pip does it. --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set (this
-# machine, CI), a venv without .pyc files compiles every module in every process (the suite took 21.6 min, not 14).
+# constraints.txt pins every package of the full install with the sha256 of each of its files on PyPI (`make pins`
+# writes it). uv is installed by pip in hash-checking mode from its own lines; uv checks every other file it installs
+# against the hashes, whichever index served it, so a pinned version planted on an extra index does not install
+# (uv's default index strategy cannot resolve against mirrors that hold some versions only, as this machine's do).
+# uv installs the same pinned set as pip, unpacking in parallel: `make setup` 55 s instead of 2.6-3.0 min on the
+# 2-core machine (torch's CUDA wheels are 5.5 GB unpacked). uv does not read pip's configuration, so pip's index,
+# extra indexes and find-links (a mirror, a local folder) are handed on. Where uv cannot be installed or fails, pip
+# does it without the hashes (pip refuses hashes beside an editable install). --compile-bytecode as pip does: where
+# PYTHONDONTWRITEBYTECODE is set (this machine, CI), a venv without .pyc files compiles every module in every process.
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
-	@if $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt uv; then \
+	awk '/^uv==/{p=1} p{print} p&&!/\\$$/{exit}' constraints.txt > $(VENV)/uv-pin.txt
+	awk '!/^ *--hash=/{sub(/ \\$$/,""); print}' constraints.txt > $(VENV)/constraints-unhashed.txt
+	@if $(PY) -m pip install -q --disable-pip-version-check --require-hashes -r $(VENV)/uv-pin.txt; then \
 	  extra="$${PIP_EXTRA_INDEX_URL:-$$($(PY) -m pip config get global.extra-index-url 2>/dev/null)}"; \
 	  links="$${PIP_FIND_LINKS:-$$($(PY) -m pip config get global.find-links 2>/dev/null)}"; \
 	  index="$${PIP_INDEX_URL:-$$($(PY) -m pip config get global.index-url 2>/dev/null)}"; \
 	  if [ -n "$$index" ]; then export UV_INDEX_URL="$$index"; fi; \
 	  if [ -n "$$extra" ]; then export UV_EXTRA_INDEX_URL="$$extra"; fi; \
 	  if [ -n "$$links" ]; then export UV_FIND_LINKS="$$links"; fi; \
-	  echo "setup: uv pip install -c constraints.txt -e .[$(EXTRAS)]"; \
+	  echo "setup: uv pip install -c constraints.txt -e .[$(EXTRAS)] (hashes checked)"; \
 	  $(VENV)/bin/uv pip install --python $(PY) -q --index-strategy unsafe-best-match --compile-bytecode \
-	    -c constraints.txt -e ".[$(EXTRAS)]"; \
-	else false; fi || { echo "setup: uv failed or is missing; pip installs instead"; \
-	  $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[$(EXTRAS)]"; }
+	    -c constraints.txt --build-constraint constraints.txt -e ".[$(EXTRAS)]"; \
+	else false; fi || { echo "setup: uv failed or is missing; pip installs instead, without checking the hashes"; \
+	  $(PY) -m pip install -q --disable-pip-version-check -c $(VENV)/constraints-unhashed.txt -e ".[$(EXTRAS)]"; }
 	touch $(STAMP)
+
+# constraints.txt, re-resolved against PyPI after a change to pyproject.toml's dependencies: the versions already
+# pinned are kept where they still fit; every file of each pinned version is hashed (all platforms)
+pins: $(STAMP)
+	printf 'uv\nsetuptools>=68\n' > $(VENV)/tools.in
+	$(VENV)/bin/uv pip compile pyproject.toml $(VENV)/tools.in --all-extras -c constraints.txt --generate-hashes \
+	  --no-annotate --index-url https://pypi.org/simple --python-version 3.11 --custom-compile-command "make pins" \
+	  -o constraints.txt
 
 # DVC's remote for dvc push / pull: the team's (CGANKD_DVC_REMOTE_URL, from team-stack's client.env) or this
 # user's folder outside every checkout; .dvc/config.local, written once (`cgankd dvc-remote` rewrites it)

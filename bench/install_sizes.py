@@ -20,12 +20,14 @@ from importlib import metadata
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PINS = ROOT / ".venv" / "constraints-unhashed.txt"  # constraints.txt without its hashes (make setup): pip checks
+# none beside a local directory
 SETS = ["serve", "gpu", "train", "train,serve", "train,serve,track", "train,gpu,track,scale,data,dev"]
 
 
 def closure(extras: str) -> list[dict]:
     cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q",
-           "--disable-pip-version-check", "--report", "-", "-c", str(ROOT / "constraints.txt"), f"{ROOT}[{extras}]"]
+           "--disable-pip-version-check", "--report", "-", "-c", str(PINS), f"{ROOT}[{extras}]"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return [i for i in json.loads(out)["install"] if i["metadata"]["name"] != "cgankd"]
 

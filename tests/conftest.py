@@ -25,6 +25,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 # cold: the fast-paths test 105 -> 61 s, the compiled shrunken pipeline 138 -> 92 s).
 # `TORCHINDUCTOR_VEC_ISA_OK=1 make test` builds the vectorised ones.
 os.environ.setdefault("TORCHINDUCTOR_VEC_ISA_OK", "0")
+# the servers refuse root (cgankd/cli/root.py); CI's containers run as root, where the suite's servers
+# are let run, and test_serve_security tests the refusal with the variable removed
+if getattr(os, "geteuid", lambda: 1)() == 0:
+    os.environ.setdefault("CGANKD_ALLOW_ROOT", "1")
 
 # A pipeline small enough for seconds per stage, wired exactly like the default one.
 SHRINK = [

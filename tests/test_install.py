@@ -5,6 +5,7 @@ which, in one line. The Prefect flows are installed with the package (importable
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -39,8 +40,11 @@ def test_the_serve_extra_alone_serves_a_student_without_torch(tmp_path):
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     py = str(env_dir / "bin" / "python")
+    pins = tmp_path / "constraints.txt"  # pip checks no hashes beside a local directory: the pins alone
+    hashes = r" \\\n(?: +--hash=sha256:[0-9a-f]+(?: \\)?\n?)+"
+    pins.write_text(re.sub(hashes, "\n", (ROOT / "constraints.txt").read_text()))
     pip = subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-c",
-                          str(ROOT / "constraints.txt"), f"{src}[serve]"], capture_output=True, text=True)
+                          str(pins), f"{src}[serve]"], capture_output=True, text=True)
     assert pip.returncode == 0, pip.stderr[-3000:]
     probe = "import importlib.util as u; print([m for m in ('torch', 'mlflow', 'prefect', 'dvc', 'onnxruntime', " \
             "'fastapi') if u.find_spec(m)])"
@@ -67,10 +71,29 @@ def test_the_serve_extra_alone_serves_a_student_without_torch(tmp_path):
     finally:
         stop_server(proc)
     (tmp_path / "mlflow.db").write_bytes(b"")  # a registry to read: that needs the track extra
-    for argv, words in ((["run"], "run needs torch, which is not installed: pip install 'cgankd[train]'"),
-                        (["serve"], "MLflow is not available"), (["serve"], "cgankd[track]")):
+    # by path, never by a bare name that an index could serve (cgankd is on none)
+    for argv, words in ((["run"], "run needs torch, which is not installed: pip install '<your cgankd checkout "
+                                  "or wheel>[train]'"),
+                        (["serve"], "MLflow is not available"), (["serve"], "checkout or wheel>[track]")):
         out = subprocess.run([py, "-m", "cgankd", *argv], capture_output=True, text=True, cwd=tmp_path)
         lines = out.stderr.strip().splitlines()
         assert out.returncode == 2 and len(lines) == 1 and words in lines[0], out.stderr
     size = subprocess.run(["du", "-sm", str(env_dir)], capture_output=True, text=True).stdout.split()[0]
     print(f"serve-only venv: {size} MB ({sys.version_info.major}.{sys.version_info.minor})")
+
+
+def test_every_installed_package_is_pinned_with_hashes():
+    """constraints.txt (`make pins`) gives each pinned version the sha256 of its files, which uv checks at
+    `make setup` whichever index serves them; the pins cover everything installed here, so nothing this
+    environment runs came in unchecked (a new dependency without `make pins` fails here)."""
+    from importlib import metadata
+
+    text = (ROOT / "constraints.txt").read_text()
+    entries = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)((?: \\\n +--hash=sha256:[0-9a-f]{64})+)", text, re.M)
+    pins = {re.sub(r"[-_.]+", "-", name).lower(): version for name, version, _ in entries}
+    assert len(pins) == text.count("==") and len(pins) > 250  # every pin carries its hashes
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in metadata.distributions()}
+    installed.pop("cgankd")
+    installed.pop("pip", None)  # the venv's own installer, from python -m venv
+    unpinned = {name: v for name, v in installed.items() if pins.get(name) != v}
+    assert not unpinned, f"installed but not pinned at this version in constraints.txt (make pins): {unpinned}"

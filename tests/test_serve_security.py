@@ -209,3 +209,25 @@ def test_tokens_are_long_owned_and_guessing_is_throttled(tmp_path, monkeypatch):
     assert e.value.status == 429 and "refuses every attempt" in e.value.message
     now[0] = 10.5
     throttle.check(TOKEN, f"Bearer {TOKEN}")  # the window has passed
+
+
+@pytest.mark.parametrize("command", [["serve", "missing.onnx"], ["ui"], ["team-stack", "--root", "stack"]])
+def test_the_servers_refuse_root_unless_allowed(command, tmp_path, monkeypatch, capsys):
+    """As root (geteuid 0) each server stops in one line before it starts anything; --allow-root or
+    CGANKD_ALLOW_ROOT=1 lets `cgankd serve` go on (to the missing model, which stops it)."""
+    from cgankd.cli import main
+    from cgankd.cli.root import ALLOW_ROOT_ENV
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(ALLOW_ROOT_ENV, raising=False)
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert f"cgankd {command[0]}: refuses to run as root" in err and "--allow-root" in err, err
+    assert not (tmp_path / "stack").exists()  # nothing was started
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    if command[0] == "serve":  # past the check: the model is what stops it
+        assert main([*command, "--allow-root"]) == 2 and "missing.onnx" in capsys.readouterr().err
+        monkeypatch.setattr("os.geteuid", lambda: 0)
+        monkeypatch.setenv(ALLOW_ROOT_ENV, "1")
+        assert main(command) == 2 and "missing.onnx" in capsys.readouterr().err

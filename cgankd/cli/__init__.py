@@ -6,6 +6,7 @@ import os
 import sys
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.install import install_hint
 from cgankd.cli.parser import parser
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         if extra is None:
             raise
         print(f"cgankd: error: {args.command} needs {exc.name}, which is not installed: "
-              f"pip install 'cgankd[{extra}]' (docs/install.md)", file=sys.stderr)
+              f"{install_hint(extra)} (docs/install.md)", file=sys.stderr)
         return 2
 
 

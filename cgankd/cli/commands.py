@@ -13,6 +13,7 @@ import yaml
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.redact import redact
+from cgankd.cli.root import refuse_root
 from cgankd.config import Config, load_config
 from cgankd.task import task_of
 
@@ -116,6 +117,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_team_stack(args: argparse.Namespace) -> int:
     from cgankd.ops.team_stack import serve_forever
 
+    refuse_root(args, "cgankd team-stack")
     serve_forever(Path(args.root), args.pg_port, args.mlflow_port, args.prefect_port, args.dav_port)
     return 0
 
@@ -172,6 +174,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     from cgankd.ops import mlflow_ui
     from cgankd.ops.tracking import require_mlflow, tracking_uri
 
+    refuse_root(args, "cgankd ui")
     cfg = _config(args, runtime=False)
     require_mlflow("cgankd ui")
     return mlflow_ui.serve(tracking_uri(), cfg.tracking.experiment, args.host, args.port)
@@ -182,6 +185,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from cgankd.serve.app import serve
 
+    refuse_root(args, "cgankd serve")
     cfg = _config(args, runtime=False)
     s = cfg.serve
     flags = {"host": args.host, "port": args.port, "max_body_mb": args.max_body_mb, "max_batch": args.max_batch,

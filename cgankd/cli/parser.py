@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cgankd.cli import commands
+from cgankd.cli.root import add_flag
 
 if TYPE_CHECKING:
     from cgankd.pipeline.spec import Stage
@@ -125,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mlflow-port", type=int, default=5000)
     p.add_argument("--prefect-port", type=int, default=4200)
     p.add_argument("--dav-port", type=int, default=8190, help="the WebDAV server that is the team's DVC remote")
+    add_flag(p)
     p.set_defaults(func=commands.cmd_team_stack)
     p = sub.add_parser("dvc-remote", help="point this checkout's DVC at the team's remote (CGANKD_DVC_REMOTE_URL, "
                        "_USER, _PASSWORD: team-stack's client.env) or, without them, at this user's folder outside "
@@ -139,6 +141,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: serve.port, 8000)")
     p.add_argument("--max-body-mb", type=float, default=None, help="request body limit (default: serve.max_body_mb)")
     p.add_argument("--max-batch", type=int, default=None, help="most inputs per request (default: serve.max_batch)")
+    add_flag(p)
     p.set_defaults(func=commands.cmd_serve)
     p = sub.add_parser("tracking-replay", help="log what a run kept in <out_dir>/tracking-backlog.jsonl while "
                        "the tracking server was unreachable")
@@ -152,6 +155,7 @@ def parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5000)
+    add_flag(p)
     p.set_defaults(func=commands.cmd_ui)
     p = sub.add_parser("predict", help="batch prediction: a folder of PNG/JPEG images or a .npy/.npz array -> CSV")
     _common(p)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cgankd.base.errors import CgankdError
+from cgankd.base.install import install_hint
 from cgankd.base.io import open_private
 from cgankd.base.redact import redact
 from cgankd.base.tracker import NullTracker
@@ -94,7 +95,7 @@ def mlflow_or_none(notice: bool = True):
         if notice and not _NOTICE_SHOWN:  # once per process: a bare GPU box runs the core without tracking
             _NOTICE_SHOWN = True
             print("cgankd: MLflow is not installed: tracking off, outputs are written as usual "
-                  "(pip install 'cgankd[track]' to track)", file=sys.stderr)
+                  f"({install_hint('track')} to track)", file=sys.stderr)
         return None
     quiet_telemetry()
     http_defaults()
@@ -162,7 +163,7 @@ def reconcile_killed(cfg: Config, by: str) -> list[str]:
 def require_mlflow(what: str) -> Any:
     mlflow = mlflow_or_none(notice=False)  # the error says it
     if mlflow is None:
-        raise CgankdError(what, "MLflow is not available (CGANKD_TRACKING=off, or pip install 'cgankd[track]')")
+        raise CgankdError(what, f"MLflow is not available (CGANKD_TRACKING=off, or {install_hint('track')})")
     return mlflow
 
 

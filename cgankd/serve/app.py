@@ -29,14 +29,13 @@ from cgankd.base.errors import CgankdError
 from cgankd.config.sections import ServeCfg
 from cgankd.serve.batcher import Runner
 from cgankd.serve.decode import BadInput, from_json, one_part
-from cgankd.serve.limits import BodyDeadline, BodyLimit, InFlightLimit, JsonGate, Refused
+from cgankd.serve.limits import JSON_TYPES, BodyDeadline, BodyLimit, InFlightLimit, JsonGate, Refused
 from cgankd.serve.management import Throttle, public_message, reload_target
 from cgankd.serve.metrics import Metrics
 from cgankd.serve.runtime import ServedModel
 from cgankd.serve.schema import PREDICT_BODY, Health, PredictResponse, Ready, Reloaded, errors, request_schemas
 from cgankd.serve.v2_routes import InferRequest, add_routes
 
-JSON_TYPES = ("application/json", "text/json")
 METRICS_PATH = {"get": {"summary": "Metrics", "description": "Prometheus text format: requests by route and "
                         "status, latency histogram, inputs predicted, requests in flight, the served model "
                         "(cgankd/serve/metrics.py)",
@@ -187,7 +186,8 @@ def create_app(holder: Holder, cfg: ServeCfg, token: str | None = None, hosts: l
 
     add_routes(app, holder, run, max_batch, metrics.count_inputs, gate)
     app.openapi = openapi  # type: ignore[method-assign]
-    limited = InFlightLimit(BodyDeadline(BodyLimit(app, max_body), cfg.body_timeout_s), cfg.max_in_flight)
+    guarded = BodyDeadline(BodyLimit(app, max_body, gate.max_bytes), cfg.body_timeout_s)
+    limited = InFlightLimit(guarded, cfg.max_in_flight)
     return metrics.wrap(limited, lambda: limited.n)
 
 
@@ -198,7 +198,7 @@ def serve(source: str, cfg: ServeCfg) -> None:
 
     import uvicorn
 
-    from cgankd.serve.connections import uvicorn_options
+    from cgankd.serve.connections import connection_limits, uvicorn_options
     from cgankd.serve.management import HOW, allowed_hosts, load_token, loopback
     from cgankd.serve.runtime import load_model
 
@@ -216,10 +216,13 @@ def serve(source: str, cfg: ServeCfg) -> None:
         return load_model(src, cfg.providers, cfg.threads, cfg.precision)
 
     model = loader(source)
+    cap, backlog, lowered = connection_limits(cfg.max_connections)  # the model loaded: its descriptors counted
+    if lowered:
+        print(f"cgankd serve: {lowered}", file=sys.stderr)
     print(json.dumps({"serving": model.info.get("uri"), "version": model.info.get("version"),
                       "task": model.card.task, "input": list(model.card.shape),
                       "providers": model.session.get_providers(), "url": f"http://{host}:{port}",
                       "management": "on" if token else "off"}), flush=True)
     app = create_app(Holder(model, loader, source), cfg, token, answered)
     asyncio.run(uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                              **uvicorn_options(cfg.header_timeout_s, cfg.max_connections))).serve())
+                                              **uvicorn_options(cfg.header_timeout_s, cap, backlog))).serve())

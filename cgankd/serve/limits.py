@@ -8,8 +8,9 @@ for a body.
   that trickles it byte by byte gets 408 and its slot back. Each connection is its own task on the
   event loop, so a slow client never blocks the others meanwhile.
 - A body over ``max_bytes`` gets 413, by Content-Length or while streaming.
-- A JSON body (``JsonGate``) has its own, smaller limit, and only a few are decoded at once: an
-  array of numbers takes about 20 times its size as Python objects while it is read.
+- A JSON body has its own, smaller limit (by Content-Length or while streaming, before it is
+  buffered), and only a few are decoded at once (``JsonGate``): an array of numbers takes about 20
+  times its size as Python objects while it is read.
 """
 
 from __future__ import annotations
@@ -140,28 +141,50 @@ class BodyGuard:
                 await exc.response()(scope, receive, send)
 
 
+JSON_TYPES = ("application/json", "text/json")
+V2_JSON_PART = b"inference-header-content-length"  # Open Inference Protocol's binary tensors: JSON, then bytes
+
+
 class BodyLimit(BodyGuard):
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    """``max_bytes`` for a body, ``json_bytes`` for a JSON one (a v2 request's JSON part: its
+    ``Inference-Header-Content-Length``), by the headers or while the body streams in."""
+
+    def __init__(self, app: Any, max_bytes: int, json_bytes: int | None = None) -> None:
         super().__init__(app)
         self.max_bytes = max_bytes
+        self.json_bytes = max_bytes if json_bytes is None else min(json_bytes, max_bytes)
 
-    def refused(self) -> Refused:
-        return Refused(f"body: over the limit of {self.max_bytes} bytes", 413)
+    def is_json(self, headers: dict[bytes, bytes]) -> bool:
+        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
+        return ctype in JSON_TYPES and V2_JSON_PART not in headers
+
+    def refused(self, size: int | None, json: bool) -> Refused:
+        """413; ``size``: the declared size (None: the streamed body passed the limit)."""
+        what = ("JSON " if json else "") + (f"({size:,} bytes) " if size is not None else "")
+        if json:
+            return Refused(f"body: {what}over the JSON limit of {self.json_bytes:,} (serve.max_json_mb); "
+                           "send a .npy body or binary tensors for large batches", 413)
+        return Refused(f"body: {what}over the limit of {self.max_bytes:,} bytes (serve.max_body_mb)", 413)
 
     def check(self, scope: dict) -> None:
-        length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            raise self.refused()
+        headers = dict(scope["headers"])
+        json = self.is_json(headers)
+        length, json_part = headers.get(b"content-length", b""), headers.get(V2_JSON_PART, b"")
+        if length.isdigit() and int(length) > (self.json_bytes if json else self.max_bytes):
+            raise self.refused(int(length), json)
+        if json_part.isdigit() and int(json_part) > self.json_bytes:
+            raise self.refused(int(json_part), True)
 
     def reader(self, scope: dict, receive: Callable) -> Callable:
-        seen = 0
+        json = self.is_json(dict(scope["headers"]))
+        limit, seen = self.json_bytes if json else self.max_bytes, 0
 
         async def counted() -> dict:
             nonlocal seen
             msg = await receive()
             seen += len(msg.get("body", b""))
-            if seen > self.max_bytes:
-                raise self.refused()
+            if seen > limit:
+                raise self.refused(None, json)
             return msg
 
         return counted

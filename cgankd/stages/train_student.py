@@ -18,6 +18,7 @@ import numpy as np
 
 from cgankd import store
 from cgankd.base.errors import CgankdError
+from cgankd.base.install import install_hint
 from cgankd.base.io import atomic_dir, read_json, write_json
 from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
@@ -43,7 +44,7 @@ def _read_fake_arrays(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         import h5py  # the reference code's fake sets
     except ImportError:
-        raise CgankdError(str(path), "reading .h5 needs h5py: pip install 'cgankd[data]'") from None
+        raise CgankdError(str(path), f"reading .h5 needs h5py: {install_hint('data')}") from None
 
     with h5py.File(path, "r") as f:
         return f["fake_images"][:], f["fake_labels"][:]
