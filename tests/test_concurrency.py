@@ -13,14 +13,13 @@ import time
 import pytest
 import yaml
 from conftest import shrunk
+from kit.shim import shim
 
 from cgankd.base.lock import NAME, out_dir_lock
 
-BIN = os.path.dirname(sys.executable)
-
 
 def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([os.path.join(BIN, "cgankd"), *args], capture_output=True, text=True, timeout=600,
+    return subprocess.run([str(shim()), *args], capture_output=True, text=True, timeout=600,
                           env={**os.environ, **(env or {})})
 
 
@@ -86,7 +85,7 @@ def test_two_pipelines_sharing_one_mlflow_db_both_complete(tmp_path):
         # NOKD only: what is tested is two writers of one store, not the GAN (6 stages, not 10)
         params = write_params(tmp_path, tmp_path / name, f"{name}.yaml", f"seed={'ab'.index(name)}",
                               "student.methods=[nokd]")
-        procs.append(subprocess.Popen([os.path.join(BIN, "cgankd"), "run", "-p", params], stdout=subprocess.PIPE,
+        procs.append(subprocess.Popen([str(shim()), "run", "-p", params], stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True, env={**os.environ, **env}))
         time.sleep(1)  # both create the store and the experiment at nearly the same time
     for proc in procs:

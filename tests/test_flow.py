@@ -4,13 +4,14 @@ prefect.yaml declares; every flow script answers --help without starting a run."
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, shrunk
-from kit import dvc_repo, sh
+from kit import dvc_repo, python_forked, sh
 
 from cgankd.base.errors import CgankdError
 from cgankd.ops import dvc_remote
@@ -119,13 +120,12 @@ def test_flows_deploy_serves_what_prefect_yaml_declares(tmp_path):
 
 @pytest.mark.parametrize("script", ["pipeline", "ablation", "compare", "promote", "deploy"])
 def test_a_flow_script_answers_help_and_bad_arguments_without_starting_a_run(script, tmp_path):
-    import subprocess
-
     path, cwd = str(ROOT / "flows" / f"{script}.py"), tmp_path / "cwd"
     cwd.mkdir()
-    ok = subprocess.run([sys.executable, path, "--help"], capture_output=True, text=True, timeout=120, cwd=cwd)
-    assert ok.returncode == 0 and ok.stdout.startswith("usage:"), ok.stderr[-2000:]
-    bad = subprocess.run([sys.executable, path, "--no-such-flag"], capture_output=True, text=True, timeout=120,
-                         cwd=cwd)
-    assert bad.returncode == 2 and "unrecognized arguments: --no-such-flag" in bad.stderr, bad.stderr[-2000:]
+    # `python flows/<script>.py ARGS`, forked after torch's imports (kit.python_forked): one stream out
+    run = "import runpy, sys\nsys.argv = sys.argv[1:]\nrunpy.run_path(sys.argv[0], run_name='__main__')\n"
+    ok = python_forked(run, path, "--help", env=dict(os.environ), cwd=cwd, timeout=120)
+    assert ok.returncode == 0 and ok.stdout.startswith("usage:"), ok.stdout[-2000:]
+    bad = python_forked(run, path, "--no-such-flag", env=dict(os.environ), cwd=cwd, timeout=120)
+    assert bad.returncode == 2 and "unrecognized arguments: --no-such-flag" in bad.stdout, bad.stdout[-2000:]
     assert list(cwd.iterdir()) == []  # no run started: no artifacts, no mlflow.db

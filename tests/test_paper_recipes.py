@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import ROOT, SHRINK
 from kit import authors_h5, make_cifar
+from kit.shim import shim
 
 from cgankd.config import load_config
 
@@ -100,7 +100,7 @@ def test_each_paper_profile_runs_end_to_end_shrunk(tmp_path, dataset):
     root = (make_cifar(tmp_path / "data", hundred=True) if dataset == "cifar100" else
             authors_h5(tmp_path / "d.h5", "imagenet100" if dataset == "imagenet100" else "utkface"))
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "cgankd", "run", "-p", str(ROOT / "params.yaml")]
+    args = [str(shim()), "run", "-p", str(ROOT / "params.yaml")]  # the fork server's cgankd (kit/shim.py)
     for s in (*SHRINK, f"profile=paper-{dataset}", f"data.root={root}", f"out_dir={out}", *PAPER_SHRINK):
         args += ["-S", s]
     res = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "CGANKD_TRACKING": "off"},

@@ -18,6 +18,7 @@ import yaml
 from conftest import ROOT, shrunk
 from kit import dvc_repo, sh
 from kit.live_servers import stop, wait_for
+from kit.shim import path_with_shim
 
 from cgankd.serve.process import free_port
 
@@ -41,7 +42,7 @@ def test_a_worker_runs_the_deployments_that_prefect_deploy_made_from_prefect_yam
            "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
            "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_LOGGING_LEVEL": "WARNING", "COLUMNS": "200"}
     bindir = os.path.dirname(sys.executable)
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env["PATH"] = path_with_shim()  # the venv's tools; cgankd the fork server's (kit/shim.py)
     project = tmp_path / "project"  # a user's folder: prefect.yaml and params.yaml, no checkout
     project.mkdir()
     (project / "prefect.yaml").write_text((ROOT / "prefect.yaml").read_text())

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from conftest import shrunk
 from kit import group_argv
+from kit.shim import shim
 
 from cgankd.base.errors import CgankdError
 from cgankd.ops.team_stack import (
@@ -35,7 +36,6 @@ from cgankd.ops.team_stack import (
 )
 from cgankd.serve.process import bearer, free_port, start_server, stop_server
 
-BIN = os.path.join(os.path.dirname(sys.executable), "cgankd")
 NAME = "cgankd-objects"
 
 try:
@@ -73,7 +73,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
             # NOKD only: what is tested is the team stack, not the GAN (6 stages, not 10)
             cfg = shrunk(tmp_path / name, f"seed={i}", "student.methods=[nokd]")
             params.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            runs.append(subprocess.Popen([BIN, "run", "-p", str(params)], stdout=subprocess.PIPE,
+            runs.append(subprocess.Popen([str(shim()), "run", "-p", str(params)], stdout=subprocess.PIPE,
                                          stderr=subprocess.STDOUT, text=True, env=dict(os.environ)))
             time.sleep(1)
         for proc in runs:
@@ -125,7 +125,7 @@ def test_pipelines_promote_serve_and_flows_on_a_postgresql_backed_stack(tmp_path
             np.save(buf, images)
             r = httpx.post(f"{url}/predict", content=buf.getvalue())
             assert r.status_code == 200 and len(r.json()["predictions"]) == 2
-            promoted = subprocess.run([BIN, "promote", "--version", str(other), "--force",
+            promoted = subprocess.run([str(shim()), "promote", "--version", str(other), "--force",
                                        "-S", f"out_dir={tmp_path / 'a'}"], capture_output=True, text=True,
                                       env={**os.environ, **pipeline})
             assert promoted.returncode == 0, promoted.stderr[-2000:]
@@ -189,7 +189,7 @@ def test_a_tracking_uri_that_refuses_connections_fails_in_one_line(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(shrunk(tmp_path / "out").to_dict(), sort_keys=False))
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
-    res = subprocess.run([BIN, "run", "-p", str(params)], capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run([str(shim()), "run", "-p", str(params)], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 2
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("cgankd: error: MLFLOW_TRACKING_URI") and "refuses connections" in last, last

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 
 import httpx
@@ -16,10 +15,9 @@ import yaml
 from conftest import shrunk
 from kit import files, same
 from kit.live_servers import mlflow_server, stop
+from kit.shim import shim
 
 from cgankd.serve.process import free_port
-
-BIN = os.path.dirname(sys.executable)
 
 
 @pytest.mark.slow
@@ -34,7 +32,7 @@ def test_the_server_going_away_mid_run_loses_nothing(tmp_path, untracked_run):
     uri = f"http://127.0.0.1:{port}"
     server = mlflow_server(tmp_path / "db", port)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    run = subprocess.Popen([os.path.join(BIN, "cgankd"), "run", "-p", str(params)], cwd=tmp_path, env=env,
+    run = subprocess.Popen([str(shim()), "run", "-p", str(params)], cwd=tmp_path, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
 
@@ -63,7 +61,7 @@ def test_the_server_going_away_mid_run_loses_nothing(tmp_path, untracked_run):
 
     server = mlflow_server(tmp_path / "db", port)  # back, on the same store
     try:
-        replay = subprocess.run([os.path.join(BIN, "cgankd"), "tracking-replay", "-p", str(params)], cwd=tmp_path,
+        replay = subprocess.run([str(shim()), "tracking-replay", "-p", str(params)], cwd=tmp_path,
                                 env=env, capture_output=True, text=True)
         assert replay.returncode == 0, replay.stderr[-2000:]
         assert not backlog.exists() and list(art.glob("tracking-backlog.replayed-*.jsonl"))
@@ -79,7 +77,7 @@ def test_the_server_going_away_mid_run_loses_nothing(tmp_path, untracked_run):
         assert children["evaluate"].info.status == "FINISHED"
         assert "cgankd_test_acc" in parent.data.metrics  # the parent's headline too
         assert children["register"].info.status == "FAILED"
-        reg = subprocess.run([os.path.join(BIN, "cgankd"), "register", "-p", str(params)], cwd=tmp_path, env=env,
+        reg = subprocess.run([str(shim()), "register", "-p", str(params)], cwd=tmp_path, env=env,
                              capture_output=True, text=True)
         assert reg.returncode == 0, reg.stderr[-2000:]
         champ = client.get_model_version_by_alias("cgankd-objects", "champion")

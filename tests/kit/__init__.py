@@ -22,6 +22,7 @@ import torch
 import yaml
 
 from cgankd.pipeline.spec import TABLE
+from kit.shim import path_with_shim
 
 BIN = Path(sys.executable).parent
 # the wall-clock fields, by exact key (a substring match also dropped acceptance_rate and generated):
@@ -100,8 +101,9 @@ def group_argv(pgid: int) -> list[list[str]]:
 
 
 def sh(*cmd: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``cmd`` with the venv's tools first on PATH (``env``: variables to set); ``check``: it must succeed."""
-    env = {**os.environ, **(env or {}), "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    """Run ``cmd`` with the venv's tools first on PATH, ``cgankd`` the fork server's (kit/shim.py: the stages
+    ``dvc repro`` starts by name skip their imports); ``env``: variables to set; ``check``: it must succeed."""
+    env = {**os.environ, **(env or {}), "PATH": path_with_shim()}
     res = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True, env=env, timeout=900)
     assert res.returncode == 0 or not check, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res
