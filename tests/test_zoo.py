@@ -24,6 +24,21 @@ def test_densenets_have_the_sizes_of_the_authors_filter_networks() -> None:
     assert count_params(build_model("densenet161", 3, 10, 32)) == 26_482_378
 
 
+def test_the_authors_cdrrs_extractor_has_their_sizes_and_3072_d_features() -> None:
+    """resnet34_extract is their ResNet34_extract (CIFAR-100/make_fake_datasets/models/ResNet_extract.py):
+    26,296,484 parameters at 32 px and 100 classes, 97,213,604 at 128 px (their ImageNet-100 copy, two
+    max-pools); its features are the C x H x W-d linear layer the density-ratio model reads, and the
+    quality measures read the pooled 512 under it."""
+    import torch
+
+    small = build_model("resnet34_extract", 3, 100, 32)
+    assert count_params(small) == 26_296_484
+    assert count_params(build_model("resnet34_extract", 3, 100, 128)) == 97_213_604
+    x = torch.rand(2, 3, 32, 32)
+    assert small.eval()(x).shape == (2, 100) and small.backbone.features(x).shape == (2, 3072)
+    assert small.backbone.quality_features(x).shape == (2, 512)  # FID's: the pooled trunk the 3,072 come from
+
+
 def test_zoo_names_are_registered() -> None:
     assert set(ZOO) <= set(MODELS.names())
 

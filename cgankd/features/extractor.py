@@ -51,13 +51,16 @@ def _sparse_ae(cfg: Config, data: Prepared, rt: Runtime) -> tuple[nn.Module, dic
 
 
 @torch.no_grad()
-def extract(model: nn.Module, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+def extract(model: nn.Module, images: np.ndarray, batch_size: int = 500, quality: bool = False) -> np.ndarray:
     """Features (N x D float32) of uint8 images: a classifier's penultimate layer, or the
-    autoencoder's code."""
+    autoencoder's code. ``quality``: those the fakes' quality measures (FID, Intra-FID) read, where a
+    network has its own (``Backbone.quality_features``)."""
     model.eval()
     if isinstance(model, ImageModel):  # its backbone sees [-1, 1], like ImageModel.forward
+        which = model.backbone.quality_features if quality else model.backbone.features
+
         def feats(x: torch.Tensor) -> torch.Tensor:
-            return model.backbone.features(x * 2.0 - 1.0)
+            return which(x * 2.0 - 1.0)
     else:
         feats = model.features
     dev = module_device(model)

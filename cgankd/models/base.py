@@ -23,6 +23,10 @@ class Backbone(nn.Module):
         """The penultimate features (pooled last stage)."""
         return F.adaptive_avg_pool2d(self.stages(x)[-1], 1).flatten(1)
 
+    def quality_features(self, x: torch.Tensor) -> torch.Tensor:
+        """The features the fakes' quality measures (FID, Intra-FID) read: the penultimate ones."""
+        return self.features(x)
+
     def forward(self, x: torch.Tensor, is_feat: bool = False):  # noqa: ANN201 (tensor or pair)
         maps = self.stages(x)
         out = self.fc(F.adaptive_avg_pool2d(maps[-1], 1).flatten(1))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -32,7 +33,10 @@ class ImageModel(nn.Module):
 
 def build_model(name: str, in_channels: int, num_outputs: int, resolution: int,
                 width: float = 1.0) -> ImageModel:
-    backbone = MODELS.get(name)(in_channels=in_channels, num_outputs=num_outputs, width=width)
+    builder = MODELS.get(name)
+    sized = "resolution" in inspect.signature(builder).parameters  # a network whose layers depend on it
+    backbone = builder(in_channels=in_channels, num_outputs=num_outputs, width=width,
+                       **({"resolution": resolution} if sized else {}))
     meta = {"arch": name, "in_channels": in_channels, "num_outputs": num_outputs,
             "resolution": resolution, "width": width}
     return ImageModel(backbone, meta)

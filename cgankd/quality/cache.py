@@ -39,7 +39,7 @@ def cached_real_stats(cfg: Config, extractor: Any, extractor_file: Path, data: P
     images = np.concatenate([data["train"].images, data["val"].images])
     labels = targets(np.concatenate([data["train"].labels, data["val"].labels]), meta).numpy()
     regression = not task_of(meta.task).categorical
-    stats = real_stats(extract(extractor, images), labels, None if regression else meta.num_classes,
+    stats = real_stats(extract(extractor, images, quality=True), labels, None if regression else meta.num_classes,
                        windows(cfg.quality.n_windows, cfg.quality.window) if regression else None,
                        cfg.quality.window)
     save_real_stats(stats, path)

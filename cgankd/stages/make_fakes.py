@@ -37,7 +37,7 @@ def step_quality(cfg: Config, fs: FakeSet, extractor: Any, real: Any,
     args = (None if regression else meta.num_classes,
             windows(cfg.quality.n_windows, cfg.quality.window) if regression else None, cfg.quality.window)
     pool = fs.pool
-    pool_f = extract(extractor, pool["images"])
+    pool_f = extract(extractor, pool["images"], quality=True)
     pool_y = targets(pool["labels"], meta).numpy()
     steps = {"raw": np.ones(len(pool_y), bool)}
     steps.update({k: pool[k] for k in ("subsampled", "filtered", "subsampled_filtered") if k in pool})
@@ -45,7 +45,7 @@ def step_quality(cfg: Config, fs: FakeSet, extractor: Any, real: Any,
     for name, mask in steps.items():
         table[name], per_group[name] = quality(pool_f[mask], pool_y[mask], real, *args)
         table[name]["label_score"] = label_score(pool["teacher_out"][mask], pool["labels"][mask], meta)
-    table["final"], per_group["final"] = quality(extract(extractor, fs.images),
+    table["final"], per_group["final"] = quality(extract(extractor, fs.images, quality=True),
                                                  targets(fs.assigned, meta).numpy(), real, *args)
     table["final"]["label_score"] = label_score(fs.teacher_out, fs.assigned, meta)
     return table, per_group
