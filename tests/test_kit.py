@@ -42,6 +42,9 @@ def test_the_shim_runs_cgankd_as_its_console_script_would(tmp_path):
     bad = subprocess.run([cgankd, "prepare", "-S", "data.n_per_class=-1"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "data.n_per_class" in bad.stderr and not bad.stdout
+    died = subprocess.run([cgankd, "prepare", "-S", f"out_dir={tmp_path / 'k'}"], cwd=tmp_path, timeout=60,
+                          env={**env, "CGANKD_FAILPOINT": "start"}, capture_output=True)
+    assert died.returncode == -signal.SIGKILL  # the command killed itself at a failpoint: so does the shim
     (tmp_path / "p.yaml").write_text("seed: 7\n")
     shown = subprocess.run([cgankd, "config", "-p", "p.yaml"], cwd=tmp_path, env=env, capture_output=True,
                            text=True, timeout=60)  # read from the caller's folder

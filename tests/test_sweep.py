@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import shrunk
+from kit.shim import shim
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.faults import ENV, ONCE_ENV
@@ -32,7 +33,9 @@ def compare(tmp_path: Path, work: str, *extra: str, env: dict[str, str] | None =
     params = tmp_path / "params.yaml"
     if not params.is_file():
         params.write_text(yaml.safe_dump(shrunk(tmp_path / "unused").to_dict(), sort_keys=False))
-    cmd = [BIN, "compare", "-p", str(params), "--pairs", "resnet8:convnet_xs", "--methods", *METHODS,
+    # on Dask the real console script (its workers are spawned from it); serially the fork server's (kit/shim.py)
+    cmd = [BIN if "--workers" in extra else str(shim()), "compare", "-p", str(params), "--pairs",
+           "resnet8:convnet_xs", "--methods", *METHODS,
            "--seeds", *seeds, "--work", str(tmp_path / work), *extra]
     return subprocess.run(cmd, cwd=tmp_path, env={**os.environ, **(env or {})}, capture_output=True, text=True,
                           timeout=900)

@@ -40,8 +40,9 @@ pid = int(f.readline())
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(sig, lambda n, _: os.kill(pid, n))
 status = int(f.readline() or -signal.SIGKILL)
-if status < 0:
-    signal.signal(-status, signal.SIG_DFL)
+if status < 0:  # died of a signal: the shim dies of it too
+    if -status not in (signal.SIGKILL, signal.SIGSTOP):
+        signal.signal(-status, signal.SIG_DFL)
     os.kill(os.getpid(), -status)
 sys.exit(status)
 '''
