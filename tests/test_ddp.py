@@ -18,6 +18,7 @@ import torch
 import yaml
 from conftest import ROOT, shrunk
 from kit import files
+from kit.shim import shim
 
 from cgankd.base.faults import ENV
 
@@ -43,7 +44,8 @@ def call(args: list[str], cwd: Path, ranks: int = 0, point: str | None = None,
         env[ENV] = point
     if not tracking:
         env["CGANKD_TRACKING"] = "off"
-    cmd = [*torchrun(ranks), "-m", "cgankd", *args] if ranks else [BIN, *args]
+    # each rank (and the one process) is the fork server's cgankd (kit/shim.py): torchrun starts it as a program
+    cmd = [*torchrun(ranks), "--no-python", str(shim()), *args] if ranks else [str(shim()), *args]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 

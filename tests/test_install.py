@@ -92,7 +92,11 @@ def test_every_installed_package_is_pinned_with_hashes():
     entries = re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)((?: \\\n +--hash=sha256:[0-9a-f]{64})+)", text, re.M)
     pins = {re.sub(r"[-_.]+", "-", name).lower(): version for name, version, _ in entries}
     assert len(pins) == text.count("==") and len(pins) > 250  # every pin carries its hashes
-    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version for d in metadata.distributions()}
+    import sysconfig
+
+    here = sorted({sysconfig.get_paths()[k] for k in ("purelib", "platlib")})  # not setuptools' vendored copies
+    installed = {re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
+                 for d in metadata.distributions(path=here)}
     installed.pop("cgankd")
     installed.pop("pip", None)  # the venv's own installer, from python -m venv
     unpinned = {name: v for name, v in installed.items() if pins.get(name) != v}
