@@ -57,14 +57,15 @@ def _server_slot() -> Iterator[None]:
     """The one slot of Prefect's ``cgankd-registry`` limit (waits for it)."""
     from prefect.client.orchestration import get_client
     from prefect.concurrency.sync import concurrency
-    from prefect.exceptions import ObjectNotFound
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
     try:
         with get_client(sync_client=True) as client:
             try:
                 client.read_global_concurrency_limit_by_name(SERVER_LIMIT)
             except ObjectNotFound:  # made here, once per server
-                client.upsert_global_concurrency_limit_by_name(SERVER_LIMIT, 1)
+                with contextlib.suppress(ObjectAlreadyExists):  # by another first holder meanwhile
+                    client.upsert_global_concurrency_limit_by_name(SERVER_LIMIT, 1)
     except Exception as exc:  # noqa: BLE001  (unreachable, refused credentials: one line)
         raise CgankdError("PREFECT_API_URL", f"the registry's lock on a tracking server is a slot of the Prefect "
                           f"server at {redact(os.environ.get('PREFECT_API_URL', ''))}, which did not give it "
