@@ -29,7 +29,7 @@ from cgankd.base.errors import CgankdError
 from cgankd.config.sections import ServeCfg
 from cgankd.serve.batcher import Runner
 from cgankd.serve.decode import BadInput, from_json, one_part
-from cgankd.serve.limits import JSON_TYPES, BodyDeadline, BodyLimit, InFlightLimit, JsonGate, Refused
+from cgankd.serve.limits import JSON_TYPES, BodyDeadline, BodyLimit, InFlightLimit, JsonGate, Refused, media_type
 from cgankd.serve.management import Throttle, public_message, reload_target
 from cgankd.serve.metrics import Metrics
 from cgankd.serve.runtime import ServedModel
@@ -67,7 +67,7 @@ class Holder:
 
 async def parse(request: Request, card: Any, max_batch: int, gate: JsonGate) -> tuple[np.ndarray, list[str] | None]:
     """The body -> (batch, file names or None); multipart parts are decoded one by one."""
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    ctype = media_type(request.headers.get("content-type", ""))
     if ctype == "multipart/form-data":
         form = await request.form(max_files=max_batch, max_fields=max_batch)
         parts, names = [], []
@@ -165,7 +165,7 @@ def create_app(holder: Holder, cfg: ServeCfg, token: str | None = None, hosts: l
         with (e.g. the champion alias, which may point to a new version now), or JSON
         ``{"alias": ...}`` / ``{"version": ...}`` of the same registered model."""
         throttle.check(token, request.headers.get("authorization"))
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        ctype = media_type(request.headers.get("content-type", ""))
         source = reload_target(holder.source, ctype, await request.body(), dict(request.query_params))
         new = await run_in_threadpool(holder.reload, source)
         return {"reloaded": True, **{k: new.info.get(k) for k in ("name", "version", "alias", "uri")}}

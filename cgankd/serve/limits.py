@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from cgankd.serve.decode import BadInput
+from cgankd.serve.v2 import HEADER
 
 PROBES = ("/healthz", "/ready", "/v2/health/live", "/v2/health/ready")
 
@@ -142,7 +143,12 @@ class BodyGuard:
 
 
 JSON_TYPES = ("application/json", "text/json")
-V2_JSON_PART = b"inference-header-content-length"  # Open Inference Protocol's binary tensors: JSON, then bytes
+V2_JSON_PART = HEADER.encode()  # Open Inference Protocol's binary tensors: JSON, then bytes
+
+
+def media_type(content_type: str) -> str:
+    """A Content-Type header's media type, without its parameters, in lower case."""
+    return content_type.split(";")[0].strip().lower()
 
 
 class BodyLimit(BodyGuard):
@@ -155,7 +161,7 @@ class BodyLimit(BodyGuard):
         self.json_bytes = max_bytes if json_bytes is None else min(json_bytes, max_bytes)
 
     def is_json(self, headers: dict[bytes, bytes]) -> bool:
-        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower().decode("latin-1")
+        ctype = media_type(headers.get(b"content-type", b"").decode("latin-1"))
         return ctype in JSON_TYPES and V2_JSON_PART not in headers
 
     def refused(self, size: int | None, json: bool) -> Refused:

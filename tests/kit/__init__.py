@@ -21,8 +21,7 @@ import numpy as np
 import torch
 import yaml
 
-from cgankd.pipeline.spec import TABLE
-from kit.shim import path_with_shim
+from kit.shim import path_with_shim, preloaded
 
 BIN = Path(sys.executable).parent
 # the wall-clock fields, by exact key (a substring match also dropped acceptance_rate and generated):
@@ -112,8 +111,7 @@ def sh(*cmd: str, cwd: Path, check: bool = True, env: dict[str, str] | None = No
 # multiprocessing's fork server: one process imports torch, MLflow and cgankd once (no thread is started by
 # those imports), then forks a child per command
 FORKS = multiprocessing.get_context("forkserver")
-FORKS.set_forkserver_preload(["torch", "torchvision", "numpy", "onnx", "mlflow", "mlflow.onnx", "mlflow.pytorch",
-                              "cgankd.cli", "cgankd.pipeline.runner", *(s.module for s in TABLE)])
+FORKS.set_forkserver_preload(preloaded())
 
 
 def _child(cwd: str, env: dict[str, str], log: str) -> None:

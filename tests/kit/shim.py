@@ -26,6 +26,14 @@ from pathlib import Path
 PRELOAD = ["torch", "torchvision", "numpy", "onnx", "mlflow", "mlflow.onnx", "mlflow.pytorch", "cgankd.cli",
            "cgankd.pipeline.runner"]
 
+
+def preloaded() -> list[str]:
+    """The modules a fork server imports before it forks (this one's and kit's ``cgankd_forked``'s): torch,
+    MLflow and every stage's module."""
+    from cgankd.pipeline.spec import TABLE
+
+    return [*PRELOAD, *(stage.module for stage in TABLE)]
+
 SHIM = '''#!{python} -S
 import json, os, signal, socket, struct, sys
 try:
@@ -128,12 +136,8 @@ def serve(path: str) -> None:
     """The fork server: preload, then one watcher per connection until stdin closes."""
     import importlib
 
-    for name in PRELOAD:
+    for name in preloaded():
         importlib.import_module(name)
-    from cgankd.pipeline.spec import TABLE
-
-    for stage in TABLE:
-        importlib.import_module(stage.module)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # watchers are reaped by the kernel
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(path)
