@@ -5,7 +5,7 @@ or module left on the CPU by a distiller, a model or the GAN fails here as it wo
 import pytest
 import torch
 
-from cgankd.gan.biggan import Discriminator, Generator
+from cgankd.gan.archs import build_discriminator, build_generator
 from cgankd.gan.losses import d_hinge, g_hinge
 from cgankd.kd import DISTILLERS
 from cgankd.kd.base import KDContext
@@ -40,10 +40,12 @@ def test_every_distiller_lives_and_trains_on_the_students_device(name, task):
     sum(losses.values()).backward()
 
 
+@pytest.mark.parametrize("arch", ["biggan", "sagan"])
 @pytest.mark.parametrize("num_classes", [10, None])  # class-conditional, CcGAN
-def test_gan_models_step_on_the_device(num_classes):
-    g = Generator(num_classes, 16, 3, z_dim=8, ch=4, embed_dim=8).to(META)
-    d = Discriminator(num_classes, 16, 3, ch=4).to(META)
+def test_gan_models_step_on_the_device(num_classes, arch):
+    gan = {"arch": arch, "z_dim": 8, "g_ch": 8, "d_ch": 8, "embed_dim": 8}
+    g = build_generator(gan, num_classes, 16, 3).to(META)
+    d = build_discriminator(gan, num_classes, 16, 3).to(META)
     y = (torch.zeros(4, dtype=torch.long, device=META) if num_classes else torch.empty(4, device=META))
     fake = g(torch.empty(4, 8, device=META), y)
     real = torch.empty(4, *SHAPE, device=META)

@@ -16,6 +16,7 @@ from kit import authors_h5, make_cifar
 from kit.shim import shim
 
 from cgankd.config import load_config
+from cgankd.store import files
 
 COLUMNS = {"CIFAR-100": "cifar100", "ImageNet-100": "imagenet100", "UTKFace": "utkface",
            "Steering Angle": "steeringangle"}
@@ -110,6 +111,8 @@ def test_each_paper_profile_runs_end_to_end_shrunk(tmp_path, dataset):
     metrics = json.loads((out / "metrics.json").read_text())
     assert f"nokd_test_{task_metric}" in metrics and f"cgankd_test_{task_metric}" in metrics
     assert (out / "students" / "nokd" / "last.pt").is_file()
+    gan_meta, _ = files.read(out / "gan" / "generator.pt", "gan_generator")  # UTKFace: the authors' SAGAN, trained
+    assert gan_meta["gan"]["arch"] == ("sagan" if dataset == "utkface" else "biggan")
     # CIFAR-100's and ImageNet-100's fakes are filtered and relabelled by a DenseNet of their own, not the teacher
     assert (out / "metrics" / "filter_net.json").is_file() is (dataset in ("cifar100", "imagenet100"))
     assert "fine-tuned from NOKD's last checkpoint for 1 epochs over real + fakes" in (out / "report.md").read_text()

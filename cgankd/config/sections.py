@@ -149,10 +149,14 @@ class CcganCfg:
     embed_arch: str = "resnet20"  # y2h: the x2y network's backbone (a name of the model zoo)
     embed_steps: Positive = 2000  # y2h: SGD steps of x2y (batch 128)
     y2h_steps: Positive = 2000  # y2h: SGD steps of y2h (batch 128)
+    y2h_init: str | None = None  # with gan.init: the authors' y2h checkpoint their CcGAN was trained with
+    init_label_range: list[float] | None = None  # with gan.init: the labels their [0, 1] spans (null: the data's)
 
 
 @dataclass
 class GanCfg:
+    arch: Annotated[str, OneOf("biggan", "sagan", note="cgankd's small BigGAN, or the authors' SAGAN CcGAN")
+                    ] = "biggan"
     iterations: Positive = 800
     batch_size: Positive = 64
     z_dim: Positive = 64
@@ -173,7 +177,7 @@ class GanCfg:
     target_score: Annotated[float | None, Range(gt=0, le=2, note="the label score relative to the teacher's")] = None
     max_minutes: Annotated[float | None, Range(gt=0, note="no time budget")] = None
     ccgan: CcganCfg = field(default_factory=CcganCfg)
-    init: str | None = None  # a BigGAN-PyTorch G_ema.pth (the authors' released GAN): loaded, not trained
+    init: str | None = None  # the authors' released GAN (BigGAN-PyTorch G_ema.pth, or their CcGAN): loaded, not trained
 
 
 @dataclass

@@ -15,7 +15,6 @@ resumes from rank 0's checkpoint (all ranks hold the same weights and random-num
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import sys
@@ -31,7 +30,7 @@ from cgankd.base.progress import Progress
 from cgankd.compute import distributed
 from cgankd.compute.device import CPU, Runtime, conv_autotune, module_device
 from cgankd.config import GanCfg
-from cgankd.gan.biggan import Discriminator, Generator
+from cgankd.gan.archs import build_discriminator, build_generator
 from cgankd.gan.conditions import make_condition
 from cgankd.gan.diffaug import parse_policy
 from cgankd.gan.ema import EMA
@@ -45,10 +44,12 @@ LOG_EVERY = 50  # steps between reads of the losses (history, progress, MLflow)
 
 
 def build_gan(cfg: GanCfg, num_classes: int | None, resolution: int, channels: int,
-              y2h: torch.nn.Module | None = None):
-    """G and D; ``y2h`` a trained label embedding both condition on, frozen (gan.ccgan.embedding=y2h)."""
-    g = Generator(num_classes, resolution, channels, cfg.z_dim, cfg.g_ch, cfg.embed_dim, copy.deepcopy(y2h))
-    return g, Discriminator(num_classes, resolution, channels, cfg.d_ch, copy.deepcopy(y2h))
+              y2h: torch.nn.Module | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D of ``gan.arch``; ``y2h`` a trained label embedding both condition on, frozen
+    (gan.ccgan.embedding=y2h)."""
+    gan = asdict(cfg)
+    return (build_generator(gan, num_classes, resolution, channels, y2h),
+            build_discriminator(gan, num_classes, resolution, channels, y2h))
 
 
 # when training stops, not what it computes: a checkpoint of the same run trains on under new limits
@@ -56,7 +57,7 @@ STOP_FIELDS = ("iterations", "checkpoint_every", "stop_patience", "target_score"
 
 
 def fingerprint(cfg: GanCfg, seed: int, images: np.ndarray, labels: np.ndarray, runtime: Runtime = CPU) -> str:
-    what = {k: v for k, v in asdict(cfg).items() if k not in STOP_FIELDS}
+    what = {k: v for k, v in asdict(cfg).items() if k not in STOP_FIELDS and (k, v) != ("arch", "biggan")}
     h = hashlib.sha256(json.dumps(what, sort_keys=True).encode())
     h.update(str(seed).encode())
     if runtime.device.type != "cpu" or runtime.precision != "fp32":  # CPU fp32 keeps its old fingerprints
@@ -100,7 +101,7 @@ def train_gan(cfg: GanCfg, images: np.ndarray, labels: np.ndarray, num_classes: 
               ckpt_path: Path, log: Callable[[int, dict[str, float]], None] | None = None,
               stop_after: int | None = None, runtime: Runtime = CPU,
               watch: Watch | None = None, stop: Stop | None = None,
-              y2h: torch.nn.Module | None = None) -> tuple[Generator, list[dict[str, float]]]:
+              y2h: torch.nn.Module | None = None) -> tuple[torch.nn.Module, list[dict[str, float]]]:
     """Returns the last EMA generator and the loss history. ``num_classes`` None trains a CcGAN on
     ``labels`` scaled to [0, 1]. Resumes from ``ckpt_path`` when it holds a checkpoint of the
     same computation (config less its stop fields, seed, data and runtime); ``stop_after``
@@ -240,7 +241,7 @@ def _decide(step: int, cfg: GanCfg, stop: Stop, watch: Watch | None, ema_g: torc
 
 
 @torch.no_grad()
-def sample(g: Generator, labels: np.ndarray, z_dim: int, gen: torch.Generator,
+def sample(g: torch.nn.Module, labels: np.ndarray, z_dim: int, gen: torch.Generator,
            batch_size: int = 500, truncation: float | None = None) -> np.ndarray:
     """uint8 images for the given labels: class indices, or labels scaled to [0, 1] for a CcGAN.
     ``gen`` is a CPU generator, so the same seed gives the same noise on every device."""

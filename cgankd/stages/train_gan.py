@@ -14,7 +14,6 @@ import torch
 
 from cgankd import store
 from cgankd.base import figures
-from cgankd.base.errors import CgankdError
 from cgankd.base.io import write_text
 from cgankd.base.tracker import NullTracker
 from cgankd.compute import distributed
@@ -92,24 +91,40 @@ def generator_info(cfg: Config, meta: Meta, num_classes: int | None) -> dict[str
             "label_range": meta.label_range, "gan": asdict(cfg.gan)}
 
 
-def imported(cfg: Config, meta: Meta, tracker: NullTracker) -> dict[str, Any]:
-    """``gan.init``: the authors' released BigGAN-PyTorch generator, checked against the data and the
-    config, written as this stage's generator (no training); make-fakes goes on from it."""
-    from cgankd.gan.biggan_pytorch import architecture, load
+def released(cfg: Config, meta: Meta) -> tuple[torch.nn.Module, dict[str, Any], str]:
+    """The authors' generator in ``gan.init`` (classification: BigGAN-PyTorch's ``G_ema.pth``; regression:
+    their SAGAN CcGAN with ``gan.ccgan.y2h_init``), what its file will say, and a line naming it."""
+    info = generator_info(cfg, meta, meta.num_classes if task_of(meta.task).categorical else None)
+    if task_of(meta.task).categorical:
+        from cgankd.gan.biggan_pytorch import architecture, load
 
-    if not task_of(meta.task).categorical:
-        raise CgankdError("param gan.init", "loads a class-conditional BigGAN-PyTorch generator: classification only")
-    g = load(cfg.gan.init, meta.num_classes, meta.resolution, meta.channels, cfg.gan.z_dim)
-    info = {**generator_info(cfg, meta, meta.num_classes),
-            "arch": "biggan-pytorch", "biggan_pytorch": architecture(g.state_dict()), "step": 0, "source": cfg.gan.init}
+        g = load(cfg.gan.init, meta.num_classes, meta.resolution, meta.channels, cfg.gan.z_dim)
+        arch = architecture(g.state_dict())
+        return g, {**info, "arch": "biggan-pytorch", "biggan_pytorch": arch}, f"BigGAN-PyTorch, {arch}"
+    from cgankd.gan import ccgan_release
+
+    c = cfg.gan.ccgan
+    g = ccgan_release.load(cfg.gan.init, c.y2h_init, meta.resolution, meta.channels, cfg.gan.z_dim,
+                           tuple(meta.label_range), c.init_label_range)
+    arch = ccgan_release.architecture(g.state_dict())
+    gan = {**info["gan"], "arch": "sagan", "g_ch": arch["ch"], "embed_dim": arch["embed_dim"],
+           "ccgan": {**info["gan"]["ccgan"], "embedding": "y2h"}}
+    a, b = g.label_map.tolist()
+    return g, {**info, "gan": gan}, f"the authors' SAGAN CcGAN, {arch}, label map {a:.4f} y + {b:.4f}"
+
+
+def imported(cfg: Config, meta: Meta, tracker: NullTracker) -> dict[str, Any]:
+    """``gan.init``: the authors' released generator, checked against the data and the config,
+    written as this stage's generator (no training); make-fakes goes on from it."""
+    g, info, what = released(cfg, meta)
+    info = {**info, "step": 0, "source": cfg.gan.init}
     for key, which in (("gan_last", "last"), ("gan", "best")):
         store.save_gan_generator(g, at(cfg, key), {**info, "which": which})
     g_labels, shown = watch_labels(meta, 12)
     imgs = sample(g, g_labels, cfg.gan.z_dim, torch.Generator().manual_seed(0))
     save_grid(at(cfg, "gan_samples"), imgs, shown, meta.task, meta.classes)
     tracker.set_tags({"cgankd.gan_init": cfg.gan.init})
-    print(f"train-gan: loaded {cfg.gan.init} (BigGAN-PyTorch, {info['biggan_pytorch']}), not trained -> "
-          f"{at(cfg, 'gan_dir')}")
+    print(f"train-gan: loaded {cfg.gan.init} ({what}), not trained -> {at(cfg, 'gan_dir')}")
     return {"generator": str(at(cfg, "gan")), "iterations": 0, "stop": "gan.init", "minutes": 0.0}
 
 

@@ -33,7 +33,7 @@ def _image_model(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Mod
 
 @KINDS.register("gan_generator")
 def _gan_generator(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
-    from cgankd.gan.biggan import Generator
+    from cgankd.gan.archs import build_generator
 
     if meta.get("arch") == "biggan-pytorch":  # the authors' released generator (gan.init)
         from cgankd.gan.biggan_pytorch import BigGANPyTorchG
@@ -48,8 +48,7 @@ def _gan_generator(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.M
         from cgankd.gan.label_embed import Y2H
 
         y2h = Y2H(gan["embed_dim"])
-    g = Generator(meta["num_classes"], meta["resolution"], meta["channels"], gan["z_dim"], gan["g_ch"],
-                  gan["embed_dim"], y2h)
+    g = build_generator(gan, meta["num_classes"], meta["resolution"], meta["channels"], y2h)
     g.load_state_dict(state)
     return g
 
