@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cgankd import store
-from cgankd.config import GanCfg
+from cgankd.config import CcganCfg, GanCfg
 from cgankd.gan.label_embed import Y2H, Frozen, train_label_embedding
 from cgankd.gan.train import train_gan
 
@@ -24,7 +24,8 @@ def _data(n: int = 120) -> tuple[np.ndarray, np.ndarray]:
 
 def test_y2h_reads_back_through_the_frozen_head():
     x, y = _data()
-    y2h, fit = train_label_embedding(x, y, 32, "convnet_xs", 300, 600, seed=0, device=torch.device("cpu"))
+    c = CcganCfg(embedding="y2h", embed_arch="convnet_xs", embed_steps=300, y2h_steps=600)
+    y2h, fit = train_label_embedding(x, y, 32, c, seed=0, device=torch.device("cpu"))
     assert isinstance(y2h, Y2H) and not y2h.training and y2h.dim == 32
     assert fit["embed_x2y_mse"] < 0.02 and fit["embed_y2h_mse"] < 0.001, fit
     h = y2h(torch.linspace(0, 1, 11))
@@ -60,3 +61,39 @@ def test_the_setting_is_checked():
         load_config(None, ["gan.ccgan.embed_arch=resnet999"])
     with pytest.raises(CgankdError, match="gan.embed_dim: y2h's GroupNorm.8. needs a multiple of 8 from 32 up"):
         load_config(None, ["gan.ccgan.embedding=y2h", "gan.embed_dim=16"])
+
+
+def test_x2y_on_resnet34_embed_has_the_size_of_their_resnet34_embed():
+    """Their ResNet34_embed (UTKFace/models/ResNet_embed.py) at dim_embed 128: pytorch-cifar's ResNet34
+    trunk without its classifier (21,276,992) plus the 1x1 shortcut their first stage gains by halving
+    the size (4,224), x2h_res (512 -> 512 -> 128, each with BatchNorm1d: 329,600) and h2y (129)."""
+    from cgankd.gan.label_embed import X2Y
+    from cgankd.models import build_model, count_params
+
+    backbone = build_model("resnet34_embed", 3, 1, 64).backbone
+    x2y = X2Y(backbone, backbone.feat_dim, 128)
+    assert count_params(x2y) - count_params(backbone.fc) == 21_276_992 + 4_224 + 329_600 + 129
+    assert backbone.features(torch.zeros(2, 3, 64, 64)).shape == (2, 512)
+
+
+def test_their_schedule_in_epochs_with_step_decay():
+    """x2y: 200 epochs of n // 256 steps, lr x 0.1 at epochs 60 and 120; y2h: 500 shuffled passes over
+    the distinct labels in batches of 128, each label once an epoch, lr x 0.1 at 150, 250 and 350."""
+    from cgankd.gan.label_embed import _lr, _y2h_batches, plan
+
+    c = CcganCfg(embed_epochs=200, embed_batch_size=256, embed_decay_at=[0.3, 0.6], y2h_epochs=500,
+                 y2h_decay_at=[0.3, 0.5, 0.7])
+    assert plan(c, 14_760, 60) == (200 * 57, 500)
+    assert plan(c, 14_760, 300) == (200 * 57, 500 * 3)
+    assert plan(CcganCfg(embed_steps=7, y2h_steps=9), 14_760, 60) == (7, 9)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    seen = []
+    for epoch in (0, 59, 60, 119, 120, 199):
+        _lr(opt, epoch * 57, 200 * 57, c.embed_decay_at)
+        seen.append(opt.param_groups[0]["lr"])
+    assert seen == pytest.approx([0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001])
+    unique = torch.linspace(0, 1, 300)
+    batches = list(_y2h_batches(unique, CcganCfg(y2h_epochs=2), torch.Generator().manual_seed(0)))
+    assert [len(b) for b in batches] == [128, 128, 44] * 2
+    assert torch.equal(torch.cat(batches[:3]).sort().values, unique)  # each label once an epoch
+    assert not torch.equal(torch.cat(batches[:3]), torch.cat(batches[3:]))  # reshuffled

@@ -88,7 +88,7 @@ def test_the_table_cites_files_of_the_authors_repository():
 PAPER_SHRINK = ["device=cpu", "precision=fp32", "compile=false", "data.resolution=32", "data.n_per_class=null",
                 "data.n_val_per_class=1", "teacher.epochs=1", "teacher.width=0.25",  # (the DenseNets' too)
                 "student.epochs=1", "extractor.steps=20", "extractor.epochs=1", "extractor.width=0.25",
-                "gan.batch_size=16", "gan.iterations=4", "gan.ccgan.embed_steps=5", "gan.ccgan.y2h_steps=5",
+                "gan.batch_size=16", "gan.iterations=4", "gan.ccgan.embed_epochs=1", "gan.ccgan.y2h_epochs=2",
                 "gan.score_every=4", "gan.ema_start=2",
                 "subsample.dre_steps=20", "subsample.dre_epochs=2", "subsample.n_fake_train=200",
                 "subsample.m_burn_in=2", "quality.n_fakes=100"]

@@ -6,6 +6,6 @@ the loader (``load``), the checks across fields (``validate``) and the JSON Sche
 
 from cgankd.config.load import load_config, parse_override
 from cgankd.config.schema import Config
-from cgankd.config.sections import RESOLUTIONS, GanCfg, RenderCfg, TrainCfg
+from cgankd.config.sections import RESOLUTIONS, CcganCfg, GanCfg, RenderCfg, TrainCfg
 
-__all__ = ["RESOLUTIONS", "Config", "GanCfg", "RenderCfg", "TrainCfg", "load_config", "parse_override"]
+__all__ = ["RESOLUTIONS", "CcganCfg", "Config", "GanCfg", "RenderCfg", "TrainCfg", "load_config", "parse_override"]

@@ -147,8 +147,13 @@ class CcganCfg:
     threshold: Annotated[float, Range(gt=0, lt=1)] = 1e-3
     embedding: Annotated[str, OneOf("sinusoid", "y2h", note="the label embedding")] = "sinusoid"
     embed_arch: str = "resnet20"  # y2h: the x2y network's backbone (a name of the model zoo)
-    embed_steps: Positive = 2000  # y2h: SGD steps of x2y (batch 128)
+    embed_steps: Positive = 2000  # y2h: SGD steps of x2y
+    embed_epochs: Annotated[int | None, Range(ge=1, note="embed_steps counts")] = None
+    embed_batch_size: Positive = 128
+    embed_decay_at: Annotated[list[float], Range(gt=0, lt=1)] = field(default_factory=list)
     y2h_steps: Positive = 2000  # y2h: SGD steps of y2h (batch 128)
+    y2h_epochs: Annotated[int | None, Range(ge=1, note="y2h_steps counts")] = None
+    y2h_decay_at: Annotated[list[float], Range(gt=0, lt=1)] = field(default_factory=list)
     y2h_init: str | None = None  # with gan.init: the authors' y2h checkpoint their CcGAN was trained with
     init_label_range: list[float] | None = None  # with gan.init: the labels their [0, 1] spans (null: the data's)
 

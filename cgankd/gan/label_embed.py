@@ -1,16 +1,25 @@
 """The improved CcGAN's label embedding (Ding et al.; the cGAN-KD authors' ``train_net_for_label_embed.py``),
 trained before the GAN and frozen during it (``gan.ccgan.embedding: y2h``):
 
-1. x2y: a zoo network's penultimate features -> h (``Linear``, ``BatchNorm1d``, ReLU; ``dim`` wide) ->
-   y (``Linear``, ReLU), regressing the scaled label from real images (SGD, MSE, random flips);
+1. x2y: a zoo network's penultimate features (``gan.ccgan.embed_arch``; theirs is ``resnet34_embed``) ->
+   512 -> h (each a ``Linear``, ``BatchNorm1d``, ReLU; h ``dim`` wide) -> y (``Linear``, ReLU), regressing
+   the scaled label from real images (MSE, random flips) for ``embed_epochs`` of ``n // embed_batch_size``
+   steps (or ``embed_steps``);
 2. y2h: an MLP from y to h (four ``Linear``, ``GroupNorm(8)``, ReLU layers and a ``Linear``, ReLU),
    trained with x2y's h -> y head frozen so that h2y(y2h(y')) = y' for y' = a training label plus
-   N(0, 0.2) noise, clamped to [0, 1].
+   N(0, 0.2) noise, clamped to [0, 1]: ``y2h_epochs`` shuffled passes over the distinct labels (or
+   ``y2h_steps`` batches drawn with replacement), 128 a batch.
+
+Both: SGD, lr 0.01, momentum 0.9, weight decay 1e-4, lr x 0.1 at each fraction in ``embed_decay_at`` /
+``y2h_decay_at`` (theirs: epochs 60 and 120 of 200; 150, 250 and 350 of 500).
 
 G conditions on y2h(y); D projects on a spectrally normalised linear map of y2h(y). Neither trains it.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -18,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.base.progress import Progress
+from cgankd.config import CcganCfg
 
 
 class Y2H(nn.Module):
@@ -52,35 +62,72 @@ class Frozen(nn.Module):
 
 
 class X2Y(nn.Module):
-    def __init__(self, backbone: nn.Module, feat_dim: int, dim: int) -> None:
+    """A zoo backbone's penultimate features -> h through their ``x2h_res`` (512 wide, then ``dim``, each a
+    Linear, BatchNorm1d and ReLU) -> y (``h2y``: Linear, ReLU)."""
+
+    def __init__(self, backbone: nn.Module, feat_dim: int, dim: int, hidden: int = 512) -> None:
         super().__init__()
         self.backbone = backbone
-        self.x2h = nn.Sequential(nn.Linear(feat_dim, dim), nn.BatchNorm1d(dim), nn.ReLU())
+        self.x2h = nn.Sequential(nn.Linear(feat_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(),
+                                 nn.Linear(hidden, dim), nn.BatchNorm1d(dim), nn.ReLU())
         self.h2y = nn.Sequential(nn.Linear(dim, 1), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.h2y(self.x2h(self.backbone.features(x))).reshape(-1)
 
 
-def train_label_embedding(images: np.ndarray, labels: np.ndarray, dim: int, arch: str, steps: int, y2h_steps: int,
-                          seed: int, device: torch.device, batch_size: int = 128) -> tuple[Y2H, dict[str, float]]:
+LR = 0.01  # both nets: SGD, momentum 0.9, weight decay 1e-4; lr x 0.1 at each decay mark
+
+
+def _lr(opt: torch.optim.Optimizer, step: int, steps: int, decay_at: list[float]) -> None:
+    lr = LR * 0.1 ** sum(step >= round(f * steps) for f in decay_at)
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
+def _y2h_batches(unique: torch.Tensor, c: CcganCfg, gen: torch.Generator) -> Iterator[torch.Tensor]:
+    """Labels for each y2h step: ``y2h_epochs`` shuffled passes over the distinct labels in batches of 128
+    (theirs), or ``y2h_steps`` batches of 128 drawn with replacement."""
+    if c.y2h_epochs is None:
+        for _ in range(c.y2h_steps):
+            yield unique[torch.randint(len(unique), (Y2H_BATCH,), generator=gen, device=unique.device)]
+        return
+    for _ in range(c.y2h_epochs):
+        yield from unique[torch.randperm(len(unique), generator=gen, device=unique.device)].split(Y2H_BATCH)
+
+
+Y2H_BATCH = 128
+
+
+def plan(c: CcganCfg, n_images: int, n_labels: int) -> tuple[int, int]:
+    """SGD steps of x2y and of y2h: the epochs' (x2y: ``n // batch`` steps an epoch, theirs) or the steps'."""
+    x2y = c.embed_steps if c.embed_epochs is None else c.embed_epochs * max(1, n_images // c.embed_batch_size)
+    y2h = c.y2h_steps if c.y2h_epochs is None else c.y2h_epochs * math.ceil(n_labels / Y2H_BATCH)
+    return x2y, y2h
+
+
+def train_label_embedding(images: np.ndarray, labels: np.ndarray, dim: int, c: CcganCfg, seed: int,
+                          device: torch.device) -> tuple[Y2H, dict[str, float]]:
     """y2h (eval mode) for uint8 ``images`` with ``labels`` scaled to [0, 1], and how well it fits: the
     x2y MSE on the training images and the y2h round-trip MSE over the label range."""
     from cgankd.models import build_model
 
     torch.manual_seed(seed)
     gen = torch.Generator(device=device).manual_seed(seed)
-    _, c, res, _ = images.shape
-    backbone = build_model(arch, c, 1, res).backbone.to(device)
+    _, ch, res, _ = images.shape
+    backbone = build_model(c.embed_arch, ch, 1, res).backbone.to(device)
     with torch.no_grad():
-        feat_dim = backbone.eval().features(torch.zeros(2, c, res, res, device=device)).shape[1]
+        feat_dim = backbone.eval().features(torch.zeros(2, ch, res, res, device=device)).shape[1]
     x2y = X2Y(backbone, feat_dim, dim).to(device).train()
     x_all = torch.as_tensor(images).to(device)
     y_all = torch.as_tensor(labels, dtype=torch.float32).to(device)
-    opt = torch.optim.SGD(x2y.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    unique = torch.unique(y_all)
+    steps, y2h_steps = plan(c, len(y_all), len(unique))
+    opt = torch.optim.SGD(x2y.parameters(), lr=LR, momentum=0.9, weight_decay=1e-4)
     with Progress(steps, "label embedding (x2y)") as bar:
-        for _ in range(steps):
-            i = torch.randint(len(y_all), (batch_size,), generator=gen, device=device)
+        for step in range(steps):
+            _lr(opt, step, steps, c.embed_decay_at)
+            i = torch.randint(len(y_all), (c.embed_batch_size,), generator=gen, device=device)
             x = x_all[i].float().div(127.5).sub(1.0)
             flip = torch.rand(len(i), generator=gen, device=device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -93,11 +140,10 @@ def train_label_embedding(images: np.ndarray, labels: np.ndarray, dim: int, arch
     for p in x2y.parameters():
         p.requires_grad_(False)
     y2h = Y2H(dim).to(device).train()
-    unique = torch.unique(y_all)
-    opt = torch.optim.SGD(y2h.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    opt = torch.optim.SGD(y2h.parameters(), lr=LR, momentum=0.9, weight_decay=1e-4)
     with Progress(y2h_steps, "label embedding (y2h)") as bar:
-        for _ in range(y2h_steps):
-            y = unique[torch.randint(len(unique), (batch_size,), generator=gen, device=device)]
+        for step, y in enumerate(_y2h_batches(unique, c, gen)):
+            _lr(opt, step, y2h_steps, c.y2h_decay_at)
             y = (y + 0.2 * torch.randn(len(y), generator=gen, device=device)).clamp(0.0, 1.0)
             loss = F.mse_loss(x2y.h2y(y2h(y)).reshape(-1), y)
             opt.zero_grad(set_to_none=True)

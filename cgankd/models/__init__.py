@@ -8,6 +8,7 @@ from cgankd.models import (  # noqa: F401  (register)
     densenet,
     mobilenetv2,
     resnet,
+    resnet_embed,
     resnet_extract,
     shufflenetv1,
     shufflenetv2,

@@ -147,8 +147,7 @@ def label_embedding(cfg: Config, regression: bool, images: np.ndarray, labels: n
     from cgankd.gan.label_embed import train_label_embedding
 
     c = cfg.gan.ccgan
-    y2h, fit = train_label_embedding(images, labels, cfg.gan.embed_dim, c.embed_arch, c.embed_steps, c.y2h_steps,
-                                     cfg.seed + 9, device)
+    y2h, fit = train_label_embedding(images, labels, cfg.gan.embed_dim, c, cfg.seed + 9, device)
     tracker.log_metrics(fit)
     print(f"train-gan: label embedding (y2h) trained: x2y MSE {fit['embed_x2y_mse']:.4f}, y2h round trip MSE "
           f"{fit['embed_y2h_mse']:.5f} (labels scaled to [0, 1])")
