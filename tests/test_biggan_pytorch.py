@@ -87,3 +87,68 @@ def test_a_generator_that_does_not_fit_is_refused_in_one_line(tmp_path):
     torch.save({"g": torch.nn.Linear(2, 2)}, tmp_path / "pickled.pth")  # a module: code, not weights
     with pytest.raises(CgankdError, match="not a state dict that loads weights-only"):
         load(tmp_path / "pickled.pth", 10, 32, 3, 8)
+
+
+def _sn_nobias(name: str, weight: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    return {f"{name}.weight": weight, f"{name}.u0": (1, weight[0]), f"{name}.sv0": (1,)}
+
+
+def _deep_ccbn(name: str, c: int, cond: int) -> dict[str, tuple[int, ...]]:
+    return {**_sn_nobias(f"{name}.gain", (c, cond)), **_sn_nobias(f"{name}.bias", (c, cond)),
+            f"{name}.stored_mean": (c,), f"{name}.stored_var": (c,)}
+
+
+def _deep_block(name: str, cin: int, cout: int, cond: int) -> dict[str, tuple[int, ...]]:
+    h = cin // 4
+    return {**_sn(f"{name}.conv1", (h, cin, 1, 1)), **_sn(f"{name}.conv2", (h, h, 3, 3)),
+            **_sn(f"{name}.conv3", (h, h, 3, 3)), **_sn(f"{name}.conv4", (cout, h, 1, 1)),
+            **_deep_ccbn(f"{name}.bn1", cin, cond), **{k: v for i in (2, 3, 4) for k, v in
+                                                       _deep_ccbn(f"{name}.bn{i}", h, cond).items()}}
+
+
+# BigGANdeep_Generator(G_ch=128, dim_z=128, resolution=128, G_attn='64', n_classes=100, G_shared=True,
+# shared_dim=128, hier=True), as their ImageNet-100 main.py builds it: G_depth 2 blocks a stage, in/out
+# channels 128 x [16, 16, 8, 4, 2] / [16, 8, 4, 2, 1], the conditional BNs read [shared(y), z] (256)
+IMAGENET100 = {"shared.weight": (100, 128), **_sn("linear", (2048 * 16, 256)),
+               **{k: v for i, (cin, cout) in enumerate(zip((2048, 2048, 1024, 512, 256), (2048, 1024, 512, 256, 128),
+                                                            strict=True))
+                  for k, v in {**_deep_block(f"blocks.{i}.0", cin, cin, 256),
+                               **_deep_block(f"blocks.{i}.1", cin, cout, 256)}.items()},
+               **{k: v for k, v in {**_sn_nobias("blocks.3.2.theta", (32, 256, 1, 1)),
+                                    **_sn_nobias("blocks.3.2.phi", (32, 256, 1, 1)),
+                                    **_sn_nobias("blocks.3.2.g", (128, 256, 1, 1)),
+                                    **_sn_nobias("blocks.3.2.o", (256, 128, 1, 1)), "blocks.3.2.gamma": ()}.items()},
+               "output_layer.0.gain": (128,), "output_layer.0.bias": (128,), "output_layer.0.stored_mean": (128,),
+               "output_layer.0.stored_var": (128,), **_sn("output_layer.2", (3, 128, 3, 3))}
+
+
+def test_the_deep_state_dict_is_their_imagenet100_generators():
+    from cgankd.gan.biggan_deep import BigGANDeepG, architecture
+
+    with torch.device("meta"):  # 128 px, G_ch 128: no need for the memory
+        state = BigGANDeepG(100, 128, 128, 128, 128, 64).state_dict()
+    assert {k: tuple(v.shape) for k, v in state.items()} == IMAGENET100
+    assert architecture(state) == {"num_classes": 100, "resolution": 128, "shared_dim": 128, "ch": 128,
+                                   "z_dim": 128, "attention": 64}
+
+
+def test_a_released_biggan_deep_loads_samples_and_rebuilds_from_its_file(tmp_path):
+    from cgankd import store
+    from cgankd.gan.biggan_deep import BigGANDeepG
+    from cgankd.gan.biggan_pytorch import load, read_architecture
+    from cgankd.gan.train import sample
+
+    torch.manual_seed(0)
+    theirs = BigGANDeepG(5, 64, 8, 16, 16, 32).state_dict()  # attention at 32 px, 5 classes
+    torch.save({k: v.abs() + 0.5 if k.endswith("stored_var") else v for k, v in theirs.items()}, tmp_path / "G.pth")
+    g = load(tmp_path / "G.pth", 5, 64, 3, 16)
+    assert isinstance(g, BigGANDeepG) and not g.training
+    assert read_architecture(g.state_dict())["attention"] == 32
+    imgs = sample(g, np.array([0, 4, 2]), 16, torch.Generator().manual_seed(1))
+    assert imgs.shape == (3, 3, 64, 64) and imgs.dtype == np.uint8
+    store.save_gan_generator(g, tmp_path / "g.pt", {"arch": "biggan-pytorch", "num_classes": 5,
+                                                    "biggan_pytorch": read_architecture(g.state_dict())})
+    again = store.load(tmp_path / "g.pt", "gan_generator")
+    assert np.array_equal(sample(again, np.array([0, 4, 2]), 16, torch.Generator().manual_seed(1)), imgs)
+    with pytest.raises(CgankdError, match=r"does not fit: it has num_classes 5 \(the data / config: 100\)"):
+        load(tmp_path / "G.pth", 100, 64, 3, 16)

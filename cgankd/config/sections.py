@@ -103,7 +103,8 @@ class ExtractorCfg(TrainCfg):
     arch: str = "resnet8"
     steps: Positive = 600
     eval_every: Positive = 200
-    feat_dim: Positive = 64
+    ae: Annotated[str, OneOf("small", "paper", note="regression: the sparse autoencoder")] = "small"
+    feat_dim: Annotated[int | None, Range(ge=1, note="C x H x W (ae: paper)")] = 64
     sparsity: Weight = 1e-3
     ae_lr: Rate = 1e-3
 

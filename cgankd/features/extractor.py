@@ -17,7 +17,7 @@ from cgankd.compute import distributed
 from cgankd.compute.device import Runtime, module_device
 from cgankd.config import Config
 from cgankd.data.prepared import Prepared
-from cgankd.features.sparse_ae import SparseAE, train_sparse_ae
+from cgankd.features.sparse_ae import train_sparse_ae
 from cgankd.models import ImageModel, build_model
 from cgankd.train.data import to_float
 from cgankd.train.evaluate import metrics, predict
@@ -40,14 +40,16 @@ def _classifier(cfg: Config, data: Prepared, rt: Runtime) -> tuple[nn.Module, di
 
 @TRAINERS.register("regression")
 def _sparse_ae(cfg: Config, data: Prepared, rt: Runtime) -> tuple[nn.Module, dict[str, Any], list[dict[str, float]]]:
+    from cgankd.features.autoencoders import AES, spec
+
     m, ec = data.meta, cfg.extractor
     if distributed.active():
-        raise CgankdError("torchrun", "the regression extractor (a small sparse autoencoder) trains in one "
+        raise CgankdError("torchrun", "the regression extractor (a sparse autoencoder) trains in one "
                           "process: run `cgankd train-extractor` without torchrun")
-    model = SparseAE(m.channels, m.resolution, ec.feat_dim).to(rt.device)
-    hist = train_sparse_ae(model, data["train"], m, ec.steps, ec.batch_size, ec.ae_lr, ec.sparsity, cfg.seed + 5)
-    spec = {"kind": "sparse_ae", "channels": m.channels, "resolution": m.resolution, "feat_dim": ec.feat_dim}
-    return model, spec, hist
+    model, how = AES.get(ec.ae)(ec, m, len(data["train"].labels))
+    model = model.to(rt.device)
+    hist = train_sparse_ae(model, data["train"], m, how, cfg.seed + 5)
+    return model, spec(ec, m, model), hist
 
 
 @torch.no_grad()
@@ -78,5 +80,5 @@ def extractor_metrics(model: nn.Module, data: Prepared) -> dict[str, float]:
     with torch.no_grad():
         _, recon, pred = model(x)
     out = metrics(pred.cpu().numpy(), val.labels, data.meta, "val")
-    out["val_recon_mse"] = float(((recon - x) ** 2).mean())
+    out["val_recon_mse"] = float(((recon - model.target(x)) ** 2).mean())
     return out

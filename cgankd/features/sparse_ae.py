@@ -7,6 +7,9 @@ plus a small head predicting the scaled label from the code. Loss: reconstructio
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -37,28 +40,65 @@ class SparseAE(nn.Module):
     def features(self, x01: torch.Tensor) -> torch.Tensor:
         return self.enc(x01 * 2.0 - 1.0)
 
+    @staticmethod
+    def target(x01: torch.Tensor) -> torch.Tensor:
+        """What the reconstruction (a sigmoid) is compared with: the image in [0, 1]."""
+        return x01
+
     def forward(self, x01: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.features(x01)
         return h, self.dec(self.dec_fc(h).reshape(-1, *self.shape)), self.head(h).reshape(-1)
 
 
-def train_sparse_ae(model: SparseAE, train: Split, meta: Meta, steps: int, batch_size: int, lr: float,
-                    sparsity: float, seed: int, desc: str = "train-extractor") -> list[dict[str, float]]:
+@dataclass(frozen=True)
+class AeTraining:
+    """How an autoencoder trains (cgankd/features/autoencoders.py makes one per ``extractor.ae``)."""
+
+    steps: int
+    batch_size: int
+    sparsity: float
+    optimizer: Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+    lr_factor: Callable[[int], float] = lambda step: 1.0  # the lr's multiplier at a step (from 0)
+    balanced: bool = False  # a distinct label drawn uniformly, then one of its images (theirs)
+    flip: bool = False  # random horizontal flips
+
+
+def _balanced(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` indices: a distinct label uniformly, then an image of it uniformly (no host sync)."""
+    order = torch.argsort(labels, stable=True)
+    unique, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    starts = torch.cumsum(counts, 0) - counts
+    k = torch.randint(len(unique), (n,), generator=gen, device=labels.device)
+    offset = (torch.rand(n, generator=gen, device=labels.device) * counts[k]).long().clamp_max(counts[k] - 1)
+    return order[starts[k] + offset]
+
+
+def train_sparse_ae(model: nn.Module, train: Split, meta: Meta, how: AeTraining, seed: int,
+                    desc: str = "train-extractor") -> list[dict[str, float]]:
     """Trains on the model's device; the loss parts are read from it once per history row."""
     torch.manual_seed(seed)
     dev = next(model.parameters()).device
     gen = torch.Generator(device=dev).manual_seed(seed)
     x, y = to_float(train.images).to(dev), targets(train.labels, meta).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = how.optimizer(model.parameters())
+    base = [g["lr"] for g in opt.param_groups]
     history: list[dict[str, float]] = []
     model.train()
     avg: dict[str, float] = {}
     pending: list[torch.Tensor] = []  # per step: recon, sparsity, label, loss
+    steps, sparsity = how.steps, how.sparsity
     with Progress(steps, desc) as bar:
         for step in range(1, steps + 1):
-            i = torch.randint(len(x), (batch_size,), generator=gen, device=dev)
-            h, recon, pred = model(x[i])
-            parts = {"recon": F.mse_loss(recon, x[i]), "sparsity": h.abs().mean(),
+            for group, lr in zip(opt.param_groups, base, strict=True):
+                group["lr"] = lr * how.lr_factor(step - 1)
+            i = (_balanced(y, how.batch_size, gen) if how.balanced else
+                 torch.randint(len(x), (how.batch_size,), generator=gen, device=dev))
+            xb = x[i]
+            if how.flip:
+                xb = torch.where((torch.rand(len(i), generator=gen, device=dev) < 0.5)[:, None, None, None],
+                                 xb.flip(3), xb)
+            h, recon, pred = model(xb)
+            parts = {"recon": F.mse_loss(recon, model.target(xb)), "sparsity": h.abs().mean(),
                      "label": F.mse_loss(pred, y[i])}
             loss = parts["recon"] + sparsity * parts["sparsity"] + parts["label"]
             opt.zero_grad(set_to_none=True)

@@ -53,8 +53,8 @@ class _SN:
 
 
 class SNConv2d(nn.Conv2d, _SN):
-    def __init__(self, cin: int, cout: int, kernel: int = 3, padding: int = 1) -> None:
-        super().__init__(cin, cout, kernel, padding=padding)
+    def __init__(self, cin: int, cout: int, kernel: int = 3, padding: int = 1, bias: bool = True) -> None:
+        super().__init__(cin, cout, kernel, padding=padding, bias=bias)
         self._sn_init(cout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,8 +62,8 @@ class SNConv2d(nn.Conv2d, _SN):
 
 
 class SNLinear(nn.Linear, _SN):
-    def __init__(self, fin: int, fout: int) -> None:
-        super().__init__(fin, fout)
+    def __init__(self, fin: int, fout: int, bias: bool = True) -> None:
+        super().__init__(fin, fout, bias=bias)
         self._sn_init(fout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -138,9 +138,29 @@ def architecture(state: dict[str, torch.Tensor]) -> dict[str, int]:
             "z_dim": int(state["linear.weight"].shape[1])}
 
 
-def load(path: str | Path, num_classes: int, resolution: int, channels: int, z_dim: int) -> BigGANPyTorchG:
-    """The generator in ``path`` (a BigGAN-PyTorch ``G_ema.pth``: a state dict, read weights only),
-    checked against the data it will make fakes for; one-line errors name the file and the mismatch."""
+def build(arch: dict[str, int]) -> nn.Module:
+    """The generator an ``architecture`` describes (BigGAN-deep's has ``shared_dim``)."""
+    if "shared_dim" in arch:
+        from cgankd.gan.biggan_deep import BigGANDeepG
+
+        return BigGANDeepG(arch["num_classes"], arch["resolution"], arch["ch"], arch["z_dim"], arch["shared_dim"],
+                           arch["attention"])
+    return BigGANPyTorchG(arch["num_classes"], arch["resolution"], arch["ch"], arch["z_dim"])
+
+
+def read_architecture(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    """BigGAN-deep's (a shared class embedding: the authors' ImageNet-100 G) or BigGAN's (CIFAR-100)."""
+    if "shared.weight" in state:
+        from cgankd.gan.biggan_deep import architecture as deep
+
+        return deep(state)
+    return architecture(state)
+
+
+def load(path: str | Path, num_classes: int, resolution: int, channels: int, z_dim: int) -> nn.Module:
+    """The generator in ``path`` (a BigGAN-PyTorch ``G_ema.pth``, BigGAN or BigGAN-deep: a state dict, read
+    weights only), checked against the data it will make fakes for; one-line errors name the file and the
+    mismatch."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise CgankdError(str(p), "no such file (gan.init: a BigGAN-PyTorch G_ema.pth)")
@@ -152,7 +172,7 @@ def load(path: str | Path, num_classes: int, resolution: int, channels: int, z_d
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CgankdError(str(p), "not a state dict of tensors")
     try:
-        arch = architecture(state)
+        arch = read_architecture(state)
     except (KeyError, ValueError) as exc:
         raise CgankdError(str(p), f"not a BigGAN-PyTorch generator ({exc}; keys: "
                                   f"{', '.join(list(state)[:6])}...)") from None
@@ -163,13 +183,14 @@ def load(path: str | Path, num_classes: int, resolution: int, channels: int, z_d
     if off:
         raise CgankdError(str(p), "does not fit: it has " + ", ".join(off) +
                           (" - set -S gan.z_dim to the generator's" if arch["z_dim"] != z_dim else ""))
-    g = BigGANPyTorchG(arch["num_classes"], arch["resolution"], arch["ch"], arch["z_dim"])
+    g = build(arch)
+    kind = "BigGAN-deep's generator (G_shared, hier)" if "shared_dim" in arch else \
+        "BigGAN-PyTorch's generator (G_shared off, no attention)"
     try:
         result = g.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # a tensor of another shape
-        raise CgankdError(str(p), f"shapes differ from BigGAN-PyTorch's generator: {str(exc).splitlines()[-1].strip()}"
-                          ) from None
+        raise CgankdError(str(p), f"shapes differ from {kind}: {str(exc).splitlines()[-1].strip()}") from None
     if result.missing_keys or result.unexpected_keys:
-        raise CgankdError(str(p), f"keys differ from BigGAN-PyTorch's generator (G_shared off, no attention): "
-                          f"missing {result.missing_keys[:4]}, unexpected {result.unexpected_keys[:4]}")
+        raise CgankdError(str(p), f"keys differ from {kind}: missing {result.missing_keys[:4]}, "
+                                  f"unexpected {result.unexpected_keys[:4]}")
     return g.eval()

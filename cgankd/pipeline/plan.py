@@ -133,9 +133,17 @@ def _filter_net(cfg: Config, d: Data, _method: str | None) -> Row:
 def _extractor(cfg: Config, d: Data, _method: str | None) -> Row:
     if task_of(d.meta.task).categorical:
         return _classifier_row("train-extractor", cfg, d, cfg.extractor, d.n_train)
+    from cgankd.features.autoencoders import AES
+
     ec = cfg.extractor
-    return Row("train-extractor", f"{ec.steps:,} steps of {ec.batch_size}, sparse autoencoder ({ec.feat_dim}-d)",
-               d.n_train, 0, _images(d, d.n_train))
+    with torch.device("meta"):
+        model, how = AES.get(ec.ae)(ec, d.meta, d.n_train)
+        x = torch.zeros(ec.batch_size, d.meta.channels, d.meta.resolution, d.meta.resolution)
+    work = (f"{ec.epochs} epochs = " if ec.ae == "paper" and ec.epochs else "") + f"{how.steps:,} steps"
+    per_param = ADAM if ec.ae == "small" else SGD
+    memory = per_param * params(model) + _images(d, d.n_train) + activation_bytes(model, x, bytes_per=4)
+    return Row("train-extractor", f"{work} of {ec.batch_size}, sparse autoencoder ({ec.ae}, {model.feat_dim:,}-d)",
+               d.n_train, 0, memory)
 
 
 def _gan(cfg: Config, d: Data, _method: str | None) -> Row:
@@ -153,8 +161,8 @@ def _gan(cfg: Config, d: Data, _method: str | None) -> Row:
     acts = max(activation_bytes(disc, x, y2, bytes_per=per),  # D's step: reals and fakes in one call
                activation_bytes(g, z, y, bytes_per=per) + activation_bytes(disc, x[:b], y, bytes_per=per))
     memory = ADAM * (params(g) + params(disc)) + 4 * params(g) + _images(d, d.n_train) + acts  # + the EMA copy
-    work = (f"{g_cfg.iterations:,} iterations x {g_cfg.d_steps} D steps at {b}, width {g_cfg.g_ch}/{g_cfg.d_ch}, "
-            f"z {g_cfg.z_dim}")
+    work = (f"{g_cfg.iterations:,} iterations x {g_cfg.d_steps} D steps at {b}, {g_cfg.arch} width "
+            f"{g_cfg.g_ch}/{g_cfg.d_ch}, z {g_cfg.z_dim}")
     return Row("train-gan", work, d.n_train, 0, memory, _gan_seconds(cfg))
 
 

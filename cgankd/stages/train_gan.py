@@ -96,11 +96,12 @@ def released(cfg: Config, meta: Meta) -> tuple[torch.nn.Module, dict[str, Any], 
     their SAGAN CcGAN with ``gan.ccgan.y2h_init``), what its file will say, and a line naming it."""
     info = generator_info(cfg, meta, meta.num_classes if task_of(meta.task).categorical else None)
     if task_of(meta.task).categorical:
-        from cgankd.gan.biggan_pytorch import architecture, load
+        from cgankd.gan.biggan_pytorch import load, read_architecture
 
         g = load(cfg.gan.init, meta.num_classes, meta.resolution, meta.channels, cfg.gan.z_dim)
-        arch = architecture(g.state_dict())
-        return g, {**info, "arch": "biggan-pytorch", "biggan_pytorch": arch}, f"BigGAN-PyTorch, {arch}"
+        arch = read_architecture(g.state_dict())
+        name = "BigGAN-deep" if "shared_dim" in arch else "BigGAN-PyTorch"
+        return g, {**info, "arch": "biggan-pytorch", "biggan_pytorch": arch}, f"{name}, {arch}"
     from cgankd.gan import ccgan_release
 
     c = cfg.gan.ccgan

@@ -36,10 +36,9 @@ def _gan_generator(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.M
     from cgankd.gan.archs import build_generator
 
     if meta.get("arch") == "biggan-pytorch":  # the authors' released generator (gan.init)
-        from cgankd.gan.biggan_pytorch import BigGANPyTorchG
+        from cgankd.gan.biggan_pytorch import build
 
-        a = meta["biggan_pytorch"]
-        g = BigGANPyTorchG(a["num_classes"], a["resolution"], a["ch"], a["z_dim"])
+        g = build(meta["biggan_pytorch"])
         g.load_state_dict(state)
         return g
     gan = meta["gan"]
@@ -64,12 +63,12 @@ def _vkd_generator(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.M
 
 @KINDS.register("extractor")
 def _extractor(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
-    from cgankd.features.sparse_ae import SparseAE
+    from cgankd.features.autoencoders import rebuild
     from cgankd.models import rebuild_model
 
     if meta["kind"] != "sparse_ae":  # a classifier, saved with its ImageModel meta
         return rebuild_model({k: v for k, v in meta.items() if k != "kind"}, state)
-    model = SparseAE(meta["channels"], meta["resolution"], meta["feat_dim"])
+    model = rebuild(meta)
     model.load_state_dict(state)
     return model
 
