@@ -95,3 +95,28 @@ def test_the_authors_regression_vgg_conv_stacks(name: str, convs: int) -> None:
     widths = [m.out_channels for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(widths) == convs and widths[:2] == [64, 64] and widths[-1] == 512
     assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1)
+
+
+def test_from_128_px_resnets_and_densenets_take_the_authors_imagenet100_stem() -> None:
+    """Their ImageNet-100 RepDistiller resnets and densenets (``#for imagenet100``): a 4x4 stride-2 conv (BN,
+    ReLU) and a 3x3 stride-2 max-pool, so the CIFAR stages see 32x32; the rest is unchanged (resnet110: 336
+    more weights in the wider first kernel; densenet161: one BN more)."""
+    import torch
+
+    for name, extra in (("resnet110", 16 * 3 * (16 - 9)), ("densenet161", 2 * 96 + 96 * 3 * (16 - 9))):
+        wide, cifar = build_model(name, 3, 100, 128), build_model(name, 3, 100, 32)
+        assert count_params(wide) - count_params(cifar) == extra, name
+        maps = wide.backbone.eval().stages(torch.rand(2, 3, 128, 128))
+        assert maps[0].shape[-1] == 32 and wide.eval()(torch.rand(2, 3, 128, 128)).shape == (2, 100)
+    assert build_model("resnet20", 3, 10, 64).backbone.conv1.kernel_size == (3, 3)  # below 128 px: CIFAR's
+
+
+def test_the_authors_regression_vgg_has_their_size() -> None:
+    """UTKFace/models/vgg.py's vgg11 at 64 px: its convs with bias 9,220,480, their BNs 5,504, the MLP on the
+    flattened 512 x 2 x 2 (2,048 -> 512 -> 512, each with BatchNorm1d) 1,313,792, and the output 513."""
+    import torch
+
+    m = build_model("vgg11_mlp", 3, 1, 64)
+    assert count_params(m) == 9_220_480 + 5_504 + 1_313_792 + 513
+    assert m.backbone.features(torch.rand(2, 3, 64, 64)).shape == (2, 2048)
+    assert (m.eval()(torch.rand(4, 3, 64, 64)) >= 0).all()  # their last ReLU: a scaled label is never negative

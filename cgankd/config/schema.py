@@ -23,8 +23,8 @@ from cgankd.config.sections import (
     ServeCfg,
     StudentCfg,
     SubsampleCfg,
+    TeacherCfg,
     TrackingCfg,
-    TrainCfg,
     VKDCfg,
 )
 from cgankd.task import TASKS, task_of
@@ -46,7 +46,7 @@ class Config:
     compile: bool = False
     compile_mode: Annotated[str, OneOf("default", "reduce-overhead", "max-autotune")] = "default"
     data: DataCfg = field(default_factory=DataCfg)
-    teacher: TrainCfg = field(default_factory=lambda: TrainCfg(arch="resnet20", steps=1000))
+    teacher: TeacherCfg = field(default_factory=lambda: TeacherCfg(arch="resnet20", steps=1000))
     student: StudentCfg = field(default_factory=StudentCfg)
     kd: dict[str, Any] = field(default_factory=lambda: kd_sections({}))  # kd.<distiller>: its own Settings (cgankd.kd)
     vkd: VKDCfg = field(default_factory=VKDCfg)

@@ -73,6 +73,11 @@ class TrainCfg:
 
 
 @dataclass
+class TeacherCfg(TrainCfg):
+    init: str | None = None  # a released checkpoint (the authors' teacher): loaded and checked, not trained
+
+
+@dataclass
 class StudentCfg(TrainCfg):
     arch: str = "convnet_s"
     steps: Positive = 1200
@@ -205,6 +210,7 @@ class FilterCfg:
                                        note="where the cut-offs' burn-in comes from")] = "raw"
     max_rounds: Positive = 50
     net: str | None = None  # null: the teacher filters and relabels; a zoo arch: a network of its own does
+    net_init: str | None = None  # a released checkpoint of that network (the authors'): loaded, not trained
 
 
 @dataclass

@@ -60,6 +60,8 @@ def validate(cfg: Config, runtime: bool = True) -> None:
     if gan.ccgan.embedding == "y2h" and (gan.embed_dim < 32 or gan.embed_dim % 8):
         bad("gan.embed_dim", f"y2h's GroupNorm(8) needs a multiple of 8 from 32 up, got {gan.embed_dim} "
             "(below 32 it learned a constant: tests/test_label_embed.py)")
+    if cfg.filter.net_init and not cfg.filter.net:
+        bad("filter.net_init", "is a checkpoint of the filter network: set filter.net to its architecture")
     if cfg.extractor.feat_dim is None and cfg.extractor.ae != "paper":
         bad("extractor.feat_dim", "null (C x H x W) is the authors' autoencoder's: set extractor.ae: paper or a size")
     _validate_source(cfg)

@@ -14,7 +14,7 @@ Written from the architecture their code describes, not copied. Names and shapes
   (``theta``, ``phi``, ``g``, ``o``: bias-free SN 1x1 convs; ``gamma``, a scalar);
 - ``output_layer``: BN, ReLU, SN 3x3 conv to RGB.
 
-Spectral norm as BigGAN-PyTorch's (``u0`` / ``sv0``; cgankd/gan/biggan_pytorch.py), eval mode keeps ``u0``.
+Spectral norm as BigGAN-PyTorch's (``u0`` / ``sv0``; cgankd/gan/biggan_layers.py), eval mode keeps ``u0``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.gan.biggan_pytorch import BN, SNConv2d, SNLinear
+from cgankd.gan.biggan_layers import BN, SNConv2d, SNLinear
 
 # x ch: in / out channels of each stage (each stage doubles the size)
 WIDTHS = {64: ([16, 16, 8, 4], [16, 8, 4, 2]), 128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1]),

@@ -14,7 +14,8 @@ one spectral-norm vector per layer. Names and shapes:
 
 Their spectral norm divides by sigma = (v W^T) u^T from one power iteration on ``u0``, updating
 ``u0`` only in training mode; in eval mode (sampling) ``u0`` stays as loaded. ``sample`` draws in eval
-mode, so the stored batch statistics are used.
+mode, so the stored batch statistics are used. ``load`` also reads their ImageNet-100 BigGAN-deep
+(cgankd/gan/biggan_deep.py), told apart by its shared class embedding.
 """
 
 from __future__ import annotations
@@ -26,48 +27,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from cgankd.base.errors import CgankdError
+from cgankd.gan import biggan_deep
+from cgankd.gan.biggan_layers import BN, SNConv2d, SNLinear
 
 WIDTHS = {32: ([4, 4, 4], [4, 4, 4]), 64: ([16, 16, 8, 4], [16, 8, 4, 2]),
           128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1])}  # x ch: in / out channels of each up-block
-
-
-class _SN:
-    """Their spectral norm: buffers ``u0`` and ``sv0`` beside the layer's own weight and bias."""
-
-    def _sn_init(self, outputs: int) -> None:
-        self.register_buffer("u0", torch.randn(1, outputs))
-        self.register_buffer("sv0", torch.ones(1))
-
-    def _normalised(self) -> torch.Tensor:
-        w = self.weight.view(self.weight.size(0), -1)
-        with torch.no_grad():
-            v = F.normalize(self.u0 @ w, eps=1e-12)
-            u = F.normalize(v @ w.t(), eps=1e-12)
-            if self.training:
-                self.u0.copy_(u)
-        sv = torch.squeeze((v @ w.t()) @ u.t())
-        if self.training:
-            with torch.no_grad():
-                self.sv0.copy_(sv)
-        return self.weight / sv
-
-
-class SNConv2d(nn.Conv2d, _SN):
-    def __init__(self, cin: int, cout: int, kernel: int = 3, padding: int = 1, bias: bool = True) -> None:
-        super().__init__(cin, cout, kernel, padding=padding, bias=bias)
-        self._sn_init(cout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self._normalised(), self.bias, self.stride, self.padding)
-
-
-class SNLinear(nn.Linear, _SN):
-    def __init__(self, fin: int, fout: int, bias: bool = True) -> None:
-        super().__init__(fin, fout, bias=bias)
-        self._sn_init(fout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self._normalised(), self.bias)
 
 
 class ClassBN(nn.Module):
@@ -82,17 +46,6 @@ class ClassBN(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None, self.training, 0.1, 1e-5)
         return out * (1 + self.gain(y))[:, :, None, None] + self.bias(y)[:, :, None, None]
-
-
-class BN(nn.Module):
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.gain, self.bias = nn.Parameter(torch.ones(channels)), nn.Parameter(torch.zeros(channels))
-        self.register_buffer("stored_mean", torch.zeros(channels))
-        self.register_buffer("stored_var", torch.ones(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.batch_norm(x, self.stored_mean, self.stored_var, self.gain, self.bias, self.training, 0.1, 1e-5)
 
 
 class UpBlock(nn.Module):
@@ -141,19 +94,15 @@ def architecture(state: dict[str, torch.Tensor]) -> dict[str, int]:
 def build(arch: dict[str, int]) -> nn.Module:
     """The generator an ``architecture`` describes (BigGAN-deep's has ``shared_dim``)."""
     if "shared_dim" in arch:
-        from cgankd.gan.biggan_deep import BigGANDeepG
-
-        return BigGANDeepG(arch["num_classes"], arch["resolution"], arch["ch"], arch["z_dim"], arch["shared_dim"],
-                           arch["attention"])
+        return biggan_deep.BigGANDeepG(arch["num_classes"], arch["resolution"], arch["ch"], arch["z_dim"],
+                                       arch["shared_dim"], arch["attention"])
     return BigGANPyTorchG(arch["num_classes"], arch["resolution"], arch["ch"], arch["z_dim"])
 
 
 def read_architecture(state: dict[str, torch.Tensor]) -> dict[str, int]:
     """BigGAN-deep's (a shared class embedding: the authors' ImageNet-100 G) or BigGAN's (CIFAR-100)."""
     if "shared.weight" in state:
-        from cgankd.gan.biggan_deep import architecture as deep
-
-        return deep(state)
+        return biggan_deep.architecture(state)
     return architecture(state)
 
 

@@ -13,6 +13,7 @@ from cgankd.models import (  # noqa: F401  (register)
     shufflenetv1,
     shufflenetv2,
     vgg,
+    vgg_mlp,
     wrn,
 )
 from cgankd.models.zoo import MODELS, ImageModel, build_model, count_params, rebuild_model

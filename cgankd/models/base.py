@@ -52,3 +52,14 @@ def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int =
     """conv (same padding) -> BN -> optional ReLU."""
     return nn.Sequential(nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False),
                          nn.BatchNorm2d(cout), *([nn.ReLU(inplace=True)] if relu else []))
+
+
+WIDE_FROM = 128  # from this size the cGAN-KD authors' ImageNet-100 networks start with a strided stem
+
+
+def wide_stem(cin: int, cout: int) -> list[nn.Module]:
+    """Their ImageNet-100 stem (``#for imagenet100`` in their RepDistiller models): a 4x4 stride-2 conv, BN,
+    ReLU and a 3x3 stride-2 max-pool, a quarter of the size before the CIFAR stages."""
+    return [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, 2, 1)]
+

@@ -4,7 +4,8 @@ blocks of bottleneck layers (BN-ReLU-1x1 conv to 4x growth, BN-ReLU-3x3 conv to 
 concatenated before its input), a transition halving the channels and the size between blocks, and a
 BN-ReLU, pooled linear head. densenet121: blocks of 6, 12, 24, 16 layers, growth 32; densenet161: 6,
 12, 36, 24, growth 48. Their order of concatenation is kept, so a weight of theirs lands on the same
-input channel."""
+input channel. From 128 px the stem is their ImageNet-100 one (a 4x4 stride-2 conv, BN, ReLU, a 3x3
+stride-2 max-pool; ImageNet-100/make_fake_datasets/models/densenet.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.models.base import Backbone, chain, scaled
+from cgankd.models.base import WIDE_FROM, Backbone, chain, scaled, wide_stem
 from cgankd.models.zoo import MODELS
 
 CONFIGS = {"densenet121": ((6, 12, 24, 16), 32), "densenet161": ((6, 12, 36, 24), 48)}
@@ -36,11 +37,13 @@ class Transition(nn.Sequential):
 
 class DenseNet(Backbone):
     def __init__(self, blocks: tuple[int, ...], growth: int, in_channels: int, num_outputs: int,
-                 width: float, reduction: float = 0.5) -> None:
+                 width: float, reduction: float = 0.5, resolution: int = 32) -> None:
         super().__init__()
         growth = scaled(growth, width)
         c = 2 * growth
-        stages: list[nn.Module] = [nn.Conv2d(in_channels, c, 3, padding=1, bias=False)]
+        stem = (nn.Sequential(*wide_stem(in_channels, c)) if resolution >= WIDE_FROM
+                else nn.Conv2d(in_channels, c, 3, padding=1, bias=False))
+        stages: list[nn.Module] = [stem]
         for i, n in enumerate(blocks):
             layers: list[nn.Module] = []
             for _ in range(n):
@@ -63,8 +66,8 @@ class DenseNet(Backbone):
 def _register(name: str) -> None:
     blocks, growth = CONFIGS[name]
 
-    def build(in_channels: int, num_outputs: int, width: float = 1.0) -> DenseNet:
-        return DenseNet(blocks, growth, in_channels, num_outputs, width)
+    def build(in_channels: int, num_outputs: int, width: float = 1.0, resolution: int = 32) -> DenseNet:
+        return DenseNet(blocks, growth, in_channels, num_outputs, width, resolution=resolution)
 
     MODELS.register(name)(build)
 

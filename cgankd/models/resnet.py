@@ -1,4 +1,5 @@
-"""CIFAR-style ResNets with the names RepDistiller uses (resnet8 ... resnet110, resnet8x4, resnet32x4)."""
+"""CIFAR-style ResNets with the names RepDistiller uses (resnet8 ... resnet110, resnet8x4, resnet32x4); from
+128 px the cGAN-KD authors' ImageNet-100 stem (a 4x4 stride-2 conv, then a 3x3 stride-2 max-pool)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.models.base import Backbone, scaled
+from cgankd.models.base import WIDE_FROM, Backbone, scaled
 from cgankd.models.zoo import MODELS
 
 
@@ -30,12 +31,15 @@ class BasicBlock(nn.Module):
 class CifarResNet(Backbone):
     """Stem of ``filters[0]`` channels, then one stage of (depth - 2) / 6 blocks per later entry."""
 
-    def __init__(self, depth: int, filters: list[int], in_channels: int, num_outputs: int) -> None:
+    def __init__(self, depth: int, filters: list[int], in_channels: int, num_outputs: int,
+                 resolution: int = 32) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError("depth must be 6n + 2")
         n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(in_channels, filters[0], 3, 1, 1, bias=False)
+        self.wide = resolution >= WIDE_FROM  # the authors' ImageNet-100 stem: 4x4 stride 2, then a max-pool
+        self.conv1 = (nn.Conv2d(in_channels, filters[0], 4, 2, 1, bias=False) if self.wide
+                      else nn.Conv2d(in_channels, filters[0], 3, 1, 1, bias=False))
         self.bn1 = nn.BatchNorm2d(filters[0])
         layers, cin = [], filters[0]
         for i, cout in enumerate(filters[1:]):
@@ -49,6 +53,8 @@ class CifarResNet(Backbone):
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu(self.bn1(self.conv1(x)))
+        if self.wide:
+            x = F.max_pool2d(x, 3, 2, 1)
         maps = [x]
         for i, block in enumerate(self.layers, start=1):
             x = block(x)
@@ -58,8 +64,8 @@ class CifarResNet(Backbone):
 
 
 def _register(name: str, depth: int, filters: list[int]) -> None:
-    def build(in_channels: int, num_outputs: int, width: float = 1.0) -> CifarResNet:
-        return CifarResNet(depth, [scaled(f, width) for f in filters], in_channels, num_outputs)
+    def build(in_channels: int, num_outputs: int, width: float = 1.0, resolution: int = 32) -> CifarResNet:
+        return CifarResNet(depth, [scaled(f, width) for f in filters], in_channels, num_outputs, resolution)
 
     MODELS.register(name)(build)
 

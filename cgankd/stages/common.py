@@ -74,18 +74,28 @@ def teacher_metric(cfg: Config, meta: Meta) -> float:
 
 
 def train_network(cfg: Config, tracker: NullTracker, arch: str, seed_offset: int, name: str,
-                  key: str) -> dict[str, Any]:
+                  key: str, init: tuple[str, str] | None = None) -> dict[str, Any]:
     """A network of ``arch`` on the real training set with the teacher's settings (``teacher``: steps,
     schedule, width), written to the layout's ``key`` (its model), ``key_history`` and
-    ``key_metrics``: the teacher, and the filter network apart from it (``filter.net``)."""
+    ``key_metrics``: the teacher, and the filter network apart from it (``filter.net``). ``init``
+    (a path and the param naming it): a released checkpoint loaded instead (cgankd/models/released.py),
+    scored on the same splits."""
     rt = setup(cfg, seed_offset)
     data = prepared(cfg)
     model = new_model(arch, data, cfg.teacher.width, rt.device)
-    res = fit(model, data, cfg.teacher, cfg.seed + seed_offset, name,
-              log=lambda s, row: tracker.log_metrics(row, step=s), runtime=rt)
+    if init is not None:
+        from cgankd.models.released import load_released
+
+        load_released(init[0], model, arch, f"param {init[1]}")
+        res = FitResult(model.eval(), model, 0, [])
+        tracker.set_tags({f"cgankd.{init[1]}": init[0]})
+        print(f"{name}: loaded {init[0]} ({arch}), not trained")
+    else:
+        res = fit(model, data, cfg.teacher, cfg.seed + seed_offset, name,
+                  log=lambda s, row: tracker.log_metrics(row, step=s), runtime=rt)
     if not distributed.is_main():  # torchrun: rank 0 writes the outputs
         return {}
-    store.save_model(res.best, at(cfg, key), {"best_step": res.best_step})
+    store.save_model(res.best, at(cfg, key), {"best_step": res.best_step, **({"source": init[0]} if init else {})})
     write_history(at(cfg, f"{key}_history"), res.history)
     m = {"params": count_params(model), "best_step": res.best_step}
     m.update(fit_metrics(res, data))

@@ -12,4 +12,6 @@ from cgankd.stages.common import train_network
 
 
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
-    return train_network(cfg, tracker or NullTracker(), str(cfg.filter.net), 6, "train-filter-net", "filter_net")
+    init = (cfg.filter.net_init, "filter.net_init") if cfg.filter.net_init else None
+    return train_network(cfg, tracker or NullTracker(), str(cfg.filter.net), 6, "train-filter-net", "filter_net",
+                         init)

@@ -1,4 +1,4 @@
-"""train-teacher: the big network, on the real training set."""
+"""train-teacher: the big network, on the real training set (or the released one in ``teacher.init``)."""
 
 from __future__ import annotations
 
@@ -10,4 +10,5 @@ from cgankd.stages.common import train_network
 
 
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
-    return train_network(cfg, tracker or NullTracker(), cfg.teacher.arch, 0, "train-teacher", "teacher")
+    init = (cfg.teacher.init, "teacher.init") if cfg.teacher.init else None
+    return train_network(cfg, tracker or NullTracker(), cfg.teacher.arch, 0, "train-teacher", "teacher", init)
