@@ -128,7 +128,7 @@ TABLE: tuple[Stage, ...] = (
     ),
     Stage(
         name="train-filter-net",
-        params=(*RUNTIME, "teacher", "filter.net"),
+        params=(*RUNTIME, "teacher", "filter.net", "filter.net_init"),
         deps=("prepared",),
         outs=("filter_net_dir", "filter_net_metrics"),
         done="filter_net_metrics",
