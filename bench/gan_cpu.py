@@ -6,6 +6,7 @@ Each path is the project's own ``train_gan`` under a different runtime (cgankd/c
 - ``today``:  fp32, eager, contiguous (NCHW) tensors: the step before memory_format existed;
 - ``cl``:     fp32, eager, channels_last nets and batches (``memory_format: auto`` on the CPU);
 - ``compile``, ``compile-cl``: the same two with ``compile: true`` (inductor);
+- ``compile-max``: ``compile_mode: max-autotune`` (inductor's tuned C++ GEMM templates);
 - ``bf16-cl``: bf16 autocast + channels_last (``precision: auto`` picks it where the CPU has
   AVX512-BF16 or AMX; elsewhere bf16 is emulated, and the row says so).
 
@@ -37,12 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from cgankd.base.io import write_json, write_text  # noqa: E402
 
-PATHS = {  # name -> (precision, compile, memory_format)
-    "today": ("fp32", False, "contiguous"),
-    "cl": ("fp32", False, "channels_last"),
-    "compile": ("fp32", True, "contiguous"),
-    "compile-cl": ("fp32", True, "channels_last"),
-    "bf16-cl": ("bf16", False, "channels_last"),
+PATHS = {  # name -> (precision, compile, memory_format, compile_mode)
+    "today": ("fp32", False, "contiguous", "default"),
+    "cl": ("fp32", False, "channels_last", "default"),
+    "compile": ("fp32", True, "contiguous", "default"),
+    "compile-cl": ("fp32", True, "channels_last", "default"),
+    "compile-max": ("fp32", True, "contiguous", "max-autotune"),
+    "bf16-cl": ("bf16", False, "channels_last", "default"),
 }
 
 CHILD = r"""
@@ -60,7 +62,7 @@ w, n = a["warmup"], a["steps"]
 T.LOG_EVERY = 1
 cfg = GanCfg(iterations=w + n, batch_size=a["batch"], g_ch=a["width"], d_ch=a["width"], d_steps=a["d_steps"],
              checkpoint_every=10**9)
-rt = Runtime.from_config("cpu", a["precision"], a["compile"], "default", a["memory_format"])
+rt = Runtime.from_config("cpu", a["precision"], a["compile"], a["mode"], a["memory_format"])
 stamps = {}
 def log(step, row):
     stamps[step] = time.perf_counter()
@@ -72,10 +74,10 @@ print(json.dumps({"it_s": n / (stamps[w + n] - stamps[w]), "threads": torch.get_
 
 
 def measure(path: str, res: int, args: argparse.Namespace) -> dict:
-    precision, compile_, fmt = PATHS[path]
+    precision, compile_, fmt, mode = PATHS[path]
     spec = {"resolution": res, "batch": args.batch, "width": args.width, "d_steps": args.d_steps,
             "warmup": args.warmup + (args.compile_warmup if compile_ else 0), "steps": args.steps,
-            "precision": precision, "compile": compile_, "memory_format": fmt}
+            "precision": precision, "compile": compile_, "memory_format": fmt, "mode": mode}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], cwd=ROOT, env=env,
                          capture_output=True, text=True)
@@ -116,7 +118,7 @@ def main() -> None:
     p.add_argument("--compile-warmup", type=int, default=6, help="extra warm-up iterations of a compiled path")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--once", default="compile,compile-cl", help="paths measured in the first round only "
+    p.add_argument("--once", default="compile,compile-cl,compile-max", help="paths measured in the first round only "
                    "(compiling costs a minute or more per process)")
     p.add_argument("--out", default=str(ROOT / "bench/results/gan_cpu"))
     args = p.parse_args()

@@ -1,5 +1,6 @@
 """Inference speed of each registered student and its teacher: PyTorch eager vs onnxruntime (and the
-student's int8 twin, export/student.int8.onnx, when ``export.int8`` wrote one).
+student's int8 twin, export/student.int8.onnx, when ``export.int8`` wrote one; on a GPU, the server's
+I/O-bound CUDA path for the fp32 model and the fp16 twin, export/student.fp16.onnx, from ``export.fp16``).
 
 For every pipeline output folder (default: the demo's two), the student that was exported and
 registered (export/student.onnx + its PyTorch checkpoint) and the teacher (exported to ONNX here):
@@ -28,7 +29,7 @@ import torch
 from cgankd.base.io import read_json, write_json
 from cgankd.compute.providers import cuda_usable
 from cgankd.serve.onnx_export import export_onnx
-from cgankd.serve.runtime import make_session
+from cgankd.serve.runtime import load_onnx, make_session
 from cgankd.store import load_model
 
 
@@ -71,6 +72,12 @@ def engines(model: torch.nn.Module, onnx_path: Path, threads: int) -> dict[str, 
         sess = make_session(int8 if name.endswith("int8") else onnx_path, prov, threads)
         inp, outp = sess.get_inputs()[0].name, sess.get_outputs()[0].name
         out[name] = lambda x, s=sess, i=inp, o=outp: s.run([o], {i: x})[0]
+    if cuda_usable() and onnx_path.name == "student.onnx":  # the server's CUDA path (a served student's
+        # serving metadata): an I/O binding, for fp32 and the fp16 twin (export.fp16)
+        for name, path in (("onnxruntime-cuda-bound", onnx_path),
+                           ("onnxruntime-cuda-fp16-bound", onnx_path.with_name("student.fp16.onnx"))):
+            if path.is_file():
+                out[name] = load_onnx(path, providers="cuda", threads=threads, io_binding="on").run
     return out
 
 

@@ -15,6 +15,7 @@ from conftest import SHRINK, shrunk
 from kit import dvc_repo, ran, sh
 
 from cgankd.cli import main
+from cgankd.compute.providers import cuda_usable
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +31,8 @@ def rc_repo(tmp_path_factory) -> tuple[Path, set[str]]:
     """One embedded regression pipeline through DVC (the same dvc.yaml, `task: regression` in params.yaml),
     tracked in the repository's own mlflow.db; the stages `cgankd repro` ran."""
     repo = dvc_repo(tmp_path_factory.mktemp("rc") / "repo",
-                    shrunk(Path("artifacts"), "task=regression", "export.int8=true").to_dict())
+                    shrunk(Path("artifacts"), "task=regression", "export.int8=true",
+                           "export.fp16=true").to_dict())
     res = sh(sys.executable, "-m", "cgankd", "repro", cwd=repo,
              env={"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}"})
     return repo, ran(res)
@@ -83,6 +85,10 @@ def test_embedded_regression_through_dvc_registers_an_onnx_regressor(rc_repo, tm
     assert np.isfinite(m["onnx_int8_test_mae"])  # the fp32 ONNX model scores as its PyTorch student did
     assert abs(m["onnx_fp32_test_mae"] - m[f"{parity['method'].replace('+', '_')}_test_mae"]) < 1e-3
     assert parity["int8"]["real"] > 0 and parity["int8"]["fakes"] > 0  # calibrated on both, never on test data
+    # the fp16 twin for a GPU (export.fp16): fp32 in and out, checked only where CUDA runs it
+    half = onnx.load(out / "export" / "student.fp16.onnx")
+    assert {p.key: json.loads(p.value) for p in half.metadata_props}["precision"] == "fp16"
+    assert parity["fp16"]["ran"] is cuda_usable()
     ok = m["int8_registrable"] == 1.0
     assert champ.tags["int8"].startswith("logged" if ok else "refused") and m["int8_why"] in champ.tags["int8"]
     assert ("int8_sha256" in champ.tags) is ok

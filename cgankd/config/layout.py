@@ -33,7 +33,7 @@ PATHS = {  # key -> path under out_dir
     "fakes_score_csv": "plots/fakes_score_hist.csv", "fakes_intra_fid_csv": "plots/fakes_intra_fid.csv",
     "vkd_dir": "vkd", "vkd": "vkd/generator.pt", "vkd_history": "vkd/history.csv", "vkd_metrics": "metrics/vkd.json",
     "export_dir": "export", "onnx": "export/student.onnx", "parity": "export/parity.json",
-    "onnx_int8": "export/student.int8.onnx",
+    "onnx_int8": "export/student.int8.onnx", "onnx_fp16": "export/student.fp16.onnx",
     "report": "report.md", "metrics": "metrics.json", "headline": "headline.json",
     "evaluation_plot": "plots/evaluation.png", "per_label": "plots/per_label.csv",
     "registry": "registry.json",

@@ -224,6 +224,7 @@ class ExportCfg:
     atol: Rate = 1e-4
     dynamo: bool = False
     int8: bool = False
+    fp16: bool = False
     int8_calibration: Positive = 512
     int8_max_drop: Weight = 0.5
     int8_max_mae_increase: Weight = 0.02
@@ -247,6 +248,7 @@ class ServeCfg:
     providers: Annotated[str, OneOf("auto", "cpu", "cuda")] = "auto"
     threads: Annotated[int | None, Range(ge=1, note="onnxruntime's default")] = None
     precision: Annotated[str, OneOf("fp32", "int8")] = "fp32"
+    io_binding: Annotated[str, OneOf("auto", "on", "off", note="auto: on with the CUDA provider")] = "auto"
     max_in_flight: Positive = 64
     batching: bool = True
     batch_max: Positive = 32

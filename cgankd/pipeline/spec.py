@@ -191,7 +191,7 @@ TABLE: tuple[Stage, ...] = (
     ),
     Stage(
         name="export",
-        params=("profile", "seed", "task", "export", "student.methods", "student.tag"),
+        params=("profile", "seed", "task", "export", "serve.providers", "student.methods", "student.tag"),
         deps=lambda cfg, _: ("student_dir", "student_metrics", *int8_calibration(cfg)),
         outs=("export_dir",),
         artifacts=("parity",),

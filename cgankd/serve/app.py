@@ -213,7 +213,7 @@ def serve(source: str, cfg: ServeCfg) -> None:
               "the names clients use (docs/serving.md, Exposing the server)", file=sys.stderr)
 
     def loader(src: str) -> ServedModel:
-        return load_model(src, cfg.providers, cfg.threads, cfg.precision)
+        return load_model(src, cfg.providers, cfg.threads, cfg.precision, cfg.io_binding)
 
     model = loader(source)
     cap, backlog, lowered = connection_limits(cfg.max_connections)  # the model loaded: its descriptors counted

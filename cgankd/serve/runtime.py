@@ -43,6 +43,7 @@ class ServedModel:
     session: Any
     card: ModelCard
     info: dict[str, Any] = field(default_factory=dict)
+    io_binding: bool = False  # run through an I/O binding: the output allocated by onnxruntime on the device
 
     def __post_init__(self) -> None:
         inp = self.session.get_inputs()[0]
@@ -55,7 +56,17 @@ class ServedModel:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """float32 N x C x H x W in [0, 1] -> raw outputs."""
-        return self.session.run([self.output_name], {self.input_name: x})[0]
+        if not self.io_binding:
+            return self.session.run([self.output_name], {self.input_name: x})[0]
+        binding = self.session.io_binding()  # one per call: a binding is not shared between threads
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(x))  # one copy to the device
+        binding.bind_output(self.output_name, self.device)  # left where it is made, copied out once
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+    @property
+    def device(self) -> str:
+        return "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
 
     def predict(self, x: np.ndarray) -> list[dict[str, Any]]:
         return self.card.postprocess(self.run(x))
@@ -66,20 +77,22 @@ class ServedModel:
         uri = str(self.info.get("uri", ""))
         return {**{k: self.info.get(k) for k in ("name", "version", "alias")},
                 "uri": uri if uri.startswith("models:/") else Path(uri).name,
-                **self.card.public(), "providers": self.session.get_providers()}
+                **self.card.public(), "providers": self.session.get_providers(), "io_binding": self.io_binding}
 
 
 def load_onnx(path: Path, info: dict[str, Any] | None = None, providers: str = "auto",
-              threads: int | None = None) -> ServedModel:
+              threads: int | None = None, io_binding: str = "auto") -> ServedModel:
+    """``io_binding``: auto (on with the CUDA provider), on or off."""
     if not path.is_file():
         raise CgankdError(str(path), "ONNX file not found")
     sess = make_session(path, choose_providers(providers), threads, providers)
     card = ModelCard.from_props(dict(sess.get_modelmeta().custom_metadata_map), str(path))
-    return ServedModel(sess, card, {"name": path.stem, "version": None, "uri": str(path), **(info or {})})
+    bind = io_binding == "on" or (io_binding == "auto" and sess.get_providers()[0] == "CUDAExecutionProvider")
+    return ServedModel(sess, card, {"name": path.stem, "version": None, "uri": str(path), **(info or {})}, bind)
 
 
 def load_model(source: str, providers: str = "auto", threads: int | None = None,
-               precision: str = "fp32") -> ServedModel:
+               precision: str = "fp32", io_binding: str = "auto") -> ServedModel:
     """``source``: a .onnx path, ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` (with
     ``precision="int8"``: that version's int8 twin)."""
     if source.startswith("models:/"):
@@ -89,11 +102,11 @@ def load_model(source: str, providers: str = "auto", threads: int | None = None,
 
         with tempfile.TemporaryDirectory(prefix="cgankd-serve-") as tmp:  # the session keeps the weights
             path, info = fetch_registered(source, Path(tmp), precision)
-            return load_onnx(path, info, providers, threads)
+            return load_onnx(path, info, providers, threads, io_binding)
     if precision != "fp32":
         raise CgankdError("param serve.precision", f"{precision} picks a registered version's twin; a .onnx file "
                           "is served as it is (export/student.int8.onnx is the int8 one)")
     path = Path(source)
     if path.suffix != ".onnx":
         raise CgankdError(source, "expected a .onnx file, models:/<name>@<alias> or models:/<name>/<version>")
-    return load_onnx(path, None, providers, threads)
+    return load_onnx(path, None, providers, threads, io_binding)

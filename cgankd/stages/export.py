@@ -43,6 +43,16 @@ def int8_twin(cfg: Config, data: Any, fp32: Any) -> dict[str, int]:
     return counts
 
 
+def fp16_twin(cfg: Config, fp32: Any, channels: int, resolution: int) -> dict[str, Any]:
+    """export/student.fp16.onnx for GPU serving, checked against the fp32 model where CUDA runs it
+    (cgankd/serve/fp16.py)."""
+    from cgankd.compute.providers import choose_providers
+    from cgankd.serve.fp16 import check_fp16, convert_fp16
+
+    convert_fp16(fp32, at(cfg, "onnx_fp16"))
+    return check_fp16(fp32, at(cfg, "onnx_fp16"), channels, resolution, choose_providers(cfg.serve.providers))
+
+
 def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
     from cgankd.serve.onnx_export import export_onnx, parity, serving_metadata
 
@@ -59,6 +69,10 @@ def run(cfg: Config, tracker: NullTracker | None = None) -> dict[str, Any]:
         report["int8"] = int8_twin(cfg, data, onnx)
     else:
         at(cfg, "onnx_int8").unlink(missing_ok=True)  # an earlier run's twin is not this student's
+    if cfg.export.fp16:
+        report["fp16"] = fp16_twin(cfg, onnx, c, r)
+    else:
+        at(cfg, "onnx_fp16").unlink(missing_ok=True)
     write_json(at(cfg, "parity"), report)
     tracker.log_metrics({k: v for k, v in report.items() if k.startswith("max_abs")})
     tracker.set_tags({"cgankd.selected": method})
