@@ -4,8 +4,9 @@ exactly what it does from the fp32 model. It carries the fp32 model's serving me
 ``precision: fp16``.
 
 The export checks it against the fp32 model on the same probe batches as the ONNX parity check, on the
-first provider that runs fp16 convolutions: CUDA where it is usable. onnxruntime's CPU provider has no
-fp16 convolutions, so on a CPU-only machine the twin is written and its check says it did not run.
+serving provider: CUDA where it is usable, where the arithmetic is fp16. On the CPU provider onnxruntime
+runs nodes it has no fp16 kernel for in fp32, between inserted casts, so there the check covers the
+weights' rounding to fp16, not fp16 arithmetic; the report says which.
 """
 
 from __future__ import annotations
@@ -41,15 +42,15 @@ def convert_fp16(fp32: Path, out: Path) -> None:
 
 def check_fp16(fp32: Path, fp16: Path, channels: int, resolution: int, providers: list[str],
                batches: tuple[int, ...] = (1, 64), seed: int = 0) -> dict[str, Any]:
-    """Max |fp16 - fp32| at each batch size on ``providers`` (CUDA first where usable); raises above
-    ``ATOL``. On the CPU provider alone: ``{"ran": False, ...}``, saying why."""
+    """Max |fp16 - fp32| at each batch size on ``providers`` (the serving choice); raises above ``ATOL``."""
     from cgankd.serve.runtime import make_session
 
-    if "CUDAExecutionProvider" not in providers:
-        return {"ran": False, "why": "onnxruntime's CPU provider has no fp16 convolutions: checked on CUDA only"}
     ref, half = make_session(fp32, providers), make_session(fp16, providers)
+    provider = half.get_providers()[0]
     rng = np.random.default_rng(seed)
-    report: dict[str, Any] = {"ran": True, "provider": half.get_providers()[0], "atol": ATOL}
+    report: dict[str, Any] = {"provider": provider, "atol": ATOL,
+                              "arithmetic": "fp16" if provider == "CUDAExecutionProvider" else
+                              "fp32 between casts (onnxruntime's CPU provider): the check covers fp16 weights"}
     for b in batches:
         x = rng.random((b, channels, resolution, resolution), dtype=np.float32)
         a = ref.run(None, {ref.get_inputs()[0].name: x})[0]

@@ -44,7 +44,7 @@ def int8_twin(cfg: Config, data: Any, fp32: Any) -> dict[str, int]:
 
 
 def fp16_twin(cfg: Config, fp32: Any, channels: int, resolution: int) -> dict[str, Any]:
-    """export/student.fp16.onnx for GPU serving, checked against the fp32 model where CUDA runs it
+    """export/student.fp16.onnx for GPU serving, checked against the fp32 model on the serving provider
     (cgankd/serve/fp16.py)."""
     from cgankd.compute.providers import choose_providers
     from cgankd.serve.fp16 import check_fp16, convert_fp16
