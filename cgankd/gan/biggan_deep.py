@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cgankd.gan.biggan_layers import BN, SNConv2d, SNLinear
+from cgankd.gan.biggan_layers import BN, CondBN, SNConv2d, SNLinear
 
 # x ch: in / out channels of each stage (each stage doubles the size)
 WIDTHS = {64: ([16, 16, 8, 4], [16, 8, 4, 2]), 128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1]),
@@ -31,16 +31,8 @@ WIDTHS = {64: ([16, 16, 8, 4], [16, 8, 4, 2]), 128: ([16, 16, 8, 4, 2], [16, 8, 
 RATIO = 4  # a block's hidden width: its input's / 4
 
 
-class CondBN(nn.Module):
-    def __init__(self, channels: int, cond: int) -> None:
-        super().__init__()
-        self.gain, self.bias = SNLinear(cond, channels, bias=False), SNLinear(cond, channels, bias=False)
-        self.register_buffer("stored_mean", torch.zeros(channels))
-        self.register_buffer("stored_var", torch.ones(channels))
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None, self.training, 0.1, 1e-5)
-        return out * (1 + self.gain(c))[:, :, None, None] + self.bias(c)[:, :, None, None]
+def _ccbn(channels: int, cond: int) -> CondBN:
+    return CondBN(channels, SNLinear(cond, channels, bias=False), SNLinear(cond, channels, bias=False))
 
 
 class DeepBlock(nn.Module):
@@ -49,8 +41,8 @@ class DeepBlock(nn.Module):
         hidden, self.cout, self.up = cin // RATIO, cout, up
         self.conv1, self.conv4 = SNConv2d(cin, hidden, 1, 0), SNConv2d(hidden, cout, 1, 0)
         self.conv2, self.conv3 = SNConv2d(hidden, hidden), SNConv2d(hidden, hidden)
-        self.bn1, self.bn2 = CondBN(cin, cond), CondBN(hidden, cond)
-        self.bn3, self.bn4 = CondBN(hidden, cond), CondBN(hidden, cond)
+        self.bn1, self.bn2 = _ccbn(cin, cond), _ccbn(hidden, cond)
+        self.bn3, self.bn4 = _ccbn(hidden, cond), _ccbn(hidden, cond)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.bn2(self.conv1(F.relu(self.bn1(x, c))), c))

@@ -58,3 +58,19 @@ class BN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(x, self.stored_mean, self.stored_var, self.gain, self.bias, self.training, 0.1, 1e-5)
+
+
+class CondBN(nn.Module):
+    """BN without affine, then ``(1 + gain(y)) * x + bias(y)``: ``gain`` / ``bias`` class embeddings
+    (BigGAN, G_shared off) or bias-free SN linears of a shared embedding and z (BigGAN-deep)."""
+
+    def __init__(self, channels: int, gain: nn.Module, bias: nn.Module) -> None:
+        super().__init__()
+        self.gain, self.bias = gain, bias
+        self.register_buffer("stored_mean", torch.zeros(channels))
+        self.register_buffer("stored_var", torch.ones(channels))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None, self.training, 0.1, 1e-5)
+        return out * (1 + self.gain(y))[:, :, None, None] + self.bias(y)[:, :, None, None]
+

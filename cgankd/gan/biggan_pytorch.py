@@ -28,24 +28,15 @@ from torch import nn
 
 from cgankd.base.errors import CgankdError
 from cgankd.gan import biggan_deep
-from cgankd.gan.biggan_layers import BN, SNConv2d, SNLinear
+from cgankd.gan.biggan_layers import BN, CondBN, SNConv2d, SNLinear
 
 WIDTHS = {32: ([4, 4, 4], [4, 4, 4]), 64: ([16, 16, 8, 4], [16, 8, 4, 2]),
           128: ([16, 16, 8, 4, 2], [16, 8, 4, 2, 1])}  # x ch: in / out channels of each up-block
 
 
-class ClassBN(nn.Module):
-    """BN without affine, then ``(1 + gain[y]) * x + bias[y]``."""
-
-    def __init__(self, channels: int, n_classes: int) -> None:
-        super().__init__()
-        self.gain, self.bias = nn.Embedding(n_classes, channels), nn.Embedding(n_classes, channels)
-        self.register_buffer("stored_mean", torch.zeros(channels))
-        self.register_buffer("stored_var", torch.ones(channels))
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = F.batch_norm(x, self.stored_mean, self.stored_var, None, None, self.training, 0.1, 1e-5)
-        return out * (1 + self.gain(y))[:, :, None, None] + self.bias(y)[:, :, None, None]
+def ClassBN(channels: int, n_classes: int) -> CondBN:  # noqa: N802 (a layer's name)
+    """Class-conditional BN: ``gain`` and ``bias`` embeddings ``n_classes x channels``."""
+    return CondBN(channels, nn.Embedding(n_classes, channels), nn.Embedding(n_classes, channels))
 
 
 class UpBlock(nn.Module):

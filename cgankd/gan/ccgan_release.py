@@ -20,24 +20,7 @@ import torch
 from cgankd.base.errors import CgankdError
 from cgankd.gan.label_embed import Y2H
 from cgankd.gan.sagan import Generator
-
-PREFIX = "module."  # nn.DataParallel's
-
-
-def read_state(path: str | Path, key: str, what: str) -> dict[str, torch.Tensor]:
-    """The state dict under ``key`` in a torch file (or the file itself), ``module.`` stripped."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise CgankdError(str(p), f"no such file ({what})")
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a pickle of code, a truncated file: refused, nothing in it runs
-        raise CgankdError(str(p), f"not a checkpoint that loads weights-only ({type(exc).__name__})") from None
-    state = obj.get(key, obj) if isinstance(obj, dict) else obj
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        found = ", ".join(map(str, list(obj)[:6])) if isinstance(obj, dict) else type(obj).__name__
-        raise CgankdError(str(p), f"holds no state dict of tensors under {key!r} (found: {found})")
-    return {k.removeprefix(PREFIX): v for k, v in state.items()}
+from cgankd.models.released import read
 
 
 def architecture(state: dict[str, torch.Tensor]) -> dict[str, int]:
@@ -62,7 +45,7 @@ def load(g_path: str | Path, y2h_path: str | Path | None, resolution: int, chann
     if not y2h_path:
         raise CgankdError("param gan.ccgan.y2h_init", "a released CcGAN needs the label embedding it was trained "
                                                      "with: their ckpt_embed_y2h_epoch_500_seed_2020.pth")
-    state = read_state(g_path, "netG_state_dict", "gan.init: the authors' CcGAN checkpoint")
+    state = read(g_path, "gan.init: the authors' CcGAN checkpoint", ("netG_state_dict",))
     try:
         arch = architecture(state)
     except KeyError as exc:
@@ -72,7 +55,7 @@ def load(g_path: str | Path, y2h_path: str | Path | None, resolution: int, chann
            {"resolution": resolution, "channels": channels, "z_dim": z_dim}.items() if arch[k] != v]
     if off:
         raise CgankdError(str(g_path), "does not fit: it has " + ", ".join(off))
-    y2h_state = read_state(y2h_path, "net_state_dict", "gan.ccgan.y2h_init: the authors' y2h checkpoint")
+    y2h_state = read(y2h_path, "gan.ccgan.y2h_init: the authors' y2h checkpoint", ("net_state_dict",))
     y2h = Y2H(arch["embed_dim"])
     try:
         y2h.load_state_dict(y2h_state)

@@ -21,7 +21,8 @@ KEYS = ("model", "net_state_dict", "state_dict")  # RepDistiller, the authors' s
 PREFIX = "module."  # nn.DataParallel's
 
 
-def read(path: str | Path, what: str) -> dict[str, torch.Tensor]:
+def read(path: str | Path, what: str, keys: tuple[str, ...] = KEYS) -> dict[str, torch.Tensor]:
+    """The state dict under the first of ``keys`` the file has (or the file itself), ``module.`` stripped."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise CgankdError(str(p), f"no such file ({what})")
@@ -31,10 +32,10 @@ def read(path: str | Path, what: str) -> dict[str, torch.Tensor]:
         raise CgankdError(str(p), f"not a checkpoint that loads weights-only ({type(exc).__name__})") from None
     state = obj
     if isinstance(obj, dict):
-        state = next((obj[k] for k in KEYS if isinstance(obj.get(k), dict)), obj)
+        state = next((obj[k] for k in keys if isinstance(obj.get(k), dict)), obj)
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         found = ", ".join(map(str, list(obj)[:6])) if isinstance(obj, dict) else type(obj).__name__
-        raise CgankdError(str(p), f"holds no state dict of tensors under {' / '.join(KEYS)} (found: {found})")
+        raise CgankdError(str(p), f"holds no state dict of tensors under {' / '.join(keys)} (found: {found})")
     return {k.removeprefix(PREFIX): v for k, v in state.items()}
 
 

@@ -243,3 +243,16 @@ def authors_h5(path: Path, layout: str) -> Path:
             f["labels"] = np.repeat(np.arange(1, 31), 4).astype(np.int64)
             f["races"] = np.tile(np.arange(4), 30).astype(np.int64)
     return path
+
+
+def loaded_gan(cfg) -> dict:  # noqa: ANN001 (a Config)
+    """prepare, the teacher and the extractor, then train-gan on ``gan.init`` (the authors' released GAN):
+    its result, checked to have loaded rather than trained."""
+    from cgankd.stages import prepare, train_extractor, train_gan, train_teacher
+
+    prepare.run(cfg)
+    train_teacher.run(cfg)
+    train_extractor.run(cfg)
+    result = train_gan.run(cfg)
+    assert result["stop"] == "gan.init" and result["iterations"] == 0
+    return result
