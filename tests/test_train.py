@@ -59,3 +59,25 @@ def test_crop_flip_and_sampler():
     s = EpochSampler(5, torch.Generator().manual_seed(0))
     first = torch.cat([s.take(2), s.take(3)])
     assert sorted(first.tolist()) == [0, 1, 2, 3, 4]  # one full pass without repeats
+
+
+def test_random_resized_crop_is_torchvisions_box_for_a_batch():
+    """Areas of 8-100% of the image at ratios 3/4-4/3, resized back; an image of x-coordinates shows the
+    box: its left and right edges and its width (``crop: resized``, the authors' ImageNet-100 transform)."""
+    from cgankd.train.augment import random_resized_crop
+
+    n, size = 4000, 64
+    xs = torch.linspace(0, 1, size).expand(n, 1, size, size).contiguous()  # pixel value = its x position
+    ys = xs.transpose(2, 3).contiguous()
+    g = torch.Generator().manual_seed(0)
+    out_x = random_resized_crop(xs, g)
+    out_y = random_resized_crop(ys, torch.Generator().manual_seed(0))  # the same boxes
+    w = out_x[:, 0, 0, -1] - out_x[:, 0, 0, 0]
+    h = out_y[:, 0, -1, 0] - out_y[:, 0, 0, 0]
+    assert out_x.shape == xs.shape and out_x.min() >= 0 and out_x.max() <= 1  # inside the image
+    area = (w * h).clamp(min=0)
+    assert 0.06 < area.min() < 0.12 and area.max() > 0.9 and abs(area.mean() - 0.54) < 0.05  # U(0.08, 1), clamped
+    ratio = (w / h)[(w < 0.9) & (h < 0.9)]  # boxes not clamped by the image
+    assert ratio.min() > 0.70 and ratio.max() < 1.42
+    assert torch.allclose(random_resized_crop(xs[:2], torch.Generator().manual_seed(1), (1.0, 1.0), (1.0, 1.0)), xs[:2],
+                          atol=1e-6)  # the whole image: itself

@@ -63,6 +63,8 @@ class TrainCfg:
     momentum: Fraction = 0.9
     weight_decay: Weight = 5e-4
     augment: bool = True
+    crop: Annotated[str, OneOf("translate", "resized", note="augment's crop: shifts, or RandomResizedCrop")
+                    ] = "translate"
     eval_every: Positive = 250
     width: Rate = 1.0
     grad_clip: Rate = 5.0

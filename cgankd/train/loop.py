@@ -35,7 +35,7 @@ from cgankd.data.prepared import Prepared, Split
 from cgankd.kd import DISTILLERS, Distiller
 from cgankd.kd.base import KDContext
 from cgankd.task import task_of
-from cgankd.train.augment import random_crop_flip
+from cgankd.train.augment import random_crop_flip, random_resized_crop
 from cgankd.train.data import EpochSampler, targets, to_float
 from cgankd.train.evaluate import better, metrics, predict
 
@@ -131,7 +131,9 @@ def fit(model: nn.Module, data: Prepared, cfg: TrainCfg, seed: int, desc: str, *
             if use_fakes:
                 j = fake_sampler.take(cfg.batch_size - n_real)
                 xb, yb = torch.cat([xb, to_float(x_fake[j])]), torch.cat([yb, y_fake[j]])
-            xb = random_crop_flip(xb, pad, flip, gen) if cfg.augment else xb
+            if cfg.augment and cfg.crop == "resized":
+                xb = random_resized_crop(xb, gen)
+            xb = random_crop_flip(xb, 0 if cfg.crop == "resized" else pad, flip, gen) if cfg.augment else xb
             xb, yb = runtime.layout(distributed.shard(xb)), distributed.shard(yb)  # torchrun: this rank's slice
             with runtime.autocast():
                 _, terms = forward(xb, yb)
