@@ -74,7 +74,7 @@ def test_width_scales_the_model() -> None:
 
 
 def test_unknown_model_names_the_choices() -> None:
-    with pytest.raises(CgankdError, match="model 'resnet9'.*resnet8x4"):
+    with pytest.raises(CgankdError, match="model 'resnet9': unknown; did you mean resnet8\\? choose one of: "):
         build_model("resnet9", 3, 10, 32)
 
 
@@ -120,3 +120,14 @@ def test_the_authors_regression_vgg_has_their_size() -> None:
     assert count_params(m) == 9_220_480 + 5_504 + 1_313_792 + 513
     assert m.backbone.features(torch.rand(2, 3, 64, 64)).shape == (2, 2048)
     assert (m.eval()(torch.rand(4, 3, 64, 64)) >= 0).all()  # their last ReLU: a scaled label is never negative
+
+
+def test_the_authors_regression_resnet_has_their_size() -> None:
+    """UTKFace/models/resnet.py's resnet20: the CIFAR trunk with a halving first stage (a 1x1 shortcut more:
+    272,112), pooled, and the 64 -> 512 -> 512 MLP with BatchNorm1d (297,984) and the output (513)."""
+    import torch
+
+    m = build_model("resnet20_mlp", 3, 1, 64)
+    assert count_params(m) == 272_112 + 297_984 + 513
+    assert m.backbone.stages(torch.rand(2, 3, 64, 64))[-1].shape == (2, 64, 8, 8)  # 64 px -> 8x8, as theirs
+    assert (m.eval()(torch.rand(4, 3, 64, 64)) >= 0).all()

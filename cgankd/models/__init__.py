@@ -10,6 +10,7 @@ from cgankd.models import (  # noqa: F401  (register)
     resnet,
     resnet_embed,
     resnet_extract,
+    resnet_mlp,
     shufflenetv1,
     shufflenetv2,
     vgg,

@@ -32,7 +32,7 @@ class CifarResNet(Backbone):
     """Stem of ``filters[0]`` channels, then one stage of (depth - 2) / 6 blocks per later entry."""
 
     def __init__(self, depth: int, filters: list[int], in_channels: int, num_outputs: int,
-                 resolution: int = 32) -> None:
+                 resolution: int = 32, first_stride: int = 1) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError("depth must be 6n + 2")
@@ -44,7 +44,7 @@ class CifarResNet(Backbone):
         layers, cin = [], filters[0]
         for i, cout in enumerate(filters[1:]):
             for j in range(n):
-                layers.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
+                layers.append(BasicBlock(cin, cout, (2 if i > 0 else first_stride) if j == 0 else 1))
                 cin = cout
         self.layers = nn.Sequential(*layers)  # flat, so saved state dicts keep their keys
         self.blocks_per_stage = n
