@@ -148,3 +148,43 @@ def test_a_released_biggan_deep_loads_samples_and_rebuilds_from_its_file(tmp_pat
     assert np.array_equal(sample(again, np.array([0, 4, 2]), 16, torch.Generator().manual_seed(1)), imgs)
     with pytest.raises(CgankdError, match=r"does not fit: it has num_classes 5 \(the data / config: 100\)"):
         load(tmp_path / "G.pth", 100, 64, 3, 16)
+
+
+def _d_block(name: str, cin: int, cout: int, learnable_sc: bool) -> dict[str, tuple[int, ...]]:
+    sc = _sn(f"{name}.conv_sc", (cout, cin, 1, 1)) if learnable_sc else {}
+    return {**_sn(f"{name}.conv1", (cout, cin, 3, 3)), **_sn(f"{name}.conv2", (cout, cout, 3, 3)), **sc}
+
+
+# D.state_dict() of Discriminator(D_ch=64, resolution=32, n_classes=100, D_attn='0', D_wide=True): D_arch[32]
+# in 3 / 256 / 256 / 256, out 256 each, the first two halving (a learnt shortcut where widths differ or it
+# halves), an SN linear to 1 and an SN embedding of the classes
+CIFAR100_D = {**_d_block("blocks.0.0", 3, 256, True), **_d_block("blocks.1.0", 256, 256, True),
+              **_d_block("blocks.2.0", 256, 256, False), **_d_block("blocks.3.0", 256, 256, False),
+              **_sn("linear", (1, 256)), "embed.weight": (100, 256), "embed.u0": (1, 100), "embed.sv0": (1,)}
+
+
+def test_gan_arch_biggan_pytorch_trains_their_g_against_their_d(tmp_path):
+    """gan.arch: biggan_pytorch: their D's state dict, both nets at N(0, 0.02), a few training iterations,
+    and the generator file rebuilds the trained G."""
+    from cgankd import store
+    from cgankd.config import GanCfg
+    from cgankd.gan.archs import build_discriminator
+    from cgankd.gan.train import sample, train_gan
+
+    d = build_discriminator({"arch": "biggan_pytorch", "d_ch": 64}, 100, 32, 3)
+    assert {k: tuple(v.shape) for k, v in d.state_dict().items()} == CIFAR100_D
+    assert abs(float(d.blocks[2][0].conv1.weight.detach().std()) - 0.02) < 0.002
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (40, 3, 32, 32), dtype=np.uint8), np.arange(40) % 4
+    cfg = GanCfg(arch="biggan_pytorch", iterations=3, batch_size=8, z_dim=8, g_ch=4, d_ch=4, d_steps=2, ema_start=1,
+                 score_every=0, checkpoint_every=100)
+    g, history = train_gan(cfg, x, y, 4, 0, tmp_path / "ck.pt")
+    assert isinstance(g, BigGANPyTorchG) and np.isfinite(history[-1]["loss_d"])
+    store.save_gan_generator(g, tmp_path / "g.pt", {"num_classes": 4, "resolution": 32, "channels": 3,
+                                                    "gan": {**cfg.__dict__, "ccgan": cfg.ccgan.__dict__}})
+    again = store.load(tmp_path / "g.pt", "gan_generator")
+    labels = np.array([0, 3, 1])
+    assert np.array_equal(sample(again, labels, 8, torch.Generator().manual_seed(0)),
+                          sample(g, labels, 8, torch.Generator().manual_seed(0)))
+    with pytest.raises(CgankdError, match="biggan_pytorch is the authors' class-conditional GAN"):
+        build_discriminator({"arch": "biggan_pytorch", "d_ch": 4}, None, 32, 3)

@@ -88,8 +88,8 @@ def test_the_table_cites_files_of_the_authors_repository():
 PAPER_SHRINK = ["device=cpu", "precision=fp32", "compile=false", "data.resolution=32", "data.n_per_class=null",
                 "data.n_val_per_class=1", "teacher.epochs=1", "teacher.width=0.25",  # (the DenseNets' too)
                 "student.epochs=1", "extractor.steps=20", "extractor.epochs=1", "extractor.width=0.25",
-                "gan.batch_size=16", "gan.iterations=4", "gan.ccgan.embed_epochs=1", "gan.ccgan.y2h_epochs=2",
-                "gan.score_every=4", "gan.ema_start=2",
+                "gan.batch_size=16", "gan.iterations=4", "gan.g_ch=8", "gan.d_ch=8", "gan.ccgan.embed_epochs=1",
+                "gan.ccgan.y2h_epochs=2", "gan.score_every=4", "gan.ema_start=2",
                 "subsample.dre_steps=20", "subsample.dre_epochs=2", "subsample.n_fake_train=200",
                 "subsample.m_burn_in=2", "quality.n_fakes=100"]
 
@@ -111,7 +111,7 @@ def test_each_paper_profile_runs_end_to_end_shrunk(tmp_path, dataset):
     assert f"nokd_test_{task_metric}" in metrics and f"cgankd_test_{task_metric}" in metrics
     assert (out / "students" / "nokd" / "last.pt").is_file()
     gan_meta, _ = files.read(out / "gan" / "generator.pt", "gan_generator")  # UTKFace: the authors' SAGAN, trained
-    assert gan_meta["gan"]["arch"] == ("biggan" if dataset in ("cifar100", "imagenet100") else "sagan")
+    assert gan_meta["gan"]["arch"] == {"cifar100": "biggan_pytorch", "imagenet100": "biggan"}.get(dataset, "sagan")
     # CIFAR-100's and ImageNet-100's fakes are filtered and relabelled by a DenseNet of their own, not the teacher
     assert (out / "metrics" / "filter_net.json").is_file() is (dataset in ("cifar100", "imagenet100"))
     assert "fine-tuned from NOKD's last checkpoint for 1 epochs over real + fakes" in (out / "report.md").read_text()

@@ -34,7 +34,7 @@ def test_every_paper_profile_plans(tmp_path, capsys, dataset):
                   "train-student[cgankd]", "export", "evaluate", "register"):
         assert f"\n{stage} " in text, stage
     if dataset == "cifar100":
-        assert "38,000 iterations x 4 D steps at 512, biggan width 64/64, z 128" in text
+        assert "38,000 iterations x 4 D steps at 512, biggan_pytorch width 64/64, z 128" in text
         assert "240 epochs = 240 steps of 128, wrn_40_2" in text  # 40 images: one step an epoch
         assert "240 epochs = 93,840 steps of 128, MobileNetV2" in text  # + 50,000 fakes: 391 steps an epoch
     if dataset == "utkface":  # the authors' SAGAN, and their autoencoder with a C x H x W code (16 px here)

@@ -168,8 +168,8 @@ class CcganCfg:
 
 @dataclass
 class GanCfg:
-    arch: Annotated[str, OneOf("biggan", "sagan", note="cgankd's small BigGAN, or the authors' SAGAN CcGAN")
-                    ] = "biggan"
+    arch: Annotated[str, OneOf("biggan", "biggan_pytorch", "sagan",
+                               note="cgankd's small BigGAN, the authors' BigGAN or their SAGAN CcGAN")] = "biggan"
     iterations: Positive = 800
     batch_size: Positive = 64
     z_dim: Positive = 64

@@ -91,7 +91,7 @@ class BigGANDeepG(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         c = torch.cat([self.shared(y.long()), z], 1)
-        h = self.linear(c).view(len(z), -1, 4, 4)
+        h = self.linear(c).reshape(len(z), -1, 4, 4)
         for stage in self.blocks:
             for block in stage:
                 h = block(h, c)

@@ -18,7 +18,7 @@ class _SN:
         self.register_buffer("sv0", torch.ones(1))
 
     def _normalised(self) -> torch.Tensor:
-        w = self.weight.view(self.weight.size(0), -1)
+        w = self.weight.reshape(self.weight.size(0), -1)  # channels_last weights too
         with torch.no_grad():
             v = F.normalize(self.u0 @ w, eps=1e-12)
             u = F.normalize(v @ w.t(), eps=1e-12)
@@ -47,6 +47,15 @@ class SNLinear(nn.Linear, _SN):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self._normalised(), self.bias)
+
+
+class SNEmbedding(nn.Embedding, _SN):
+    def __init__(self, n: int, dim: int) -> None:
+        super().__init__(n, dim)
+        self._sn_init(n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.embedding(x, self._normalised())
 
 
 class BN(nn.Module):

@@ -64,7 +64,7 @@ class BigGANPyTorchG(nn.Module):
         self.output_layer = nn.Sequential(BN(outs[-1]), nn.ReLU(), SNConv2d(outs[-1], 3))
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.linear(z).view(len(z), -1, 4, 4)
+        h = self.linear(z).reshape(len(z), -1, 4, 4)
         for (block,) in self.blocks:
             h = block(h, y.long())
         return torch.tanh(self.output_layer(h))
