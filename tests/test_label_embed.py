@@ -79,18 +79,20 @@ def test_x2y_on_resnet34_embed_has_the_size_of_their_resnet34_embed():
 def test_their_schedule_in_epochs_with_step_decay():
     """x2y: 200 epochs of n // 256 steps, lr x 0.1 at epochs 60 and 120; y2h: 500 shuffled passes over
     the distinct labels in batches of 128, each label once an epoch, lr x 0.1 at 150, 250 and 350."""
-    from cgankd.gan.label_embed import _lr, _y2h_batches, plan
+    from cgankd.gan.label_embed import _sgd, _y2h_batches, plan
 
     c = CcganCfg(embed_epochs=200, embed_batch_size=256, embed_decay_at=[0.3, 0.6], y2h_epochs=500,
                  y2h_decay_at=[0.3, 0.5, 0.7])
     assert plan(c, 14_760, 60) == (200 * 57, 500)
     assert plan(c, 14_760, 300) == (200 * 57, 500 * 3)
     assert plan(CcganCfg(embed_steps=7, y2h_steps=9), 14_760, 60) == (7, 9)
-    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    opt, sched = _sgd([torch.zeros(1, requires_grad=True)], 200 * 57, c.embed_decay_at)
     seen = []
-    for epoch in (0, 59, 60, 119, 120, 199):
-        _lr(opt, epoch * 57, 200 * 57, c.embed_decay_at)
-        seen.append(opt.param_groups[0]["lr"])
+    for step in range(200 * 57):  # the lr each epoch's first step runs at
+        if step % 57 == 0 and step // 57 in (0, 59, 60, 119, 120, 199):
+            seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
     assert seen == pytest.approx([0.01, 0.01, 0.001, 0.001, 0.0001, 0.0001])
     unique = torch.linspace(0, 1, 300)
     batches = list(_y2h_batches(unique, CcganCfg(y2h_epochs=2), torch.Generator().manual_seed(0)))

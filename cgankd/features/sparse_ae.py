@@ -16,6 +16,7 @@ from torch import nn
 
 from cgankd.base.progress import Progress
 from cgankd.data.prepared import Meta, Split
+from cgankd.train.augment import random_crop_flip
 from cgankd.train.data import targets, to_float
 
 
@@ -81,7 +82,7 @@ def train_sparse_ae(model: nn.Module, train: Split, meta: Meta, how: AeTraining,
     gen = torch.Generator(device=dev).manual_seed(seed)
     x, y = to_float(train.images).to(dev), targets(train.labels, meta).to(dev)
     opt = how.optimizer(model.parameters())
-    base = [g["lr"] for g in opt.param_groups]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, how.lr_factor)
     history: list[dict[str, float]] = []
     model.train()
     avg: dict[str, float] = {}
@@ -89,14 +90,9 @@ def train_sparse_ae(model: nn.Module, train: Split, meta: Meta, how: AeTraining,
     steps, sparsity = how.steps, how.sparsity
     with Progress(steps, desc) as bar:
         for step in range(1, steps + 1):
-            for group, lr in zip(opt.param_groups, base, strict=True):
-                group["lr"] = lr * how.lr_factor(step - 1)
             i = (_balanced(y, how.batch_size, gen) if how.balanced else
                  torch.randint(len(x), (how.batch_size,), generator=gen, device=dev))
-            xb = x[i]
-            if how.flip:
-                xb = torch.where((torch.rand(len(i), generator=gen, device=dev) < 0.5)[:, None, None, None],
-                                 xb.flip(3), xb)
+            xb = random_crop_flip(x[i], 0, True, gen) if how.flip else x[i]
             h, recon, pred = model(xb)
             parts = {"recon": F.mse_loss(recon, model.target(xb)), "sparsity": h.abs().mean(),
                      "label": F.mse_loss(pred, y[i])}
@@ -104,6 +100,7 @@ def train_sparse_ae(model: nn.Module, train: Split, meta: Meta, how: AeTraining,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             pending.append(torch.stack([*(v.detach() for v in parts.values()), loss.detach()]))
             bar.update(1)
             if step % max(steps // 10, 1) == 0 or step == steps:

@@ -19,7 +19,7 @@ G conditions on y2h(y); D projects on a spectrally normalised linear map of y2h(
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from torch import nn
 
 from cgankd.base.progress import Progress
 from cgankd.config import CcganCfg
+from cgankd.train.augment import random_crop_flip
 
 
 class Y2H(nn.Module):
@@ -79,10 +80,12 @@ class X2Y(nn.Module):
 LR = 0.01  # both nets: SGD, momentum 0.9, weight decay 1e-4; lr x 0.1 at each decay mark
 
 
-def _lr(opt: torch.optim.Optimizer, step: int, steps: int, decay_at: list[float]) -> None:
-    lr = LR * 0.1 ** sum(step >= round(f * steps) for f in decay_at)
-    for group in opt.param_groups:
-        group["lr"] = lr
+def _sgd(params: Iterable[nn.Parameter], steps: int, decay_at: list[float]):  # noqa: ANN202 (a pair)
+    """The optimiser and its step-decay schedule (stepped once after every optimiser step)."""
+    from cgankd.train.loop import step_factor
+
+    opt = torch.optim.SGD(params, lr=LR, momentum=0.9, weight_decay=1e-4)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, step_factor(decay_at, steps))
 
 
 def _y2h_batches(unique: torch.Tensor, c: CcganCfg, gen: torch.Generator) -> Iterator[torch.Tensor]:
@@ -123,32 +126,30 @@ def train_label_embedding(images: np.ndarray, labels: np.ndarray, dim: int, c: C
     y_all = torch.as_tensor(labels, dtype=torch.float32).to(device)
     unique = torch.unique(y_all)
     steps, y2h_steps = plan(c, len(y_all), len(unique))
-    opt = torch.optim.SGD(x2y.parameters(), lr=LR, momentum=0.9, weight_decay=1e-4)
+    opt, sched = _sgd(x2y.parameters(), steps, c.embed_decay_at)
     with Progress(steps, "label embedding (x2y)") as bar:
-        for step in range(steps):
-            _lr(opt, step, steps, c.embed_decay_at)
+        for _ in range(steps):
             i = torch.randint(len(y_all), (c.embed_batch_size,), generator=gen, device=device)
-            x = x_all[i].float().div(127.5).sub(1.0)
-            flip = torch.rand(len(i), generator=gen, device=device) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(3), x)
+            x = random_crop_flip(x_all[i].float().div(127.5).sub(1.0), 0, True, gen)
             loss = F.mse_loss(x2y(x), y_all[i])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             bar.update(1)
     x2y.eval()
     for p in x2y.parameters():
         p.requires_grad_(False)
     y2h = Y2H(dim).to(device).train()
-    opt = torch.optim.SGD(y2h.parameters(), lr=LR, momentum=0.9, weight_decay=1e-4)
+    opt, sched = _sgd(y2h.parameters(), y2h_steps, c.y2h_decay_at)
     with Progress(y2h_steps, "label embedding (y2h)") as bar:
-        for step, y in enumerate(_y2h_batches(unique, c, gen)):
-            _lr(opt, step, y2h_steps, c.y2h_decay_at)
+        for y in _y2h_batches(unique, c, gen):
             y = (y + 0.2 * torch.randn(len(y), generator=gen, device=device)).clamp(0.0, 1.0)
             loss = F.mse_loss(x2y.h2y(y2h(y)).reshape(-1), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            sched.step()
             bar.update(1)
     y2h.eval()
     with torch.no_grad():

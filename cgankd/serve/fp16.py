@@ -11,7 +11,6 @@ weights' rounding to fp16, not fp16 arithmetic; the report says which.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from cgankd.base.errors import CgankdError
 from cgankd.base.io import atomic_path
+from cgankd.serve.quantize import twin_metadata
 
 ATOL = 0.05  # |fp16 - fp32| of raw outputs (logits, or the scaled label) allowed by the check
 
@@ -31,11 +31,7 @@ def convert_fp16(fp32: Path, out: Path) -> None:
     proto = onnx.load(str(fp32))
     props = [(p.key, p.value) for p in proto.metadata_props]  # the converter may change proto in place
     half = convert_float_to_float16(proto, keep_io_types=True, disable_shape_infer=True)
-    del half.metadata_props[:]
-    for key, value in props:
-        half.metadata_props.add(key=key, value=json.dumps("fp16") if key == "precision" else value)
-    if not any(p.key == "precision" for p in half.metadata_props):
-        half.metadata_props.add(key="precision", value=json.dumps("fp16"))
+    twin_metadata(half, props, "fp16")
     with atomic_path(out) as dst:
         onnx.save(half, str(dst))
 

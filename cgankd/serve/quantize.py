@@ -35,6 +35,15 @@ def calibration_set(reals: np.ndarray, fakes: np.ndarray | None, n: int,
     return np.concatenate(parts), {"real": int(n_real), "fakes": int(n_fake)}
 
 
+def twin_metadata(twin, props: list[tuple[str, str]], precision: str) -> None:
+    """``twin`` (an ONNX proto) gets the fp32 model's serving metadata ``props`` with ``precision`` set."""
+    del twin.metadata_props[:]
+    for key, value in props:
+        twin.metadata_props.add(key=key, value=json.dumps(precision) if key == "precision" else value)
+    if not any(key == "precision" for key, _ in props):
+        twin.metadata_props.add(key="precision", value=json.dumps(precision))
+
+
 def quantize_int8(fp32: Path, out: Path, images: np.ndarray, divide_by: float = 255.0) -> None:
     """``images``: uint8 N x C x H x W (``calibration_set``). Writes ``out`` atomically."""
     import onnx
@@ -59,11 +68,7 @@ def quantize_int8(fp32: Path, out: Path, images: np.ndarray, divide_by: float = 
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
         q = onnx.load(str(dst))
-        del q.metadata_props[:]
-        for p in proto.metadata_props:
-            q.metadata_props.add(key=p.key, value=json.dumps("int8") if p.key == "precision" else p.value)
-        if not any(p.key == "precision" for p in q.metadata_props):
-            q.metadata_props.add(key="precision", value=json.dumps("int8"))
+        twin_metadata(q, [(p.key, p.value) for p in proto.metadata_props], "int8")
         onnx.save(q, str(dst))
 
 

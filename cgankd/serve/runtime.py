@@ -87,8 +87,9 @@ def load_onnx(path: Path, info: dict[str, Any] | None = None, providers: str = "
         raise CgankdError(str(path), "ONNX file not found")
     sess = make_session(path, choose_providers(providers), threads, providers)
     card = ModelCard.from_props(dict(sess.get_modelmeta().custom_metadata_map), str(path))
-    bind = io_binding == "on" or (io_binding == "auto" and sess.get_providers()[0] == "CUDAExecutionProvider")
-    return ServedModel(sess, card, {"name": path.stem, "version": None, "uri": str(path), **(info or {})}, bind)
+    model = ServedModel(sess, card, {"name": path.stem, "version": None, "uri": str(path), **(info or {})})
+    model.io_binding = io_binding == "on" or (io_binding == "auto" and model.device == "cuda")
+    return model
 
 
 def load_model(source: str, providers: str = "auto", threads: int | None = None,

@@ -94,8 +94,9 @@ def generator_info(cfg: Config, meta: Meta, num_classes: int | None) -> dict[str
 def released(cfg: Config, meta: Meta) -> tuple[torch.nn.Module, dict[str, Any], str]:
     """The authors' generator in ``gan.init`` (classification: BigGAN-PyTorch's ``G_ema.pth``; regression:
     their SAGAN CcGAN with ``gan.ccgan.y2h_init``), what its file will say, and a line naming it."""
-    info = generator_info(cfg, meta, meta.num_classes if task_of(meta.task).categorical else None)
-    if task_of(meta.task).categorical:
+    categorical = task_of(meta.task).categorical
+    info = generator_info(cfg, meta, meta.num_classes if categorical else None)
+    if categorical:
         from cgankd.gan.biggan_pytorch import load, read_architecture
 
         g = load(cfg.gan.init, meta.num_classes, meta.resolution, meta.channels, cfg.gan.z_dim)

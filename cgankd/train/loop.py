@@ -46,10 +46,15 @@ def cosine(cfg: TrainCfg, steps: int) -> Callable[[int], float]:
     return lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
 
 
+def step_factor(decay_at: list[float], steps: int, rate: float = 0.1) -> Callable[[int], float]:
+    """The lr's multiplier at step s: x ``rate`` at each fraction of ``steps`` in ``decay_at``."""
+    marks = [round(f * steps) for f in decay_at]
+    return lambda s: rate ** sum(s >= m for m in marks)
+
+
 def step_decay(cfg: TrainCfg, steps: int) -> Callable[[int], float]:
     """lr x decay_rate at each fraction of the budget in decay_at (RepDistiller's 150/180/210 of 240 epochs)."""
-    marks = [round(f * steps) for f in cfg.decay_at]
-    return lambda s: cfg.decay_rate ** sum(s >= m for m in marks)
+    return step_factor(cfg.decay_at, steps, cfg.decay_rate)
 
 
 SCHEDULES: dict[str, Callable[[TrainCfg, int], Callable[[int], float]]] = {"cosine": cosine, "step": step_decay}
