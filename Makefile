@@ -61,16 +61,15 @@ setup: $(STAMP) .dvc/config.local
 # Prefect flows call): classification (rendered `objects`) into artifacts/ under profiles/cpu-demo.yaml (16x16,
 # 4 D steps, the GAN step compiled with max-autotune, 3,600 GAN iterations), then regression (rendered `rc`,
 # CcGAN) into artifacts/regression/ under profiles/cpu-effect-rc.yaml (16x16, 4 D steps, 2,000 iterations).
-# Each part ends with its report (the fakes' verdict, cGAN-KD against NOKD) and its wall-clock time.
+# Each part prints its report (the fakes' verdict, cGAN-KD against NOKD), then its wall-clock time.
 demo: demo-classification demo-regression
 
 demo-classification: setup
 	@start=$$SECONDS; cgankd run -S profile=cpu-demo -S out_dir=artifacts && dvc metrics show && \
-	  cat artifacts/report.md && echo "make demo-classification: $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"
+	  echo "make demo-classification: $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"
 
 demo-regression: setup
 	@start=$$SECONDS; cgankd run -S profile=cpu-effect-rc -S out_dir=artifacts/regression && \
-	  cat artifacts/regression/report.md && \
 	  echo "make demo-regression: $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"
 
 # the CPU effect profile (profiles/cpu-effect.yaml, docs/results.md): classification at 16x16 with a
@@ -78,15 +77,12 @@ demo-regression: setup
 # (on 2 of 3 full-pipeline seeds; not a gain to count on)
 demo-effect: setup
 	cgankd run -S profile=cpu-effect -S out_dir=artifacts/effect
-	@cat artifacts/effect/report.md
 
 # both embedded defaults under the GPU profile (profiles/gpu.yaml: CUDA, bf16, compile, published
 # scale); without a usable GPU it stops in one line
 demo-gpu: setup
 	cgankd run -S profile=gpu -S out_dir=artifacts/gpu
-	@cat artifacts/gpu/report.md
 	cgankd run -S profile=gpu -S task=regression -S out_dir=artifacts/gpu/regression
-	@cat artifacts/gpu/regression/report.md
 
 # the offline GPU check (docs/gpu.md): needs only torch + CUDA, torchvision, numpy, PyYAML, onnx,
 # onnxruntime and pytest; no set-up, no network; everything it writes in gpu_check/
