@@ -78,6 +78,12 @@ def _command(request: dict, fds: list[int]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
+    # a new interpreter's signal handling, whatever the server inherited: a server started while its test
+    # process ignored SIGINT (DVC's in-process stage runner does, for the length of a stage) would pass
+    # SIG_IGN on to every command, and the test's SIGINT would not stop `cgankd run`
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
     sys.stdin, sys.stdout, sys.stderr = (open(i, mode, closefd=False, buffering=1 if i else -1)
                                          for i, mode in ((0, "r"), (1, "w"), (2, "w")))
     sys.argv = ["cgankd", *request["argv"]]
