@@ -64,18 +64,19 @@ setup: $(STAMP) .dvc/config.local
 # Each part prints its report (the fakes' verdict, cGAN-KD against NOKD), then its wall-clock time.
 demo: demo-classification demo-regression
 
+# a demo part's last line: its wall-clock time since the recipe set `start=$$SECONDS`
+TOOK = echo "make $@: $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"
+
 # the demo's GAN is compiled: without a C++ compiler (or triton on CUDA) it runs eager, about half as fast
 demo-classification: setup
 	@start=$$SECONDS; extra=; problem=$$($(PY) -c "from cgankd.compute.device import compiler_problem, \
 	  resolve_device; print(compiler_problem(resolve_device('auto')) or '')"); if [ -n "$$problem" ]; then \
 	  echo "make demo-classification: $$problem; the GAN runs uncompiled (-S compile=false), about half as fast"; \
 	  extra="-S compile=false"; fi; \
-	cgankd run -S profile=cpu-demo $$extra -S out_dir=artifacts && dvc metrics show && \
-	  echo "make demo-classification: $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"
+	cgankd run -S profile=cpu-demo $$extra -S out_dir=artifacts && dvc metrics show && $(TOOK)
 
 demo-regression: setup
-	@start=$$SECONDS; cgankd run -S profile=cpu-effect-rc -S out_dir=artifacts/regression && \
-	  echo "make demo-regression: $$(( (SECONDS - start) / 60 )) min $$(( (SECONDS - start) % 60 )) s"
+	@start=$$SECONDS; cgankd run -S profile=cpu-effect-rc -S out_dir=artifacts/regression && $(TOOK)
 
 # the CPU effect profile (profiles/cpu-effect.yaml, docs/results.md): classification at 16x16 with a
 # GAN trained to 8,000 iterations (about an hour on 2 cores), where cGAN-KD can beat NOKD on the CPU
